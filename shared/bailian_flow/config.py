@@ -1,0 +1,111 @@
+"""Settings read from the environment, the one place that knows the variable names.
+
+FC passes configuration as environment variables (s.yaml `environmentVariables`); the local runtime sets
+the same names. Secrets are held as `SecretStr` so that they never show in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+OnSuccess = Literal["deploy", "import", "none"]
+
+
+class ConfigError(ValueError):
+    """A setting in the environment is malformed; the message names the variable, never its secret value."""
+
+
+class RunDefaults(BaseModel):
+    """What a run does when its upload says nothing else (per-upload settings override these)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str = "qwen3-8b"
+    training_type: str = "efficient_sft"
+    hyper_parameters: dict[str, Any] = Field(default_factory=dict)
+    on_success: OnSuccess = "deploy"
+    deploy_plan: str = "lora"
+    deploy_capacity: int = 1
+    deploy_spec: str | None = None
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    api_key: SecretStr | None = None
+    region: Literal["cn", "intl"] = "cn"
+    base_url: str | None = None
+    workspace: str | None = None
+
+    bucket: str = "bailian-flow"
+    oss_endpoint: str | None = None
+    oss_region: str = "cn-hangzhou"
+    store: str = "oss"
+    datasets_prefix: str = "datasets/"
+    runs_prefix: str = "runs/"
+
+    defaults: RunDefaults = Field(default_factory=RunDefaults)
+
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    api_token: SecretStr | None = None
+
+    access_key_id: str | None = None
+    access_key_secret: SecretStr | None = None
+    security_token: SecretStr | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value if value else None
+
+        raw_hyper = get("BAILIAN_FLOW_DEFAULT_HYPER_PARAMETERS")
+        try:
+            hyper = json.loads(raw_hyper) if raw_hyper else {}
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"BAILIAN_FLOW_DEFAULT_HYPER_PARAMETERS is not JSON: {exc.msg}") from None
+        if not isinstance(hyper, dict):
+            raise ConfigError("BAILIAN_FLOW_DEFAULT_HYPER_PARAMETERS must be a JSON object")
+
+        default_fields: dict[str, Any] = {
+            "model": get("BAILIAN_FLOW_DEFAULT_MODEL"),
+            "training_type": get("BAILIAN_FLOW_DEFAULT_TRAINING_TYPE"),
+            "hyper_parameters": hyper,
+            "on_success": get("BAILIAN_FLOW_ON_SUCCESS"),
+            "deploy_plan": get("BAILIAN_FLOW_DEPLOY_PLAN"),
+            "deploy_capacity": get("BAILIAN_FLOW_DEPLOY_CAPACITY"),
+            "deploy_spec": get("BAILIAN_FLOW_DEPLOY_SPEC"),
+        }
+        fields: dict[str, Any] = {
+            "api_key": get("DASHSCOPE_API_KEY"),
+            "region": get("DASHSCOPE_REGION"),
+            "base_url": get("DASHSCOPE_BASE_URL"),
+            "workspace": get("DASHSCOPE_WORKSPACE"),
+            "bucket": get("BAILIAN_FLOW_BUCKET"),
+            "oss_endpoint": get("BAILIAN_FLOW_OSS_ENDPOINT"),
+            "oss_region": get("BAILIAN_FLOW_OSS_REGION") or get("FC_REGION"),
+            "store": get("BAILIAN_FLOW_STORE"),
+            "datasets_prefix": get("BAILIAN_FLOW_DATASETS_PREFIX"),
+            "runs_prefix": get("BAILIAN_FLOW_RUNS_PREFIX"),
+            "webhook_url": get("BAILIAN_FLOW_WEBHOOK_URL"),
+            "webhook_secret": get("BAILIAN_FLOW_WEBHOOK_SECRET"),
+            "api_token": get("BAILIAN_FLOW_API_TOKEN"),
+            "access_key_id": get("ALIBABA_CLOUD_ACCESS_KEY_ID"),
+            "access_key_secret": get("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
+            "security_token": get("ALIBABA_CLOUD_SECURITY_TOKEN"),
+        }
+        try:
+            defaults = RunDefaults(**{k: v for k, v in default_fields.items() if v is not None})
+            return cls(defaults=defaults, **{k: v for k, v in fields.items() if v is not None})
+        except ValidationError as exc:
+            # Name the offending setting without echoing its (possibly secret) value.
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"invalid settings: {problems}") from None

@@ -1,0 +1,1 @@
+"""The fine-tune pipeline: the state machine and the logic behind each FC function."""

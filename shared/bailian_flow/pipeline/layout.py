@@ -1,0 +1,39 @@
+"""Where things live in the bucket, and which OSS objects trigger which function.
+
+s.yaml's OSS trigger filters must match these values (tests/test_s_yaml.py checks it). State objects live
+under `runs/`, never under the datasets prefix, so the pipeline's own writes can never trigger `on_upload`.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class OssFilter(TypedDict):
+    prefix: str
+    suffix: str
+
+
+DATASETS_PREFIX = "datasets/"
+DATASET_SUFFIX = ".jsonl"
+SIDECAR_SUFFIX = ".flow.yaml"
+RUNS_PREFIX = "runs/"
+ACTIVE_PREFIX = "active/"
+
+# Stage markers: the entry that records a stage carries it in its key, so an OSS suffix filter can chain the
+# next function on it.
+FILE_READY_SUFFIX = "-file-ready.json"
+JOB_SUCCEEDED_SUFFIX = "-job-succeeded.json"
+
+# The three creation events; never `oss:ObjectCreated:*`, which fires once per uploaded part.
+CREATED_EVENTS = (
+    "oss:ObjectCreated:PutObject",
+    "oss:ObjectCreated:PostObject",
+    "oss:ObjectCreated:CompleteMultipartUpload",
+)
+
+OSS_TRIGGERS: dict[str, OssFilter] = {
+    "on_upload": {"prefix": DATASETS_PREFIX, "suffix": DATASET_SUFFIX},
+    "on_file_ready": {"prefix": RUNS_PREFIX, "suffix": FILE_READY_SUFFIX},
+    "on_success": {"prefix": RUNS_PREFIX, "suffix": JOB_SUCCEEDED_SUFFIX},
+}
