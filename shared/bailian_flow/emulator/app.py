@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import control
+from .common import api_error_middleware
 from .errors import compat_error, is_compatible_path, is_native_path, native_error, new_request_id
 from .faults import fault_middleware
 from .state import STATE_KEY, EmulatorState
@@ -82,7 +83,7 @@ def _setup_resource_modules(app: web.Application) -> None:
 
 def create_app(state: EmulatorState) -> web.Application:
     app = web.Application(
-        middlewares=[request_id_middleware, fault_middleware, auth_middleware],
+        middlewares=[request_id_middleware, fault_middleware, auth_middleware, api_error_middleware],
         client_max_size=CLIENT_MAX_SIZE,
     )
     app[STATE_KEY] = state
