@@ -1,0 +1,95 @@
+"""The object store contract every backend implements, and its value types and errors.
+
+Errors:
+
+    StoreError                  any failure of the backing store (the SDK's error is chained as __cause__)
+    ├── ObjectNotFoundError     stream() of a key that does not exist (get/head answer None instead)
+    ├── ObjectChangedError      the object was overwritten while it was being streamed
+    └── InvalidKeyError         a key the backend cannot hold (also a ValueError)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+DEFAULT_CHUNK_SIZE = 1 << 20
+
+
+class StoreError(Exception):
+    """The store failed; `status` and `code` carry the service's answer when there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class ObjectNotFoundError(StoreError):
+    pass
+
+
+class ObjectChangedError(StoreError):
+    pass
+
+
+class InvalidKeyError(StoreError, ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a listing or a HEAD tells about an object.
+
+    `etag` is bare (no surrounding quotes), as OSS event payloads spell it; `metadata` holds user metadata
+    without the `x-oss-meta-` prefix, keys lower-cased (OSS lower-cases them too).
+    """
+
+    key: str
+    size: int
+    etag: str
+    last_modified: dt.datetime
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    content_type: str | None = None
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    async def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        forbid_overwrite: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> bool:
+        """Write `data` whole. False when `forbid_overwrite` and the key already exists; True when written."""
+        ...
+
+    async def get(self, key: str) -> bytes | None:
+        """The whole object, or None when it does not exist. For large objects use `stream`."""
+        ...
+
+    async def head(self, key: str) -> ObjectInfo | None: ...
+
+    def stream(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> AsyncIterator[bytes]:
+        """Chunks of at most `chunk_size` bytes, in constant memory; raises ObjectNotFoundError if missing."""
+        ...
+
+    def list(self, prefix: str, *, start_after: str | None = None) -> AsyncIterator[ObjectInfo]:
+        """Objects whose key starts with `prefix`, in UTF-8 byte order, strictly after `start_after`."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Delete; deleting a missing key is not an error."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def bare_etag(etag: str | None) -> str:
+    """OSS quotes ETags in headers and listings but not in event payloads; compare them bare."""
+    return (etag or "").strip().strip('"')
