@@ -22,6 +22,7 @@ ACTIVE_PREFIX = "active/"
 
 # Stage markers: the entry that records a stage carries it in its key, so an OSS suffix filter can chain the
 # next function on it.
+RECEIVED_SUFFIX = "-received.json"
 FILE_READY_SUFFIX = "-file-ready.json"
 JOB_SUCCEEDED_SUFFIX = "-job-succeeded.json"
 
@@ -32,8 +33,13 @@ CREATED_EVENTS = (
     "oss:ObjectCreated:CompleteMultipartUpload",
 )
 
-OSS_TRIGGERS: dict[str, OssFilter] = {
-    "on_upload": {"prefix": DATASETS_PREFIX, "suffix": DATASET_SUFFIX},
-    "on_file_ready": {"prefix": RUNS_PREFIX, "suffix": FILE_READY_SUFFIX},
-    "on_success": {"prefix": RUNS_PREFIX, "suffix": JOB_SUCCEEDED_SUFFIX},
+# function -> the OSS trigger filters it needs. on_upload also takes `received` entries: a run started through the
+# REST API (or re-announced by the timer) is driven by that entry's event rather than a dataset upload's.
+OSS_TRIGGERS: dict[str, list[OssFilter]] = {
+    "on_upload": [
+        {"prefix": DATASETS_PREFIX, "suffix": DATASET_SUFFIX},
+        {"prefix": RUNS_PREFIX, "suffix": RECEIVED_SUFFIX},
+    ],
+    "on_file_ready": [{"prefix": RUNS_PREFIX, "suffix": FILE_READY_SUFFIX}],
+    "on_success": [{"prefix": RUNS_PREFIX, "suffix": JOB_SUCCEEDED_SUFFIX}],
 }
