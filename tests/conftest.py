@@ -34,8 +34,18 @@ class Emulator:
 def start_emulator(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
     """Start `python -m bailian_flow.emulator` on a free port and wait for its ready line."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "bailian_flow.emulator", "--host", "127.0.0.1", "--port", "0",
-         "--data-dir", str(data_dir), *extra],
+        [
+            sys.executable,
+            "-m",
+            "bailian_flow.emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
