@@ -1,0 +1,420 @@
+"""The client object and its request core: one aiohttp session, endpoints, auth, limits, retries, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json as jsonlib
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aiohttp
+from pydantic import SecretStr
+
+from . import errors
+from ._config import (
+    DEFAULT_RATE_LIMITS,
+    ClientOptions,
+    Endpoints,
+    Family,
+    Limiter,
+    RetryConfig,
+    Timeouts,
+    env,
+    resolve_endpoints,
+)
+from ._ratelimit import TokenBucket
+from ._retry import RETRYABLE_STATUSES, SAFE_FOR_CREATE_STATUSES, parse_retry_after, retry_wait
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from pydantic import BaseModel
+
+    from ._streams import UploadSource
+    from .resources.batches import Batches
+    from .resources.compat_files import CompatFiles
+    from .resources.custom_models import CustomModels
+    from .resources.deployments import Deployments
+    from .resources.files import Files
+    from .resources.fine_tunes import FineTunes
+    from .resources.responses import Responses
+    from .resources.uploads import Uploads
+
+__all__ = ["Answer", "BailianClient", "Operation"]
+
+logger = logging.getLogger("bailian_flow.client")
+ModelT = TypeVar("ModelT", bound="BaseModel")
+_USER_AGENT = "bailian-flow/0.1 (aiohttp)"
+_REQUEST_ID_HEADERS = ("x-request-id", "x-dashscope-request-id", "request-id", "x-oss-request-id")
+_XML_FIELD = re.compile(r"<(Code|Message|RequestId)>(.*?)</\1>", re.S)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One API operation and what is safe to do with it (see `_retry` for the rules)."""
+
+    name: str
+    method: str
+    family: Family
+    limiter: Limiter
+    idempotent: bool
+    # A DELETE that finds nothing after an earlier attempt failed ambiguously: that earlier attempt did it.
+    absent_means_done: bool = False
+
+
+@dataclass
+class Answer:
+    """A successful answer. `response` is set (unread, still open) only for streamed calls."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes = b""
+    response: aiohttp.ClientResponse | None = field(default=None, repr=False)
+
+    @property
+    def request_id(self) -> str | None:
+        return _header_request_id(self.headers)
+
+    def json(self) -> Any:
+        if not self.body:
+            return {}
+        try:
+            return jsonlib.loads(self.body)
+        except ValueError as exc:
+            raise errors.APIResponseValidationError(
+                f"answer is not JSON: {self.body[:200]!r}", request_id=self.request_id
+            ) from exc
+
+
+def _header_request_id(headers: Mapping[str, str]) -> str | None:
+    for name in _REQUEST_ID_HEADERS:
+        if value := headers.get(name):
+            return value
+    return None
+
+
+class BailianClient:
+    """Async client of the Bailian (DashScope) model-management API.
+
+    ``async with BailianClient() as client: ...`` — one aiohttp session per client, closed on exit. The API
+    key
+    defaults to ``DASHSCOPE_API_KEY``, the region to ``DASHSCOPE_REGION`` (``cn``), the root URL to
+    ``DASHSCOPE_BASE_URL`` (which points every family, native, compatible and batch, at one host: the
+    emulator),
+    the workspace to ``DASHSCOPE_WORKSPACE``.
+    """
+
+    def __init__(
+        self,
+        api_key: str | SecretStr | None = None,
+        region: str | None = None,
+        base_url: str | None = None,
+        workspace: str | None = None,
+        *,
+        retry: RetryConfig | None = None,
+        timeouts: Timeouts | None = None,
+        rate_limits: Mapping[Limiter | str, float | None] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        key = api_key if api_key is not None else env("DASHSCOPE_API_KEY", environ)
+        self._api_key: SecretStr | None = key if isinstance(key, SecretStr) or key is None else SecretStr(key)
+        self.region = region or env("DASHSCOPE_REGION", environ) or "cn"
+        self.endpoints: Endpoints = resolve_endpoints(
+            self.region, base_url or env("DASHSCOPE_BASE_URL", environ)
+        )
+        self.workspace = workspace or env("DASHSCOPE_WORKSPACE", environ)
+        limits = dict(DEFAULT_RATE_LIMITS)
+        for name, rate in (rate_limits or {}).items():
+            limits[Limiter(name)] = rate
+        self.options = ClientOptions(retry or RetryConfig(), timeouts or Timeouts(), limits)
+        self._buckets = {name: TokenBucket(rate) for name, rate in limits.items() if rate}
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        # The key is never shown, not even in part.
+        key = "set" if self._api_key is not None else "missing"
+        return (
+            f"BailianClient(region={self.region!r}, native={self.endpoints.native!r}, "
+            f"workspace={self.workspace!r}, api_key={key})"
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> BailianClient:
+        self._get_session()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            if self._closed:
+                raise RuntimeError("this BailianClient is closed")
+            timeouts = self.options.timeouts
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=timeouts.connect, sock_read=timeouts.read
+                ),
+                headers={"User-Agent": _USER_AGENT},
+            )
+        return self._session
+
+    # -- resources (imported on first use: a handler pays only for the families it touches) ----------------
+
+    @cached_property
+    def fine_tunes(self) -> FineTunes:
+        from .resources.fine_tunes import FineTunes
+
+        return FineTunes(self)
+
+    @cached_property
+    def deployments(self) -> Deployments:
+        from .resources.deployments import Deployments
+
+        return Deployments(self)
+
+    @cached_property
+    def custom_models(self) -> CustomModels:
+        from .resources.custom_models import CustomModels
+
+        return CustomModels(self)
+
+    @cached_property
+    def files(self) -> Files:
+        from .resources.files import Files
+
+        return Files(self)
+
+    @cached_property
+    def compat_files(self) -> CompatFiles:
+        from .resources.compat_files import CompatFiles
+
+        return CompatFiles(self)
+
+    @cached_property
+    def batches(self) -> Batches:
+        from .resources.batches import Batches
+
+        return Batches(self)
+
+    @cached_property
+    def responses(self) -> Responses:
+        from .resources.responses import Responses
+
+        return Responses(self)
+
+    @cached_property
+    def uploads(self) -> Uploads:
+        from .resources.uploads import Uploads
+
+        return Uploads(self)
+
+    # -- request core
+    # -----------------------------------------------------------------------------------------
+
+    def _headers(self, op: Operation, extra: Mapping[str, str] | None) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if op.family is not Family.EXTERNAL:
+            # Never sent to hosts the service hands out (the OSS upload host): the key is only for DashScope.
+            if self._api_key is not None:
+                headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+            if self.workspace:
+                headers["X-DashScope-WorkSpace"] = self.workspace
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def _scrub(self, text: str) -> str:
+        if self._api_key is not None:
+            secret = self._api_key.get_secret_value()
+            if secret:
+                text = text.replace(secret, "**********")
+        return text
+
+    def _status_error(
+        self, op: Operation, url: str, status: int, headers: Mapping[str, str], body: bytes
+    ) -> errors.APIStatusError:
+        code: str | None = None
+        message = ""
+        request_id: str | None = None
+        try:
+            data = jsonlib.loads(body) if body else None
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            inner = data.get("error")
+            if isinstance(inner, dict):  # compatible mode: {"error": {"message","type","code","param"}}
+                code = inner.get("code") or inner.get("type")
+                message = str(inner.get("message") or "")
+            else:  # native: {"request_id","code","message"}
+                code = data.get("code")
+                message = str(data.get("message") or "")
+            request_id = data.get("request_id") or data.get("requestId")
+        elif body.lstrip().startswith(b"<"):  # OSS answers in XML
+            fields = dict(_XML_FIELD.findall(body.decode("utf-8", "replace")))
+            code, message, request_id = fields.get("Code"), fields.get("Message", ""), fields.get("RequestId")
+        elif body:
+            message = body[:500].decode("utf-8", "replace")
+        return errors.status_error(
+            status,
+            str(code) if code is not None else None,
+            self._scrub(message or f"HTTP {status}"),
+            request_id or _header_request_id(headers),
+            method=op.method,
+            url=url,
+        )
+
+    def url(self, op: Operation, path: str) -> str:
+        return self.endpoints.base(op.family) + path
+
+    async def request(
+        self,
+        op: Operation,
+        path: str,
+        *,
+        params: Mapping[str, str | int | float] | None = None,
+        json: Any = None,
+        form: Callable[[], aiohttp.MultipartWriter | aiohttp.FormData] | None = None,
+        sources: Sequence[UploadSource] = (),
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+    ) -> Answer:
+        """Send `op` with retries as its idempotency allows; return the 2xx answer or raise a `BailianError`.
+
+        `form` builds a fresh multipart body for each attempt; `sources` are the upload bodies inside it,
+        checked
+        for replayability before a retry. With `stream=True` the answer's `response` is returned unread and
+        the
+        caller must release it.
+        """
+        url = path if op.family is Family.EXTERNAL else self.url(op, path)
+        config = self.options.retry
+        bucket = self._buckets.get(op.limiter)
+        deadline = time.monotonic() + config.total_timeout
+        all_headers = self._headers(op, headers)
+        query = {k: str(v) for k, v in params.items()} if params else None
+        ambiguous_before = False
+        retry_index = 0
+        while True:
+            if bucket is not None:
+                await bucket.acquire()
+            session = self._get_session()
+            retry_after: float | None = None
+            error: errors.BailianError
+            try:
+                response = await session.request(
+                    op.method,
+                    url,
+                    params=query,
+                    json=json,
+                    data=form() if form else None,
+                    headers=all_headers,
+                )
+            except aiohttp.ClientConnectorError as exc:
+                # Could not even connect: nothing was sent, any operation may be repeated.
+                error = errors.APIConnectionError(
+                    f"cannot connect: {type(exc).__name__}", maybe_processed=False, method=op.method, url=url
+                )
+                retryable = True
+            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                sent = not _is_connect_timeout(exc)
+                timed_out = isinstance(exc, asyncio.TimeoutError)
+                cls = errors.APITimeoutError if timed_out else errors.APIConnectionError
+                error = cls(
+                    f"{'timed out' if timed_out else 'connection failed'}: {type(exc).__name__}",
+                    maybe_processed=sent,
+                    method=op.method,
+                    url=url,
+                )
+                retryable = op.idempotent or not sent
+                ambiguous_before = ambiguous_before or sent
+            else:
+                answer, error, retryable, retry_after = await self._settle(op, url, response, stream)
+                if answer is not None:
+                    return answer
+                if isinstance(error, errors.APIConnectionError):
+                    ambiguous_before = True
+                if op.absent_means_done and ambiguous_before and isinstance(error, errors.NotFoundError):
+                    logger.debug("%s: gone after an ambiguous earlier attempt, counted as done", op.name)
+                    return Answer(200, {}, b"")
+            if retryable and sources and not all(source.can_send for source in sources):
+                retryable = False  # a one-shot stream was (partly) sent: it cannot be sent again
+            wait = retry_wait(retry_index, config, retry_after) if retryable else None
+            if wait is None or retry_index >= config.max_retries or time.monotonic() + wait > deadline:
+                logger.debug("%s %s failed: %s", op.method, op.name, error)
+                raise error
+            logger.info("%s failed (%s); retry %d in %.2fs", op.name, _short(error), retry_index + 1, wait)
+            await asyncio.sleep(wait)
+            retry_index += 1
+
+    async def _settle(
+        self, op: Operation, url: str, response: aiohttp.ClientResponse, stream: bool
+    ) -> tuple[Answer | None, errors.BailianError, bool, float | None]:
+        """Turn an HTTP answer into (answer, -, -, -) or (None, error, retryable, retry_after)."""
+        status = response.status
+        headers = response.headers
+        if status < 400:
+            if stream:
+                return Answer(status, headers, b"", response), _NO_ERROR, False, None
+            try:
+                body = await response.read()
+            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                error = errors.APIConnectionError(
+                    f"answer cut short: {type(exc).__name__}", maybe_processed=True, method=op.method, url=url
+                )
+                return None, error, op.idempotent, None
+            finally:
+                response.release()
+            logger.debug("%s %s -> %d request_id=%s", op.method, op.name, status, _header_request_id(headers))
+            return Answer(status, headers, body), _NO_ERROR, False, None
+        try:
+            body = await response.read()
+        except (asyncio.TimeoutError, aiohttp.ClientError):
+            body = b""
+        finally:
+            response.release()
+        status_error = self._status_error(op, url, status, headers, body)
+        retryable = status in RETRYABLE_STATUSES and (op.idempotent or status in SAFE_FOR_CREATE_STATUSES)
+        return None, status_error, retryable, parse_retry_after(headers)
+
+    # -- helpers for resources
+    # ----------------------------------------------------------------------------------
+
+    def parse(self, model: type[ModelT], data: Any, answer: Answer | None = None) -> ModelT:
+        from pydantic import ValidationError
+
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            request_id = answer.request_id if answer is not None else None
+            raise errors.APIResponseValidationError(
+                f"unexpected {model.__name__} shape: {exc.error_count()} error(s): {exc.errors()[:3]}",
+                request_id=request_id,
+            ) from exc
+
+
+_NO_ERROR = errors.BailianError("no error")
+
+
+def _is_connect_timeout(exc: BaseException) -> bool:
+    connect_timeout = getattr(aiohttp, "ConnectionTimeoutError", None)  # aiohttp >= 3.10
+    return connect_timeout is not None and isinstance(exc, connect_timeout)
+
+
+def _short(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:200]

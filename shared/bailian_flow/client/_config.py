@@ -1,0 +1,137 @@
+"""Endpoints, retry and rate-limit settings of the client (plain dataclasses: nothing to validate at
+import)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+__all__ = [
+    "DEFAULT_RATE_LIMITS",
+    "Endpoints",
+    "Family",
+    "Limiter",
+    "RetryConfig",
+    "Timeouts",
+    "resolve_endpoints",
+]
+
+
+class Family(str, Enum):
+    """Which base URL (and which error body shape) a call uses."""
+
+    NATIVE = "native"  # /api/v1, errors {"request_id","code","message"}
+    COMPATIBLE = "compatible"  # /compatible-mode/v1, errors {"error": {...}}
+    BATCH = "batch"  # the batch host's /compatible-mode/v1 (cn), same shapes as compatible
+    EXTERNAL = "external"  # an absolute URL handed out by the service (the OSS upload host): no API key sent
+
+
+class Limiter(str, Enum):
+    """Client-side rate-limit buckets: one per documented service limit, shared by every task of a client."""
+
+    FILE_UPLOAD = "file_upload"
+    FILE_QUERY = "file_query"  # file get/list/delete/content
+    FINE_TUNES = "fine_tunes"
+    DEPLOYMENTS = "deployments"
+    CUSTOM_MODELS = "custom_models"
+    BATCHES = "batches"
+    RESPONSES = "responses"
+    UPLOAD_POLICY = "upload_policy"
+    OSS_UPLOAD = "oss_upload"
+
+
+# Requests per second. Files: the documented 3 QPS upload / 10 QPS query limits. The others have no published
+# per-call limit; 10 QPS keeps a poll of many jobs well away from gateway throttling. getPolicy: 100 QPS
+# documented.
+DEFAULT_RATE_LIMITS: Mapping[Limiter, float | None] = {
+    Limiter.FILE_UPLOAD: 3.0,
+    Limiter.FILE_QUERY: 10.0,
+    Limiter.FINE_TUNES: 10.0,
+    Limiter.DEPLOYMENTS: 10.0,
+    Limiter.CUSTOM_MODELS: 10.0,
+    Limiter.BATCHES: 10.0,
+    Limiter.RESPONSES: 10.0,
+    Limiter.UPLOAD_POLICY: 100.0,
+    Limiter.OSS_UPLOAD: None,
+}
+
+_HOSTS = {
+    "cn": ("https://dashscope.aliyuncs.com", "https://batch.dashscope.aliyuncs.com"),
+    # No separate batch host is documented for the international site: batches use the compatible endpoint.
+    "intl": ("https://dashscope-intl.aliyuncs.com", "https://dashscope-intl.aliyuncs.com"),
+}
+NATIVE_PATH = "/api/v1"
+COMPATIBLE_PATH = "/compatible-mode/v1"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    native: str
+    compatible: str
+    batch: str
+
+    def base(self, family: Family) -> str:
+        if family is Family.NATIVE:
+            return self.native
+        if family is Family.COMPATIBLE:
+            return self.compatible
+        if family is Family.BATCH:
+            return self.batch
+        return ""
+
+
+def resolve_endpoints(region: str, base_url: str | None) -> Endpoints:
+    """Base URLs for a region; `base_url` (a root such as ``http://127.0.0.1:8080``) overrides all three.
+
+    One root for every family is what lets a single `DASHSCOPE_BASE_URL` point the whole client at the
+    emulator.
+    """
+    if base_url:
+        root = base_url.rstrip("/")
+        # Tolerate a root given with the native suffix (the SDK's DASHSCOPE_HTTP_BASE_URL style).
+        if root.endswith(NATIVE_PATH):
+            root = root[: -len(NATIVE_PATH)]
+        return Endpoints(root + NATIVE_PATH, root + COMPATIBLE_PATH, root + COMPATIBLE_PATH)
+    try:
+        main, batch = _HOSTS[region]
+    except KeyError:
+        raise ValueError(f"unknown region {region!r}: expected one of {sorted(_HOSTS)}") from None
+    return Endpoints(main + NATIVE_PATH, main + COMPATIBLE_PATH, batch + COMPATIBLE_PATH)
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """Bounded retries: at most `max_retries` extra attempts and `total_timeout` seconds of waiting overall.
+
+    Delay before retry n (0-based) is ``min(initial_delay * 2**n, max_delay)`` scaled by a random factor in
+    [0.75, 1] (jitter spreads the retries of concurrent tasks), or the server's Retry-After if it asks for
+    longer.
+    """
+
+    max_retries: int = 3
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    total_timeout: float = 120.0
+    # A server asking to wait longer than this is not worth blocking on: the error is raised instead.
+    max_retry_after: float = 60.0
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    # Per read of the socket: long uploads and downloads stay alive as long as bytes keep flowing.
+    read: float = 120.0
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    rate_limits: Mapping[Limiter, float | None] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+
+
+def env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    value = (os.environ if environ is None else environ).get(name)
+    return value or None

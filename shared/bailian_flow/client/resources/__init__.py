@@ -1,0 +1,1 @@
+"""One module per API family; `BailianClient` imports each on first use."""

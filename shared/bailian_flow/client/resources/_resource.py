@@ -1,0 +1,40 @@
+"""What every resource shares: its client and the native answer envelope."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .. import errors
+
+if TYPE_CHECKING:
+    from .._base import Answer, BailianClient
+
+__all__ = ["Resource", "native_payload", "quote"]
+
+
+class Resource:
+    def __init__(self, client: BailianClient) -> None:
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._client!r})"
+
+
+def native_payload(answer: Answer) -> Any:
+    """The payload of a native answer: `output` (most families) or `data` (files, uploads)."""
+    body = answer.json()
+    if isinstance(body, dict):
+        if "output" in body:
+            return body["output"]
+        if "data" in body:
+            return body["data"]
+    raise errors.APIResponseValidationError(
+        f"native answer without output/data: {str(body)[:200]}", request_id=answer.request_id
+    )
+
+
+def quote(segment: str) -> str:
+    """A path segment: ids come from the service, but never let one rewrite the path."""
+    from urllib.parse import quote as _quote
+
+    return _quote(segment, safe="")
