@@ -1,0 +1,171 @@
+"""The HTTP trigger, locally: functions-framework serves the request, this module speaks FC's event format.
+
+FC3 built-in runtimes hand an HTTP-triggered handler a JSON event (`version` v1, URL-encoded `rawPath`, body
+base64-encoded when binary, repeated headers and query keys comma-joined, `requestContext.http`) and expect
+`{"statusCode", "headers", "isBase64Encoded", "body"}` back. functions-framework gives us a Flask app bound to
+one target function; the target (see `ff_shim`) finds the FC handler in the app's config.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from bailian_flow.local.runner import HandlerError, LocalFunction
+from bailian_flow.local.spec import HttpTrigger
+
+if TYPE_CHECKING:
+    import flask
+    from werkzeug.serving import BaseWSGIServer
+
+CONFIG_KEY = "BAILIAN_FLOW_FC_TARGET"
+SHIM_SOURCE = Path(__file__).with_name("ff_shim") / "bailian_flow_fc_http.py"
+SHIM_TARGET = "fc_http"
+
+_TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded", "application/xml")
+
+
+def _is_text(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return (
+        not media
+        or media.startswith(_TEXT_TYPES)
+        or media.endswith(("+json", "+xml"))
+        or media == "application/javascript"
+    )
+
+
+def request_to_event(request: flask.Request, trigger_name: str, account_id: str) -> dict[str, Any]:
+    """Build FC's HTTP trigger event from a Flask request."""
+    body_bytes = request.get_data(cache=False)
+    body: str
+    is_base64 = False
+    try:
+        if not _is_text(request.content_type or ""):
+            raise UnicodeDecodeError("utf-8", b"", 0, 1, "binary content type")
+        body = body_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        body, is_base64 = base64.b64encode(body_bytes).decode("ascii"), True
+    raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    raw_path = raw_uri.split("?", 1)[0] if raw_uri else quote(request.path)
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    query = {key: ",".join(values) for key, values in request.args.lists()}
+    now = datetime.now(timezone.utc)
+    host = request.host
+    return {
+        "version": "v1",
+        "rawPath": raw_path,
+        "body": body,
+        "isBase64Encoded": is_base64,
+        "headers": headers,
+        "queryParameters": query,
+        "requestContext": {
+            "accountId": account_id,
+            "domainName": host,
+            "domainPrefix": host.split(".", 1)[0].split(":", 1)[0],
+            "http": {
+                "method": request.method,
+                "path": request.path,
+                "protocol": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+                "sourceIp": request.remote_addr or "",
+                "userAgent": request.headers.get("User-Agent", ""),
+            },
+            "requestId": f"1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}",
+            "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "timeEpoch": str(int(now.timestamp() * 1000)),
+            "triggerId": trigger_name,
+        },
+    }
+
+
+def result_to_response(result: Any) -> flask.Response:
+    """Turn the handler's return value into a Flask response the way FC does."""
+    import flask
+
+    if isinstance(result, dict) and "statusCode" in result:
+        raw_body = result.get("body")
+        data: bytes
+        if raw_body is None:
+            data = b""
+        elif result.get("isBase64Encoded"):
+            data = base64.b64decode(str(raw_body))
+        elif isinstance(raw_body, str):
+            data = raw_body.encode("utf-8")
+        else:
+            data = json.dumps(raw_body).encode("utf-8")
+        response = flask.Response(data, status=int(result["statusCode"]))
+        response.headers.pop("Content-Type", None)
+        for name, value in (result.get("headers") or {}).items():
+            for item in value if isinstance(value, list) else [value]:
+                response.headers.add(name, str(item))
+        return response
+    # Anything else is the body itself.
+    if isinstance(result, bytes):
+        return flask.Response(result, status=200)
+    if isinstance(result, str):
+        return flask.Response(result, status=200, content_type="text/plain; charset=utf-8")
+    return flask.Response(json.dumps(result), status=200, content_type="application/json")
+
+
+def error_response(status: int, body: dict[str, Any], error_type: str | None = None) -> flask.Response:
+    import flask
+
+    response = flask.Response(json.dumps(body), status=status, content_type="application/json")
+    if error_type:
+        response.headers["x-fc-error-type"] = error_type
+    return response
+
+
+class FcHttpTarget:
+    """What the functions-framework target calls: one FC function behind one HTTP trigger."""
+
+    def __init__(self, function: LocalFunction, trigger: HttpTrigger, account_id: str) -> None:
+        self.function = function
+        self.trigger = trigger
+        self.account_id = account_id
+
+    def __call__(self, request: flask.Request) -> flask.Response:
+        if self.trigger.methods and request.method not in self.trigger.methods:
+            return error_response(
+                405, {"Code": "MethodNotAllowed", "Message": f"method {request.method} is not allowed"}
+            )
+        event = request_to_event(request, self.trigger.name, self.account_id)
+        try:
+            result = self.function.invoke(json.dumps(event).encode("utf-8"))
+        except HandlerError as exc:
+            return error_response(500, exc.body(), "UnhandledInvocationError")
+        return result_to_response(result)
+
+
+class HttpTriggerServer:
+    """functions-framework's Flask app on a loopback port, served by werkzeug on a thread."""
+
+    def __init__(self, target: FcHttpTarget, host: str = "127.0.0.1", port: int = 0) -> None:
+        import functions_framework
+        from werkzeug.serving import make_server
+
+        create_app: Callable[..., flask.Flask] = functions_framework.create_app  # untyped upstream
+        app = create_app(SHIM_TARGET, str(SHIM_SOURCE), "http")
+        app.config[CONFIG_KEY] = target
+        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
+        self.url = f"http://{host}:{self._server.server_port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="fc-http-trigger", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
