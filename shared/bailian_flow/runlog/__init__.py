@@ -1,0 +1,7 @@
+"""The run log: create-only, whole-state entries per run on an object store (see `_log` for the protocol)."""
+
+from __future__ import annotations
+
+from bailian_flow.runlog._log import RunEntry, RunLog, RunLogError, run_id_for, short_suffix
+
+__all__ = ["RunEntry", "RunLog", "RunLogError", "run_id_for", "short_suffix"]
