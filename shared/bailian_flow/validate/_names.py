@@ -55,14 +55,15 @@ def check_file_name(name: str) -> str | None:
 def safe_file_name(key: str) -> str:
     """A conforming upload name derived from any OSS key, deterministically.
 
-    A key whose base name already conforms keeps it. Otherwise accents are folded to ASCII, every other run of
-    disallowed characters becomes `_`, and 8 hex digits of the key's SHA-256 are appended, so that distinct
-    keys that fold to the same text (`a b.jsonl`, `a_b.jsonl`, two Chinese names) stay distinguishable.
+    A key whose base name already conforms keeps it (gaining `.jsonl` if it has no extension). Otherwise
+    accents are folded to ASCII, every other run of disallowed characters becomes `_`, and 8 hex digits of
+    the key's SHA-256 are appended, so that distinct keys that fold to the same text (`a b.jsonl`,
+    `a_b.jsonl`, two Chinese names) stay distinguishable.
     """
     base = key.replace("\\", "/").rsplit("/", 1)[-1]
-    if base and check_file_name(base) is None:
-        return base
     stem, extension = _split(base)
+    if base and check_file_name(base) is None:
+        return base if extension else f"{base}.jsonl"
     if not _EXTENSION.fullmatch(extension):
         extension = ".jsonl"
     folded = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
