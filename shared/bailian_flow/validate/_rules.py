@@ -137,7 +137,7 @@ def _check_conversation(record: Mapping[str, Any], *, final_role: str) -> Sequen
     if previous != final_role:
         raise RecordError(
             f"messages[{len(messages) - 1}].role",
-            f"the conversation must end with a {final_role!r} turn, got {previous!r}",
+            f"the last message must be from {final_role!r}, got {previous!r}",
         )
     return messages
 
