@@ -1,0 +1,181 @@
+"""OSS event notifications, delivered by long-poll: ``GET /_emulator/oss/events?after=SEQ&wait=SECONDS``.
+
+Each successful create (PutObject, PostObject) and each DeleteObject of an existing key appends one record
+shaped exactly like an element of ``events`` in an FC OSS trigger payload (fc-runtime.md). The local runtime
+polls this and turns records into trigger deliveries.
+
+Keys: real OSS notifications are ambiguous about URL-encoding, so records keep the plain UTF-8 key by default
+(what OSS sends most often) and URL-encode it (``urllib.parse.quote``, ``/`` kept) when ``POST
+/_emulator/oss/config {"encode_event_keys": true}`` is set, or per poll with ``encode_keys=true|false``.
+Decoders written for either ``unquote`` or ``unquote_plus`` read the encoded form correctly.
+
+Sequence numbers only grow, even across ``/_emulator/reset`` (which empties the buffer), so a poller never
+misses events after a reset; a poller whose ``after`` is ahead of ``last_seq`` (the emulator restarted) gets
+the whole buffer back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import time
+from collections import deque
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from .clock import Clock
+from .errors import native_error
+from .state import STATE_KEY
+
+ACCOUNT_ID = "1234567890"
+REGION = "cn-hangzhou"
+BUFFER_SIZE = 10_000
+MAX_WAIT_SECONDS = 60.0
+
+
+def iso_time(epoch: float) -> str:
+    """``2022-08-13T06:45:43.000Z``."""
+    millis = round((epoch - int(epoch)) * 1000) % 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(epoch))) + f".{millis:03d}Z"
+
+
+class OssEvents:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.encode_keys = False
+        self.last_seq = 0
+        self._buffer: deque[tuple[int, dict[str, Any]]] = deque(maxlen=BUFFER_SIZE)
+        self._changed = asyncio.Event()
+
+    def emit(
+        self,
+        event_name: str,
+        *,
+        bucket: str,
+        key: str,
+        size: int,
+        etag: str,
+        delta_size: int,
+        request_id: str,
+        source_ip: str,
+    ) -> int:
+        record = {
+            "eventName": event_name,
+            "eventSource": "acs:oss",
+            "eventTime": iso_time(self.clock.now()),
+            "eventVersion": "1.0",
+            "oss": {
+                "bucket": {
+                    "arn": f"acs:oss:{REGION}:{ACCOUNT_ID}:{bucket}",
+                    "name": bucket,
+                    "ownerIdentity": ACCOUNT_ID,
+                    "virtualBucket": "",
+                },
+                "object": {"deltaSize": delta_size, "eTag": etag, "key": key, "size": size},
+                "ossSchemaVersion": "1.0",
+                "ruleId": hashlib.sha1(bucket.encode(), usedforsecurity=False).hexdigest(),
+            },
+            "region": REGION,
+            "requestParameters": {"sourceIPAddress": source_ip},
+            "responseElements": {"requestId": request_id},
+            "userIdentity": {"principalId": ACCOUNT_ID},
+        }
+        self.last_seq += 1
+        self._buffer.append((self.last_seq, record))
+        # Wake every waiter, then arm a fresh event for the next round.
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        return self.last_seq
+
+    def since(self, after: int, encode_keys: bool) -> list[dict[str, Any]]:
+        if after > self.last_seq:
+            after = 0
+        found = []
+        for seq, record in self._buffer:
+            if seq <= after:
+                continue
+            if encode_keys:
+                record = copy.deepcopy(record)
+                record["oss"]["object"]["key"] = quote(record["oss"]["object"]["key"], safe="/")
+            found.append({"seq": seq, "record": record})
+        return found
+
+    async def wait(self, after: int, wait: float, encode_keys: bool) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            changed = self._changed
+            found = self.since(after, encode_keys)
+            remaining = deadline - loop.time()
+            if found or remaining <= 0:
+                return found
+            try:
+                await asyncio.wait_for(changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                return self.since(after, encode_keys)
+
+    def clear(self) -> None:
+        self._buffer.clear()
+        self.encode_keys = False
+
+
+OSS_EVENTS_KEY = web.AppKey("bailian_flow.emulator.oss_events", OssEvents)
+
+
+def _flag(raw: str) -> bool | None:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes"):
+        return True
+    if lowered in ("0", "false", "no"):
+        return False
+    return None
+
+
+async def poll_events(request: web.Request) -> web.Response:
+    events = request.app[OSS_EVENTS_KEY]
+    try:
+        after = int(request.query.get("after", "0") or 0)
+        wait = min(MAX_WAIT_SECONDS, max(0.0, float(request.query.get("wait", "0") or 0)))
+    except ValueError:
+        return native_error(400, "InvalidParameter", "after must be an integer and wait a number of seconds.")
+    encode_keys = events.encode_keys
+    if "encode_keys" in request.query:
+        flag = _flag(request.query["encode_keys"])
+        if flag is None:
+            return native_error(400, "InvalidParameter", "encode_keys must be true or false.")
+        encode_keys = flag
+    found = await events.wait(after, wait, encode_keys)
+    return web.json_response({"events": found, "last_seq": events.last_seq})
+
+
+async def get_config(request: web.Request) -> web.Response:
+    return web.json_response({"encode_event_keys": request.app[OSS_EVENTS_KEY].encode_keys})
+
+
+async def set_config(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        return native_error(400, "InvalidParameter", "Body must be JSON.")
+    if not isinstance(body, dict) or set(body) - {"encode_event_keys"}:
+        return native_error(400, "InvalidParameter", 'Body must be {"encode_event_keys": true|false}.')
+    value = body.get("encode_event_keys", False)
+    if not isinstance(value, bool):
+        return native_error(400, "InvalidParameter", "encode_event_keys must be a boolean.")
+    events = request.app[OSS_EVENTS_KEY]
+    events.encode_keys = value
+    return web.json_response({"encode_event_keys": events.encode_keys})
+
+
+def setup_events(app: web.Application) -> OssEvents:
+    state = app[STATE_KEY]
+    events = OssEvents(state.clock)
+    app[OSS_EVENTS_KEY] = events
+    state.add_reset_hook(events.clear)
+    app.router.add_get("/_emulator/oss/events", poll_events)
+    app.router.add_get("/_emulator/oss/config", get_config)
+    app.router.add_post("/_emulator/oss/config", set_config)
+    return events
