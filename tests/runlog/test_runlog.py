@@ -177,6 +177,13 @@ async def test_bad_names_are_refused(store: ObjectStore) -> None:
         await log.append(RUN, -1, "received", {})
 
 
+def _fault_hits(url: str) -> list[int]:
+    with urllib.request.urlopen(f"{url}/_emulator/faults", timeout=10) as response:
+        listed = json.loads(response.read())
+    rules = listed["rules"] if isinstance(listed, dict) else listed
+    return [int(rule["hits"]) for rule in rules]
+
+
 def _emulator_faults(url: str, rules: list[dict[str, Any]] | None) -> None:
     method = "POST" if rules is not None else "DELETE"
     body = json.dumps({"rules": rules}).encode() if rules is not None else None
@@ -197,6 +204,7 @@ async def test_create_whose_response_was_lost_still_counts_as_won(emulator: Any)
     try:
         log = RunLog(store)
         assert await log.append(RUN, 0, "received", {"x": 1}, writer="me")
+        assert _fault_hits(emulator.url) == [1]  # the first PUT really was dropped after being stored
         latest = await log.latest(RUN)
         assert latest is not None and latest.writer == "me"
         assert await store.head(f"runs/{RUN}/00000000-received.json") is not None

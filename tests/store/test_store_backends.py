@@ -13,6 +13,7 @@ import pytest
 from bailian_flow.store import (
     FileStore,
     InvalidKeyError,
+    ObjectChangedError,
     ObjectNotFoundError,
     ObjectStore,
     OssCredentials,
@@ -104,6 +105,24 @@ async def test_stream_multi_megabyte_object_in_small_chunks(store: ObjectStore) 
     assert all(len(chunk) <= chunk_size for chunk in chunks)
     assert len(chunks) >= len(data) // chunk_size
     assert b"".join(chunks) == data
+
+
+async def test_overwrite_during_stream_never_splices_versions(store: ObjectStore) -> None:
+    original, replacement = b"a" * 300_000, b"b" * 300_000
+    assert await store.put("datasets/moving.jsonl", original)
+    chunks: list[bytes] = []
+    try:
+        async for chunk in store.stream("datasets/moving.jsonl", chunk_size=64 * 1024):
+            chunks.append(chunk)
+            if len(chunks) == 1:
+                assert await store.put("datasets/moving.jsonl", replacement)
+    except ObjectChangedError:
+        # OSS: the next ranged read is pinned to the first ETag and fails loudly.
+        assert isinstance(store, OssStore)
+    else:
+        # Filesystem: the open handle keeps reading the version it opened.
+        assert b"".join(chunks) == original
+    assert await store.get("datasets/moving.jsonl") == replacement
 
 
 async def test_stream_of_empty_object_yields_nothing(store: ObjectStore) -> None:
