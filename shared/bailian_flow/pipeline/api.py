@@ -1,0 +1,235 @@
+"""The webhook function's REST API over runs, and inbound callbacks.
+
+Authenticated with `BAILIAN_FLOW_API_TOKEN` as a bearer token (compared in constant time). Without a configured
+token every route but /health answers 503: an API left open by a missing setting is worse than one that is off.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+from typing import Any
+
+from bailian_flow.client.errors import APIStatusError, NotFoundError
+from bailian_flow.pipeline import reconcile
+from bailian_flow.pipeline.runtime import Flow
+from bailian_flow.pipeline.settings import SettingsError
+from bailian_flow.pipeline.state import RunState, Stage
+from bailian_flow.pipeline.transitions import commit, load
+
+log = logging.getLogger("bailian_flow.pipeline")
+
+_RUN_PATH = re.compile(r"^/runs/(?P<run_id>[A-Za-z0-9_-]+)(?P<action>/cancel|/retry)?/?$")
+MAX_LIST = 200
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _response(status: int, body: Any) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "isBase64Encoded": False,
+        "body": json.dumps(body, ensure_ascii=False),
+    }
+
+
+def _authorized(flow: Flow, authorization: str | None) -> None:
+    token = flow.settings.api_token
+    if token is None:
+        raise HttpError(503, "NotConfigured", "the API token (BAILIAN_FLOW_API_TOKEN) is not configured")
+    expected = f"Bearer {token.get_secret_value()}".encode()
+    if not authorization or not hmac.compare_digest(authorization.encode(), expected):
+        raise HttpError(401, "Unauthorized", "missing or wrong bearer token")
+
+
+async def handle(flow: Flow, raw: bytes) -> dict[str, Any]:
+    from bailian_flow.fc import InvalidEvent, parse_http_event
+
+    try:
+        event = parse_http_event(raw)
+    except InvalidEvent as exc:
+        return _response(400, {"error": {"code": "InvalidEvent", "message": str(exc)}})
+    method = event.method.upper()
+    path = event.path or "/"
+    try:
+        if path.rstrip("/") in ("", "/health") and method == "GET":
+            return _response(200, {"status": "ok"})
+        _authorized(flow, event.header("authorization"))
+        body = _json_body(event.decoded_body()) if method == "POST" else {}
+        status, payload = await _route(flow, method, path, body, event.query)
+        return _response(status, payload)
+    except HttpError as exc:
+        return _response(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+
+
+def _json_body(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HttpError(400, "InvalidJSON", f"request body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise HttpError(400, "InvalidJSON", "request body must be a JSON object")
+    return body
+
+
+async def _route(flow: Flow, method: str, path: str, body: dict[str, Any], query: dict[str, str]) -> tuple[int, Any]:
+    if path.rstrip("/") == "/runs":
+        if method == "GET":
+            return 200, {"runs": await list_runs(flow, query)}
+        if method == "POST":
+            return await start_run(flow, body)
+    match = _RUN_PATH.match(path)
+    if match:
+        run_id, action = match["run_id"], match["action"]
+        if action is None and method == "GET":
+            return 200, await show_run(flow, run_id)
+        if action == "/cancel" and method == "POST":
+            return 200, {"run": await cancel_run(flow, run_id)}
+        if action == "/retry" and method == "POST":
+            return 202, {"run": await retry_run(flow, run_id, body.get("settings"))}
+    if path.startswith("/callbacks/") and method == "POST":
+        return 200, await callback(flow, path.removeprefix("/callbacks/"), body)
+    raise HttpError(404, "NotFound", f"no route for {method} {path}")
+
+
+async def list_runs(flow: Flow, query: dict[str, str]) -> list[dict[str, Any]]:
+    try:
+        limit = min(int(query.get("limit", "50")), MAX_LIST)
+    except ValueError:
+        raise HttpError(400, "InvalidParameter", "limit must be an integer") from None
+    wanted_stage = query.get("stage")
+    runs = []
+    for run_id in await flow.runs.list_runs(limit=limit):
+        current = await load(flow, run_id)
+        if current is None:
+            continue
+        public = current.state.public()
+        if wanted_stage and public["stage"] != wanted_stage:
+            continue
+        runs.append(public)
+    return runs
+
+
+async def show_run(flow: Flow, run_id: str) -> dict[str, Any]:
+    history = await flow.runs.history(run_id)
+    if not history:
+        raise HttpError(404, "NotFound", f"run {run_id} does not exist")
+    latest = RunState.model_validate(history[-1].state)
+    return {
+        "run": latest.public(),
+        "history": [
+            {"seq": entry.seq, "stage": entry.stage, "changed": entry.changed, "at": entry.at} for entry in history
+        ],
+    }
+
+
+async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
+    from bailian_flow.pipeline.intake import open_run_for_file, open_run_for_object
+
+    explicit = body.get("settings")
+    if explicit is not None and not isinstance(explicit, dict):
+        raise HttpError(400, "InvalidParameter", "settings must be an object")
+    try:
+        if isinstance(body.get("oss_key"), str):
+            key = body["oss_key"]
+            state, created = await open_run_for_object(flow, flow.settings.bucket, key, None, explicit=explicit)
+            if state is None:
+                raise HttpError(404, "NotFound", f"object {key} does not exist in {flow.settings.bucket}")
+        elif isinstance(body.get("file_id"), str):
+            state, created = await open_run_for_file(flow, body["file_id"], explicit=explicit)
+        else:
+            raise HttpError(400, "InvalidParameter", "give either oss_key or file_id")
+    except SettingsError as exc:
+        raise HttpError(400, "InvalidSettings", exc.reason) from None
+    return (202 if created else 200), {"run": state.public(), "created": created}
+
+
+async def cancel_run(flow: Flow, run_id: str) -> dict[str, Any]:
+    for _ in range(5):
+        current = await load(flow, run_id)
+        if current is None:
+            raise HttpError(404, "NotFound", f"run {run_id} does not exist")
+        state = current.state
+        if state.terminal:
+            raise HttpError(409, "Conflict", f"run {run_id} is already {state.public()['stage']}")
+        job_id = state.job_id
+        if job_id is None and state.job_name:
+            found = await reconcile.find_job(flow, state.job_name)
+            job_id = found.job_id if found else None
+        if job_id is not None:
+            try:
+                await flow.client.fine_tunes.cancel(job_id)
+            except NotFoundError:
+                pass
+            except APIStatusError as exc:
+                # A job that already ended cannot be canceled; the run still stops here.
+                log.info("run %s: cancel of %s refused: %s", run_id, job_id, exc.code)
+        written = await commit(flow, current, "canceled", "canceled through the API", job_id=job_id)
+        if written is not None:
+            return written.public()
+    raise HttpError(409, "Conflict", f"run {run_id} kept changing; try again")
+
+
+def _resume_stage(state: RunState) -> Stage | None:
+    if state.finetuned_output or state.imported_model:
+        return "job-succeeded"
+    if state.file_id:
+        return "file-ready"
+    if state.source.key or state.source.file_id:
+        return "received"
+    return None
+
+
+async def retry_run(flow: Flow, run_id: str, settings: Any = None) -> dict[str, Any]:
+    from bailian_flow.pipeline.intake import _settings_for
+
+    current = await load(flow, run_id)
+    if current is None:
+        raise HttpError(404, "NotFound", f"run {run_id} does not exist")
+    state = current.state
+    if state.stage != "failed":
+        raise HttpError(409, "Conflict", f"only FAILED runs can be retried; {run_id} is {state.public()['stage']}")
+    resume = _resume_stage(state)
+    if resume is None:
+        raise HttpError(409, "Conflict", f"run {run_id} has no source to retry from")
+    updates: dict[str, Any] = {"attempt": state.attempt + 1, "error": None, "claims": {}, "redrives": 0}
+    if resume == "received" and state.source.key:
+        # The user may have fixed the sidecar or metadata: read the settings again.
+        try:
+            metadata = await flow.store.head(state.source.key)
+            updates["settings"] = await _settings_for(
+                flow, state.source.key, metadata.metadata if metadata else {}, settings
+            )
+        except SettingsError as exc:
+            raise HttpError(400, "InvalidSettings", exc.reason) from None
+    if resume in ("received", "file-ready"):
+        updates.update(job_id=None, job_name=None, job_status=None, finetuned_output=None)
+    updates.update(deployed_model=None, deploy_suffix=None, deployment_status=None, import_job_id=None)
+    written = await commit(flow, current, resume, f"retry #{state.attempt + 1} from {resume}", **updates)
+    if written is None:
+        raise HttpError(409, "Conflict", f"run {run_id} changed meanwhile; try again")
+    return written.public()
+
+
+async def callback(flow: Flow, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Inbound notice that something a run waits on may have changed: poll that run now, not at the next tick."""
+    from bailian_flow.pipeline.steps import POLLING, advance
+
+    run_id = body.get("run_id")
+    if not isinstance(run_id, str):
+        raise HttpError(400, "InvalidParameter", "callback body needs a run_id")
+    state = await advance(flow, run_id, POLLING)
+    if state is None:
+        raise HttpError(404, "NotFound", f"run {run_id} does not exist")
+    return {"kind": kind, "run": state.public()}

@@ -1,0 +1,145 @@
+"""What each FC function does with its event: parse, then hand over to the state machine.
+
+Error policy: bad input (an event of unexpected shape, an invalid dataset or setting) is recorded as a FAILED run
+and the handler returns normally, because an exception makes FC retry for hours. Only faults worth retrying
+(Bailian or OSS unavailable) escape as exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bailian_flow.config import Settings
+from bailian_flow.pipeline.runtime import Flow, open_flow
+
+log = logging.getLogger("bailian_flow.pipeline")
+
+Work = Callable[[Flow, bytes], Awaitable[dict[str, Any]]]
+
+
+def _invoke(work: Work, event: bytes | str, context: Any) -> dict[str, Any]:
+    raw = event.encode() if isinstance(event, str) else bytes(event)
+
+    async def main() -> dict[str, Any]:
+        async with open_flow(context, Settings.from_env()) as flow:
+            return await work(flow, raw)
+
+    return asyncio.run(main())
+
+
+def run_id_from_key(flow: Flow, key: str) -> str | None:
+    prefix = flow.settings.runs_prefix
+    if not key.startswith(prefix):
+        return None
+    run_id = key[len(prefix) :].split("/", 1)[0]
+    return run_id or None
+
+
+async def _chained(flow: Flow, raw: bytes, function: str, acts: frozenset[str]) -> dict[str, Any]:
+    """on_file_ready / on_success: the event is a run-log entry; advance that run."""
+    from bailian_flow.fc import InvalidEvent, parse_oss_event
+    from bailian_flow.pipeline.intake import record_bad_event
+    from bailian_flow.pipeline.steps import advance
+
+    try:
+        event = parse_oss_event(raw)
+    except InvalidEvent as exc:
+        bad = await record_bad_event(flow, raw, str(exc), function=function)
+        return {"runs": [bad.public()]}
+    runs = []
+    for record in event.events:
+        run_id = run_id_from_key(flow, record.object_key)
+        if run_id is None:
+            log.warning("%s: ignoring %s (not a run entry)", function, record.object_key)
+            continue
+        state = await advance(flow, run_id, acts)
+        if state is not None:
+            runs.append(state.public())
+    return {"runs": runs}
+
+
+async def _upload(flow: Flow, raw: bytes) -> dict[str, Any]:
+    from bailian_flow.fc import InvalidEvent, parse_oss_event
+    from bailian_flow.pipeline.intake import open_run_for_object, record_bad_event
+    from bailian_flow.pipeline.steps import ON_UPLOAD, advance
+
+    try:
+        event = parse_oss_event(raw)
+    except InvalidEvent as exc:
+        bad = await record_bad_event(flow, raw, str(exc), function="on_upload")
+        return {"runs": [bad.public()]}
+    runs = []
+    for record in event.events:
+        key = record.object_key
+        run_id = run_id_from_key(flow, key)
+        if run_id is None:
+            if not key.startswith(flow.settings.datasets_prefix):
+                log.warning("on_upload: ignoring %s (outside %s)", key, flow.settings.datasets_prefix)
+                continue
+            if record.bucket_name != flow.settings.bucket:
+                reason = f"bucket {record.bucket_name} is not the configured bucket {flow.settings.bucket}"
+                bad = await record_bad_event(flow, raw, reason, function="on_upload")
+                runs.append(bad.public())
+                continue
+            opened, _ = await open_run_for_object(flow, record.bucket_name, key, record.etag)
+            if opened is None:
+                continue
+            run_id = opened.run_id
+        state = await advance(flow, run_id, ON_UPLOAD)
+        if state is not None:
+            runs.append(state.public())
+    return {"runs": runs}
+
+
+async def _file_ready(flow: Flow, raw: bytes) -> dict[str, Any]:
+    from bailian_flow.pipeline.steps import ON_FILE_READY
+
+    return await _chained(flow, raw, "on_file_ready", ON_FILE_READY)
+
+
+async def _success(flow: Flow, raw: bytes) -> dict[str, Any]:
+    from bailian_flow.pipeline.steps import ON_SUCCESS
+
+    return await _chained(flow, raw, "on_success", ON_SUCCESS)
+
+
+async def _timer(flow: Flow, raw: bytes) -> dict[str, Any]:
+    from bailian_flow.fc import InvalidEvent, parse_timer_event
+    from bailian_flow.pipeline.timer import tick
+
+    try:
+        parse_timer_event(raw)
+    except InvalidEvent as exc:
+        # The tick needs nothing from its event: note the oddity and do the work anyway.
+        log.warning("on_timer: unexpected event shape (%s); ticking anyway", exc)
+    report = await tick(flow)
+    return report.as_dict()
+
+
+async def _http(flow: Flow, raw: bytes) -> dict[str, Any]:
+    from bailian_flow.pipeline.api import handle
+
+    return await handle(flow, raw)
+
+
+def on_upload(event: bytes, context: Any) -> dict[str, Any]:
+    return _invoke(_upload, event, context)
+
+
+def on_file_ready(event: bytes, context: Any) -> dict[str, Any]:
+    return _invoke(_file_ready, event, context)
+
+
+def on_success(event: bytes, context: Any) -> dict[str, Any]:
+    return _invoke(_success, event, context)
+
+
+def on_timer(event: bytes, context: Any) -> dict[str, Any]:
+    return _invoke(_timer, event, context)
+
+
+def on_http(event: bytes, context: Any) -> dict[str, Any]:
+    return _invoke(_http, event, context)

@@ -1,0 +1,111 @@
+"""What one invocation works with: settings, the store, the run log, the Bailian client, the notifier.
+
+Built fresh per invocation (FC instances may be frozen between calls; an aiohttp session must not outlive its
+event loop) and closed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from bailian_flow.config import Settings
+
+if TYPE_CHECKING:
+    from bailian_flow.client import BailianClient
+    from bailian_flow.notify import Notifier
+    from bailian_flow.runlog import RunLog
+    from bailian_flow.store import ObjectStore
+
+# An intent older than this is presumed abandoned (its actor died): longer than the longest function timeout.
+DEFAULT_LEASE_SECONDS = 660.0
+# A stage waiting for its OSS event longer than this is presumed to have lost it; the timer re-announces it.
+DEFAULT_REDRIVE_AFTER_SECONDS = 180.0
+# How often a run may be re-announced before it is failed as stuck.
+MAX_REDRIVES = 5
+
+
+@dataclass
+class Flow:
+    settings: Settings
+    store: ObjectStore
+    runs: RunLog
+    client: BailianClient
+    notifier: Notifier
+    writer: str
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    redrive_after_seconds: float = DEFAULT_REDRIVE_AFTER_SECONDS
+    deadline: float = field(default_factory=lambda: time.monotonic() + 3600.0)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def request_id_of(context: Any) -> str:
+    """FC's request id identifies a delivery; a retry of the same async invocation keeps it."""
+    value = getattr(context, "request_id", None)
+    return str(value) if value else f"local-{uuid.uuid4().hex[:12]}"
+
+
+def timeout_of(context: Any, default: float = 60.0) -> float:
+    function = getattr(context, "function", None)
+    timeout = getattr(function, "timeout", None)
+    try:
+        return float(timeout) if timeout else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        return default
+
+
+@asynccontextmanager
+async def open_flow(context: Any, settings: Settings | None = None) -> AsyncIterator[Flow]:
+    # Imported here so that a handler pays only for what it uses.
+    from bailian_flow.client import BailianClient
+    from bailian_flow.notify import Notifier
+    from bailian_flow.runlog import RunLog
+    from bailian_flow.store import open_store
+
+    settings = settings or Settings.from_env()
+    started = time.monotonic()
+    store = open_store(settings, context)
+    try:
+        async with BailianClient(
+            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+            region=settings.region,
+            base_url=settings.base_url,
+            workspace=settings.workspace,
+        ) as client:
+            notifier = Notifier(
+                settings.webhook_url,
+                settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
+            )
+            yield Flow(
+                settings=settings,
+                store=store,
+                runs=RunLog(store, prefix=settings.runs_prefix),
+                client=client,
+                notifier=notifier,
+                writer=request_id_of(context),
+                lease_seconds=_float_env("BAILIAN_FLOW_LEASE_SECONDS", DEFAULT_LEASE_SECONDS),
+                redrive_after_seconds=_float_env("BAILIAN_FLOW_REDRIVE_AFTER", DEFAULT_REDRIVE_AFTER_SECONDS),
+                deadline=started + timeout_of(context),
+            )
+    finally:
+        await store.close()

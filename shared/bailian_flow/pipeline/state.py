@@ -1,0 +1,102 @@
+"""A run's state: what the newest entry of its log holds, whole.
+
+Stages come in two kinds. An *intent* (`uploading`, `starting-job`, `importing`, `deploying`) is written before a
+side effect on Bailian, carrying the deterministic name the resource will have; only the delivery that won that
+sequence number acts. A *fact* records what exists (`file-ready`, `training`, ...). A delivery that finds a stale
+intent looks the resource up by that name before acting again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bailian_flow.pipeline.settings import RunSettings
+
+Stage = Literal[
+    "received",
+    "uploading",
+    "file-ready",
+    "starting-job",
+    "training",
+    "job-succeeded",
+    "importing",
+    "import-running",
+    "deploying",
+    "deployment-pending",
+    "done",
+    "failed",
+    "canceled",
+]
+
+INTENTS: frozenset[str] = frozenset({"uploading", "starting-job", "importing", "deploying"})
+TERMINAL: frozenset[str] = frozenset({"done", "failed", "canceled"})
+# Stages whose progress only the timer can see (Bailian has no callbacks for them).
+POLLED: frozenset[str] = frozenset({"training", "import-running", "deployment-pending"})
+
+# Names the REST API and notifications use for the terminal stages.
+PUBLIC_STAGE = {"done": "DONE", "failed": "FAILED", "canceled": "CANCELED"}
+
+
+class Source(BaseModel):
+    """Where the training data came from: an OSS object, or a file already registered with Bailian."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bucket: str | None = None
+    key: str | None = None
+    etag: str | None = None
+    size: int | None = None
+    file_id: str | None = None
+
+
+class RunError(BaseModel):
+    """Why a run failed, precisely enough for a person to fix the input."""
+
+    reason: str
+    object: str | None = None
+    line: int | None = None
+    field: str | None = None
+    code: str | None = None
+    retryable: bool = False
+
+
+class RunState(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    run_id: str
+    stage: Stage
+    attempt: int = 1
+    source: Source
+    settings: RunSettings = Field(default_factory=RunSettings)
+    created_at: str
+    file_id: str | None = None
+    validation_file_id: str | None = None
+    records: int | None = None
+    job_name: str | None = None
+    job_id: str | None = None
+    job_status: str | None = None
+    finetuned_output: str | None = None
+    import_name: str | None = None
+    import_job_id: str | None = None
+    imported_model: str | None = None
+    deploy_suffix: str | None = None
+    deployed_model: str | None = None
+    deployment_status: str | None = None
+    error: RunError | None = None
+    warnings: list[str] = Field(default_factory=list)
+    # How often each intent was claimed in this attempt: above one, the resource may exist already.
+    claims: dict[str, int] = Field(default_factory=dict)
+    # How often the timer re-announced a stage whose event went unanswered.
+    redrives: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return self.stage in TERMINAL
+
+    def public(self) -> dict[str, Any]:
+        """The state as the REST API and notifications show it (terminal stages upper-cased)."""
+        data = self.model_dump(mode="json")
+        data["stage"] = PUBLIC_STAGE.get(self.stage, self.stage)
+        return data

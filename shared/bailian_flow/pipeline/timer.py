@@ -1,0 +1,106 @@
+"""The timer's tick: poll what only polling can see, and re-drive what a lost event left behind.
+
+Runs are taken oldest first and the tick stops starting new work when the function's timeout draws near; what
+it did not reach waits for the next tick. The client's rate limiter keeps the polls under Bailian's QPS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from bailian_flow.pipeline.runtime import MAX_REDRIVES, Flow
+from bailian_flow.pipeline.state import INTENTS, RunError
+from bailian_flow.pipeline.steps import FACT_BEFORE, POLLING, advance
+from bailian_flow.pipeline.transitions import Current, commit, fail, load
+
+log = logging.getLogger("bailian_flow.pipeline")
+
+# Stages that wait for their own OSS event to chain the next function.
+CHAINED: frozenset[str] = frozenset({"received", "file-ready", "job-succeeded"})
+# Leave this much of the timeout for finishing the run in hand and returning.
+SAFETY_MARGIN_SECONDS = 10.0
+CONCURRENCY = 4
+
+
+@dataclass
+class TickReport:
+    active: int = 0
+    polled: list[str] = field(default_factory=list)
+    redriven: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "active": self.active,
+            "polled": self.polled,
+            "redriven": self.redriven,
+            "finished": self.finished,
+            "deferred": self.deferred,
+        }
+
+
+async def _redrive(flow: Flow, current: Current, report: TickReport) -> None:
+    """Re-announce a stage so its OSS event fires again (a fresh entry, so a fresh event)."""
+    state = current.state
+    if state.redrives >= MAX_REDRIVES:
+        reason = f"stuck at {state.stage} after {state.redrives} re-drives; see the function logs"
+        await fail(flow, current, RunError(reason=reason, code="Stuck", retryable=True))
+        return
+    stage = FACT_BEFORE.get(state.stage, state.stage)
+    changed = f"re-announced {stage}: no progress for {current.age():.0f}s"
+    if await commit(flow, current, stage, changed, redrives=state.redrives + 1) is not None:
+        report.redriven.append(state.run_id)
+
+
+async def _visit(flow: Flow, run_id: str, current: Current, report: TickReport) -> None:
+    stage = current.state.stage
+    if current.state.terminal:
+        await flow.runs.clear_active(run_id)
+        report.finished.append(run_id)
+    elif stage in POLLING:
+        await advance(flow, run_id, POLLING)
+        report.polled.append(run_id)
+    elif _stale(flow, current):
+        await _redrive(flow, current, report)
+
+
+def _stale(flow: Flow, current: Current) -> bool:
+    """An intent past its lease (its actor died), or a stage whose event nobody answered."""
+    stage, age = current.state.stage, current.age()
+    if stage in INTENTS:
+        return age > flow.lease_seconds
+    return stage in CHAINED and age > flow.redrive_after_seconds
+
+
+async def tick(flow: Flow) -> TickReport:
+    report = TickReport()
+    run_ids = await flow.runs.list_active()
+    report.active = len(run_ids)
+    loaded = await asyncio.gather(*(load(flow, run_id) for run_id in run_ids))
+    # Oldest first: the run that waited longest is served before the tick runs out of time.
+    pending = sorted(
+        ((run_id, current) for run_id, current in zip(run_ids, loaded, strict=True) if current is not None),
+        key=lambda item: item[1].at,
+    )
+    queue: asyncio.Queue[tuple[str, Current]] = asyncio.Queue()
+    for item in pending:
+        queue.put_nowait(item)
+
+    async def worker() -> None:
+        while not queue.empty():
+            run_id, current = queue.get_nowait()
+            if flow.remaining() < SAFETY_MARGIN_SECONDS:
+                report.deferred.append(run_id)
+                continue
+            try:
+                await _visit(flow, run_id, current, report)
+            except Exception:
+                # One run's trouble must not starve the others; the next tick tries it again.
+                log.exception("run %s: timer visit failed", run_id)
+                report.deferred.append(run_id)
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return report
