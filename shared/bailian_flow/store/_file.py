@@ -9,8 +9,8 @@ exists, atomically, even across processes) or `os.replace` (overwrite) puts it i
 the inode it describes; a sidecar whose inode does not match the object (an overwrite in flight, or a file
 dropped in by hand) is ignored, and the object gets a stat-derived etag instead of its MD5.
 
-Limitation: a key cannot be both an object and a "directory" (`a` and `a/b`) on a filesystem; such a write
-raises StoreError.
+Limitation: a key cannot be both an object and a "directory" (`a` and `a/b`) on a filesystem, nor can `a`
+coexist with a key under `a.json/` (their sidecars would collide); such a write raises StoreError.
 """
 
 from __future__ import annotations

@@ -10,9 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 from bailian_flow.store._base import ObjectStore
 from bailian_flow.store._file import FileStore
-from bailian_flow.store._oss import OssCredentials, OssStore
-
-DEFAULT_REGION = "cn-hangzhou"
+from bailian_flow.store._oss import DEFAULT_REGION, OssCredentials, OssStore
 
 
 def open_store(

@@ -28,6 +28,8 @@ from bailian_flow.store._base import (
     bare_etag,
 )
 
+DEFAULT_REGION = "cn-hangzhou"
+
 
 @dataclass(frozen=True)
 class OssCredentials:
@@ -99,10 +101,10 @@ class OssStore:
     def __init__(
         self,
         bucket: str,
-        *,
-        region: str,
         endpoint: str | None = None,
+        region: str | None = None,
         credentials: OssCredentials | None = None,
+        *,
         context: Any = None,
         path_style: bool | None = None,
         list_page_size: int = 1000,
@@ -110,7 +112,7 @@ class OssStore:
         if not bucket:
             raise ValueError("bucket is required")
         self.bucket = bucket
-        self.region = region
+        self.region = region or os.environ.get("FC_REGION") or DEFAULT_REGION
         self.endpoint = endpoint
         self._credentials = credentials or OssCredentials.from_context(context)
         # Buckets cannot be virtual hosts of an IP address: a local endpoint needs path-style URLs.
