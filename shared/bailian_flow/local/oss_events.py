@@ -68,10 +68,9 @@ class OssEventPoller:
 
     def _route(self, events: list[dict[str, Any]], last_seq: int) -> None:
         if last_seq < self.cursor:
-            # The emulator was reset: its sequence started again.
+            # A restarted emulator numbers from 0 again and answers with its whole buffer.
             log.info("emulator event sequence restarted; following from 0")
             self.cursor = 0
-            return
         for item in events:
             seq, record = int(item["seq"]), item["record"]
             if seq <= self.cursor:
