@@ -43,8 +43,19 @@ class TickReport:
 
 
 async def _redrive(flow: Flow, current: Current, report: TickReport) -> None:
-    """Re-announce a stage so its OSS event fires again (a fresh entry, so a fresh event)."""
+    """Make a stuck stage's OSS event fire again.
+
+    A stage marker lost to a crash between commit and marker is simply written now. A marker that exists but went
+    unanswered (the event or its function was lost) gets a fresh entry re-announcing the stage: a new object, so a
+    new event.
+    """
     state = current.state
+    if state.stage in CHAINED:
+        entry = await flow.runs.latest(state.run_id)
+        if entry is not None and entry.seq == current.seq and not await flow.runs.is_published(entry):
+            await flow.runs.publish(entry)
+            report.redriven.append(state.run_id)
+            return
     if state.redrives >= MAX_REDRIVES:
         reason = f"stuck at {state.stage} after {state.redrives} re-drives; see the function logs"
         await fail(flow, current, RunError(reason=reason, code="Stuck", retryable=True))

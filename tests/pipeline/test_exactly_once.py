@@ -1,0 +1,179 @@
+"""The main job end to end through the real functions, under duplicate, concurrent and broken deliveries."""
+
+from __future__ import annotations
+
+import pytest
+from harness import SFT_SAMPLE, Pipeline
+
+KEY = "datasets/support/train.jsonl"
+
+
+def test_upload_becomes_a_deployed_model(pipeline: Pipeline) -> None:
+    run_id = pipeline.upload(KEY, SFT_SAMPLE)
+
+    run = pipeline.pump(run_id)
+
+    assert run["stage"] == "DONE", run
+    assert run["deployed_model"], run
+    assert run["deployed_model"].endswith(run["deploy_suffix"])
+    assert run["job_name"] == f"bf-{run_id}-1"
+    stages = [entry["stage"] for entry in pipeline.run(run_id)["history"]]
+    for expected in (
+        "received",
+        "uploading",
+        "file-ready",
+        "starting-job",
+        "training",
+        "job-succeeded",
+        "deploying",
+        "deployment-pending",
+        "done",
+    ):
+        assert expected in stages, stages
+    assert stages.index("file-ready") < stages.index("training") < stages.index("done")
+    created = pipeline.created()
+    assert (created["files"], created["fine_tunes"], created["deployments"]) == (1, 1, 1)
+
+
+def test_five_concurrent_deliveries_of_every_event_make_one_of_each(pipeline: Pipeline) -> None:
+    pipeline.put(KEY, SFT_SAMPLE)
+
+    report = pipeline.pump(duplicates=5)
+
+    assert report["active"] == 0
+    run = pipeline.run_for_key(KEY)
+    assert run["stage"] == "DONE", run
+    created = pipeline.created()
+    assert (created["files"], created["fine_tunes"], created["deployments"]) == (1, 1, 1)
+    # The same dataset event delivered again, much later, changes nothing.
+    history_before = pipeline.run(run["run_id"])["history"]
+    etag = pipeline.head_etag(KEY)
+    late = _dataset_record(KEY, etag)
+    pipeline.deliver(late, times=5)
+    assert pipeline.run(run["run_id"])["history"] == history_before
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [("/api/v1/files", "files"), ("/api/v1/fine-tunes", "fine_tunes"), ("/api/v1/deployments", "deployments")],
+)
+def test_a_create_whose_answer_is_lost_is_reconciled_not_repeated(pipeline: Pipeline, path: str, kind: str) -> None:
+    # The server processes the create, then the connection drops before the answer.
+    pipeline.fault(method="POST", path=path, drop="after", times=1)
+    run_id = pipeline.upload(KEY, SFT_SAMPLE)
+
+    run = pipeline.pump(run_id)
+
+    assert run["stage"] == "DONE", run
+    assert pipeline.created()[kind] == 1
+    faults = _fault_hits(pipeline)
+    assert faults == [1], "the fault must have fired"
+
+
+def test_a_retried_delivery_resumes_its_own_claim(pipeline: Pipeline) -> None:
+    # The create never reaches the server: the handler raises (FC would retry), leaving its intent behind.
+    pipeline.fault(method="POST", path="/api/v1/fine-tunes", drop="before", times=4)
+    pipeline.put(KEY, SFT_SAMPLE)
+    for record in pipeline.new_records():
+        pipeline.deliver(record)
+    ready = [r for r in pipeline.new_records() if r["oss"]["object"]["key"].endswith("-file-ready.json")]
+    assert len(ready) == 1
+    event = {"events": ready}
+    with pytest.raises(Exception):  # noqa: B017 - whatever the transport error, it must escape for FC to retry
+        pipeline.invoke("on_file_ready", event, request_id="req-retried")
+    run_id = pipeline.run_for_key(KEY)["run_id"]
+    assert pipeline.run(run_id)["run"]["stage"] == "starting-job"
+
+    # Another delivery (a different request) leaves the fresh claim to its owner ...
+    pipeline.invoke("on_file_ready", event, request_id="req-other")
+    assert pipeline.run(run_id)["run"]["stage"] == "starting-job"
+    assert pipeline.created()["fine_tunes"] == 0
+
+    # ... and FC's retry of the same invocation resumes it.
+    http_clear_faults(pipeline)
+    pipeline.invoke("on_file_ready", event, request_id="req-retried")
+    assert pipeline.run(run_id)["run"]["stage"] == "training"
+    assert pipeline.pump(run_id)["stage"] == "DONE"
+    assert pipeline.created()["fine_tunes"] == 1
+
+
+def test_an_abandoned_claim_is_picked_up_by_the_timer_after_its_lease(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline.fault(method="POST", path="/api/v1/fine-tunes", drop="before", times=4)
+    pipeline.put(KEY, SFT_SAMPLE)
+    for record in pipeline.new_records():
+        pipeline.deliver(record)
+    ready = [r for r in pipeline.new_records() if r["oss"]["object"]["key"].endswith("-file-ready.json")]
+    with pytest.raises(Exception):  # noqa: B017
+        pipeline.invoke("on_file_ready", {"events": ready}, request_id="req-died")
+    http_clear_faults(pipeline)
+    run_id = pipeline.run_for_key(KEY)["run_id"]
+
+    pipeline.tick()  # within the lease: nothing to do
+    assert pipeline.run(run_id)["run"]["stage"] == "starting-job"
+
+    monkeypatch.setenv("BAILIAN_FLOW_LEASE_SECONDS", "0")
+    report = pipeline.tick()
+    assert report["redriven"] == [run_id]
+    assert pipeline.pump(run_id)["stage"] == "DONE"
+    assert pipeline.created()["fine_tunes"] == 1
+    assert pipeline.run(run_id)["run"]["redrives"] == 1
+
+
+def test_a_lost_event_is_re_driven_by_the_timer(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline.put(KEY, SFT_SAMPLE)
+    for record in pipeline.new_records():
+        if record["oss"]["object"]["key"] == KEY:
+            pipeline.deliver(record)
+    run_id = pipeline.run_for_key(KEY)["run_id"]
+    assert pipeline.run(run_id)["run"]["stage"] == "file-ready"
+    pipeline.new_records()  # the file-ready event is lost: nobody delivers it
+
+    pipeline.tick()
+    assert pipeline.run(run_id)["run"]["stage"] == "file-ready", "not stale yet"
+
+    monkeypatch.setenv("BAILIAN_FLOW_REDRIVE_AFTER", "0")
+    assert pipeline.tick()["redriven"] == [run_id]
+    monkeypatch.setenv("BAILIAN_FLOW_REDRIVE_AFTER", "600")
+    run = pipeline.pump(run_id)
+    assert run["stage"] == "DONE"
+    assert pipeline.created()["fine_tunes"] == 1
+
+
+def _dataset_record(key: str, etag: str) -> dict[str, object]:
+    return {
+        "eventName": "ObjectCreated:PutObject",
+        "eventSource": "acs:oss",
+        "eventTime": "2026-11-29T00:00:00.000Z",
+        "eventVersion": "1.0",
+        "oss": {
+            "bucket": {
+                "arn": "acs:oss:cn-hangzhou:1234567890:flow-test",
+                "name": "flow-test",
+                "ownerIdentity": "1234567890",
+                "virtualBucket": "",
+            },
+            "object": {"deltaSize": len(SFT_SAMPLE), "eTag": etag, "key": key, "size": len(SFT_SAMPLE)},
+            "ossSchemaVersion": "1.0",
+            "ruleId": "rule",
+        },
+        "region": "cn-hangzhou",
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {"requestId": "late-delivery"},
+        "userIdentity": {"principalId": "1234567890"},
+    }
+
+
+def _fault_hits(pipeline: Pipeline) -> list[int]:
+    from harness import http_json
+
+    body = http_json(f"{pipeline.url}/_emulator/faults")
+    rules = body["rules"] if isinstance(body, dict) else body
+    return [int(rule.get("hits", 0)) for rule in rules]
+
+
+def http_clear_faults(pipeline: Pipeline) -> None:
+    from harness import http_json
+
+    http_json(f"{pipeline.url}/_emulator/faults", "DELETE")
