@@ -9,6 +9,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,3 +82,12 @@ def bailian_env(emulator_reset: Emulator, monkeypatch: pytest.MonkeyPatch) -> Em
     monkeypatch.setenv("DASHSCOPE_API_KEY", emulator_reset.api_key)
     monkeypatch.setenv("DASHSCOPE_BASE_URL", emulator_reset.url)
     return emulator_reset
+
+
+@pytest.fixture
+def pipeline(emulator_reset: Emulator, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The real FC functions wired to the emulator (tests/pipeline/harness.py)."""
+    # tests/pipeline is on sys.path once one of its modules is collected (pytest's prepend import mode).
+    from harness import Pipeline
+
+    return Pipeline(emulator_reset.url, monkeypatch)
