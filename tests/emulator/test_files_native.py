@@ -155,3 +155,18 @@ async def test_upload_requires_multipart(api: Api) -> None:
     status, body = await api.native("POST", "/files", json={"files": []})
     assert status == 400
     assert body["code"] == "InvalidParameter"
+
+
+async def test_fine_tunes_see_uploaded_files_and_not_deleted_ones(api: Api) -> None:
+    _, body = await upload(api, [("files", b'{"messages": []}\n', "train.jsonl")])
+    file_id = body["data"]["uploaded_files"][0]["file_id"]
+    status, answer = await api.native(
+        "POST", "/fine-tunes", json={"model": "qwen3-14b", "training_file_ids": [file_id]}
+    )
+    assert status == 200, answer
+    await api.native("DELETE", f"/files/{file_id}")
+    status, answer = await api.native(
+        "POST", "/fine-tunes", json={"model": "qwen3-14b", "training_file_ids": [file_id]}
+    )
+    assert status == 400
+    assert file_id in answer["message"]
