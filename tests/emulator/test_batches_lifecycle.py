@@ -36,10 +36,7 @@ class Client:
             return response.status, await response.json()
 
     async def upload(self, lines: list[Any] | bytes, purpose: str = "batch") -> str:
-        if isinstance(lines, bytes):
-            content = lines
-        else:
-            content = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        content = lines if isinstance(lines, bytes) else "".join(json.dumps(line) + "\n" for line in lines).encode()
         form = aiohttp.FormData(default_to_multipart=True)
         form.add_field("purpose", purpose)
         form.add_field("file", content, filename="input.jsonl")
@@ -262,9 +259,7 @@ async def test_create_rejects_invalid_requests(client: Client, body: dict[str, A
 
 async def test_create_needs_a_batch_purpose_file_and_accepts_day_windows(client: Client) -> None:
     extract_id = await client.upload([chat_line("1", "x")], purpose="file-extract")
-    status, answer = await client.call(
-        "POST", "/batches", json_body={"input_file_id": extract_id, "endpoint": CHAT}
-    )
+    status, answer = await client.call("POST", "/batches", json_body={"input_file_id": extract_id, "endpoint": CHAT})
     assert status == 400
     assert answer["error"]["param"] == "input_file_id"
     batch = await client.create(await client.upload([chat_line("1", "x")]), completion_window="14d")

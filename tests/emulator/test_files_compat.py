@@ -18,9 +18,7 @@ class Compat:
         self.url = emulator.url + PREFIX
         self.headers = {"Authorization": f"Bearer {emulator.api_key}"}
 
-    async def upload(
-        self, content: bytes, purpose: str | None, filename: str = "in.jsonl"
-    ) -> tuple[int, Any]:
+    async def upload(self, content: bytes, purpose: str | None, filename: str = "in.jsonl") -> tuple[int, Any]:
         form = aiohttp.FormData(default_to_multipart=True)
         form.add_field("file", content, filename=filename, content_type="application/jsonl")
         if purpose is not None:
@@ -29,9 +27,7 @@ class Compat:
             return response.status, await response.json()
 
     async def call(self, method: str, path: str = "", **params: Any) -> tuple[int, Any]:
-        async with self.session.request(
-            method, self.url + path, params=params, headers=self.headers
-        ) as response:
+        async with self.session.request(method, self.url + path, params=params, headers=self.headers) as response:
             return response.status, await response.json()
 
 
@@ -73,9 +69,7 @@ async def test_upload_rejects_bad_purpose_and_missing_file(compat: Compat) -> No
 
 
 async def test_upload_over_limit_is_413(compat: Compat, emulator_reset: Emulator) -> None:
-    async with compat.session.post(
-        f"{emulator_reset.url}/_emulator/files/limits", json={"batch": 8}
-    ) as response:
+    async with compat.session.post(f"{emulator_reset.url}/_emulator/files/limits", json={"batch": 8}) as response:
         assert response.status == 200
     status, body = await compat.upload(b"123456789", "batch")
     assert status == 413

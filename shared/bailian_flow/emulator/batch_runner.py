@@ -79,9 +79,7 @@ def run_batch(input_path: Path, endpoint: str, created_at: int, blobs: BlobStore
                     continue
                 result.total += 1
                 if result.total > MAX_LINES:
-                    _fail(
-                        result, "too_many_requests", f"The input file has more than {MAX_LINES} lines.", None
-                    )
+                    _fail(result, "too_many_requests", f"The input file has more than {MAX_LINES} lines.", None)
                     break
                 try:
                     request = _parse_line(raw, endpoint)
@@ -191,9 +189,7 @@ def _answer(
             )
     if error is None:
         try:
-            answer = (
-                _fake_chat(body, digest, created_at) if endpoint == CHAT_ENDPOINT else _fake_embedding(body)
-            )
+            answer = _fake_chat(body, digest, created_at) if endpoint == CHAT_ENDPOINT else _fake_embedding(body)
         except _Invalid as exc:
             error = (400, exc.code, exc.message)
     request_id = str(uuid.UUID(digest[:32]))
@@ -230,11 +226,7 @@ def _fake_chat(body: dict[str, Any], digest: str, created_at: int) -> dict[str, 
         raise _Invalid("invalid_request", "messages must be a non-empty list.")
     prompt = " ".join(_text_of(m.get("content")) for m in messages if isinstance(m, dict))
     last_user = next(
-        (
-            _text_of(m.get("content"))
-            for m in reversed(messages)
-            if isinstance(m, dict) and m.get("role") == "user"
-        ),
+        (_text_of(m.get("content")) for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"),
         "",
     )
     content = f"Emulated answer {digest[:8]} to: {last_user[:200]}"

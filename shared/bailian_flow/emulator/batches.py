@@ -156,23 +156,17 @@ def _fail(
 ) -> None:
     record.status = "failed"
     record.times["failed_at"] = at
-    record.errors = (
-        errors if errors is not None else [{"code": code, "message": message, "param": None, "line": None}]
-    )
+    record.errors = errors if errors is not None else [{"code": code, "message": message, "param": None, "line": None}]
 
 
 def _complete(app: web.Application, record: BatchRecord, at: int) -> None:
     result = record.result
     if result is not None:
         if result.output is not None:
-            output = add_file(
-                app, result.output, f"{record.id}_output.jsonl", "batch_output", "file-batch_output"
-            )
+            output = add_file(app, result.output, f"{record.id}_output.jsonl", "batch_output", "file-batch_output")
             record.output_file_id = output.id
         if result.error_output is not None:
-            errors = add_file(
-                app, result.error_output, f"{record.id}_error.jsonl", "batch_output", "file-batch_error"
-            )
+            errors = add_file(app, result.error_output, f"{record.id}_error.jsonl", "batch_output", "file-batch_error")
             record.error_file_id = errors.id
     record.status = "completed"
     record.times["completed_at"] = at
@@ -222,9 +216,7 @@ async def create(request: web.Request) -> web.Response:
     if input_file is None:
         return _invalid(f"No file found with id {input_file_id!r}.", "input_file_id")
     if input_file.purpose != "batch":
-        return _invalid(
-            f"File {input_file_id} has purpose {input_file.purpose!r}, not 'batch'.", "input_file_id"
-        )
+        return _invalid(f"File {input_file_id} has purpose {input_file.purpose!r}, not 'batch'.", "input_file_id")
     if endpoint not in ENDPOINTS:
         return _invalid(f"endpoint must be one of {', '.join(ENDPOINTS)}.", "endpoint")
     window_seconds = _window_seconds(window)

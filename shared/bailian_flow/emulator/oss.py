@@ -195,9 +195,7 @@ async def put_object(request: web.Request) -> web.Response:
         return error(request, 501, "NotImplemented", "The emulator does not implement CopyObject.")
     store = request.app[OSS_STORE_KEY]
     try:
-        blob = await store.incoming.ingest(
-            body_chunks(request), limit=MAX_OBJECT_BYTES, drain_on_overflow=False
-        )
+        blob = await store.incoming.ingest(body_chunks(request), limit=MAX_OBJECT_BYTES, drain_on_overflow=False)
     except BlobTooLarge:
         return error(request, 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
     content_md5 = request.headers.get("Content-MD5")
@@ -315,9 +313,7 @@ async def post_object(request: web.Request) -> web.Response:
                 continue
             key = fields.get("key", "").replace("${filename}", part.filename or "")
             if not valid_key(key):
-                return error(
-                    request, 400, "InvalidArgument", "The form has no valid key field before the file."
-                )
+                return error(request, 400, "InvalidArgument", "The form has no valid key field before the file.")
             try:
                 length_range = check_post_policy(fields, bucket, state.clock.now())
             except PolicyRejection as exc:
@@ -326,9 +322,7 @@ async def post_object(request: web.Request) -> web.Response:
             try:
                 blob = await store.incoming.ingest(part_chunks(part), limit=high, drain_on_overflow=False)
             except BlobTooLarge:
-                return error(
-                    request, 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size."
-                )
+                return error(request, 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
             if blob.size < low:
                 remove(blob.path)
                 return error(
@@ -337,13 +331,9 @@ async def post_object(request: web.Request) -> web.Response:
                     "EntityTooSmall",
                     "Your proposed upload is smaller than the minimum allowed size.",
                 )
-            content_type = (
-                fields.get("content-type") or part.headers.get("Content-Type") or "application/octet-stream"
-            )
+            content_type = fields.get("content-type") or part.headers.get("Content-Type") or "application/octet-stream"
             metadata = {
-                name.removeprefix("x-oss-meta-"): v
-                for name, v in fields.items()
-                if name.startswith("x-oss-meta-")
+                name.removeprefix("x-oss-meta-"): v for name, v in fields.items() if name.startswith("x-oss-meta-")
             }
             forbid = fields.get("x-oss-forbid-overwrite", "").strip().lower() == "true"
             status = {"200": 200, "201": 201}.get(fields.get("success_action_status", ""), 204)
@@ -353,9 +343,7 @@ async def post_object(request: web.Request) -> web.Response:
     except FieldTooLarge as exc:
         return error(request, 400, "InvalidArgument", f"Form field {exc} is too large.")
     except ValueError as exc:
-        return error(
-            request, 400, "MalformedPOSTRequest", f"The body of your POST request is not well-formed: {exc}"
-        )
+        return error(request, 400, "MalformedPOSTRequest", f"The body of your POST request is not well-formed: {exc}")
     return error(request, 400, "InvalidArgument", "The form has no file field.")
 
 
@@ -363,9 +351,7 @@ async def bucket_get(request: web.Request) -> web.Response:
     refused = _reserved(request)
     if refused is not None:
         return refused
-    return list_objects(
-        request, request.app[OSS_STORE_KEY], request.match_info["bucket"], new_oss_request_id()
-    )
+    return list_objects(request, request.app[OSS_STORE_KEY], request.match_info["bucket"], new_oss_request_id())
 
 
 async def bucket_put(request: web.Request) -> web.Response:

@@ -116,9 +116,7 @@ def list_objects(request: web.Request, store: OssStore, bucket: str, request_id:
     for common in prefixes:
         parts.append(f"<CommonPrefixes><Prefix>{enc(common)}</Prefix></CommonPrefixes>")
     parts.append("</ListBucketResult>")
-    return web.Response(
-        text="".join(parts), content_type="application/xml", headers={"x-oss-request-id": request_id}
-    )
+    return web.Response(text="".join(parts), content_type="application/xml", headers={"x-oss-request-id": request_id})
 
 
 def _common_prefix(key: str, prefix: str, delimiter: str) -> str | None:

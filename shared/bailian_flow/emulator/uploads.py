@@ -107,9 +107,7 @@ def check_post_policy(fields: dict[str, str], bucket: str, now: float) -> tuple[
 
 def _condition_failed(condition: object) -> PolicyRejection:
     rendered = json.dumps(condition, ensure_ascii=False)
-    return PolicyRejection(
-        403, "AccessDenied", f"Invalid according to Policy: Policy Condition failed: {rendered}"
-    )
+    return PolicyRejection(403, "AccessDenied", f"Invalid according to Policy: Policy Condition failed: {rendered}")
 
 
 async def get_policy(request: web.Request) -> web.Response:
