@@ -50,9 +50,7 @@ async def test_create_with_training_datasets_form(client: BailianClient) -> None
     )
     fetched = await client.fine_tunes.get(job.job_id)
     assert fetched.job_id == job.job_id
-    assert file_id in fetched.training_file_ids or any(
-        ds.file_id == file_id for ds in fetched.training_datasets or []
-    )
+    assert file_id in fetched.training_file_ids or any(ds.file_id == file_id for ds in fetched.training_datasets or [])
 
 
 async def test_create_without_training_data_is_refused_locally(client: BailianClient) -> None:
@@ -62,9 +60,7 @@ async def test_create_without_training_data_is_refused_locally(client: BailianCl
 
 async def test_list_paginates_over_more_than_a_page(client: BailianClient) -> None:
     file_id = await _file(client)
-    created = {
-        (await client.fine_tunes.create("qwen3-14b", training_file_ids=[file_id])).job_id for _ in range(7)
-    }
+    created = {(await client.fine_tunes.create("qwen3-14b", training_file_ids=[file_id])).job_id for _ in range(7)}
     listed = [job.job_id async for job in client.fine_tunes.list(page_size=3)]
     assert sorted(listed) == sorted(created)
     first = await client.fine_tunes.list_page(1, 3)

@@ -172,6 +172,11 @@ class BailianClient:
                 ),
                 headers={"User-Agent": _USER_AGENT},
             )
+            # aiohttp silently resends an idempotent request once when a pooled connection breaks. All retry
+            # decisions live in `request` instead: it must know an attempt was ambiguous (a DELETE that then
+            # finds nothing succeeded earlier) and count every attempt against the bounds.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
         return self._session
 
     # -- resources (imported on first use: a handler pays only for the families it touches) ----------------
