@@ -27,9 +27,7 @@ class Api:
         auth: bool = True,
     ) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {self.api_key}"} if auth else {}
-        async with self.session.request(
-            method, self.url + path, json=json, params=params, headers=headers
-        ) as response:
+        async with self.session.request(method, self.url + path, json=json, params=params, headers=headers) as response:
             return response.status, await response.json(content_type=None)
 
     async def native(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:

@@ -189,3 +189,12 @@ async def test_reset_clears_resources_counters_faults_and_scripts(api: Api) -> N
 async def test_every_answer_carries_a_request_id_header(api: Api) -> None:
     async with api.session.get(f"{api.url}/api/v1/fine-tunes") as response:
         assert response.status == 401 and response.headers["X-Request-Id"]
+
+
+async def test_unknown_api_routes_answer_in_the_families_error_shape(api: Api) -> None:
+    status, body = await api.native("GET", "/no-such-resource")
+    assert (status, body["code"]) == (404, "NotFound") and body["request_id"]
+    status, body = await api.call("GET", "/compatible-mode/v1/no-such-resource")
+    assert status == 404 and body["error"]["code"] == "NotFound"
+    status, body = await api.native("PATCH", "/fine-tunes")
+    assert (status, body["code"]) == (405, "UnsupportedOperation")

@@ -80,9 +80,7 @@ async def test_training_datasets_form_is_accepted(api: Api) -> None:
         ({"training_file_ids": ["x"]}, 400, "InvalidParameter"),
     ],
 )
-async def test_create_rejects_invalid_requests(
-    api: Api, body: dict[str, object], status: int, code: str
-) -> None:
+async def test_create_rejects_invalid_requests(api: Api, body: dict[str, object], status: int, code: str) -> None:
     got, answer = await api.native("POST", "/fine-tunes", json=body)
     assert (got, answer["code"]) == (status, code), answer
     assert set(answer) == {"request_id", "code", "message"}
@@ -164,20 +162,14 @@ async def test_scripted_failure(api: Api) -> None:
 async def test_quota_counts_running_and_succeeded_jobs(api: Api) -> None:
     file_id = await api.upload_file()
     jobs = [await api.create_fine_tune(training_file_ids=[file_id]) for _ in range(20)]
-    status, body = await api.native(
-        "POST", "/fine-tunes", json={"model": "qwen3-8b", "training_file_ids": [file_id]}
-    )
+    status, body = await api.native("POST", "/fine-tunes", json={"model": "qwen3-8b", "training_file_ids": [file_id]})
     assert (status, body["code"], body["message"]) == (429, "Throttling", QUOTA_MESSAGE)
     # Succeeded jobs still count; only deleting (or failed/canceled jobs) frees the quota.
     await api.advance(80)
-    status, _ = await api.native(
-        "POST", "/fine-tunes", json={"model": "qwen3-8b", "training_file_ids": [file_id]}
-    )
+    status, _ = await api.native("POST", "/fine-tunes", json={"model": "qwen3-8b", "training_file_ids": [file_id]})
     assert status == 429
     assert (await api.native("DELETE", f"/fine-tunes/{jobs[0]['job_id']}"))[0] == 200
-    status, body = await api.native(
-        "POST", "/fine-tunes", json={"model": "qwen3-8b", "training_file_ids": [file_id]}
-    )
+    status, body = await api.native("POST", "/fine-tunes", json={"model": "qwen3-8b", "training_file_ids": [file_id]})
     assert status == 200, body
 
 
@@ -219,9 +211,7 @@ async def test_checkpoints_newest_first_and_export(api: Api) -> None:
     job_id = job["job_id"]
     _, body = await api.native("GET", f"/fine-tunes/{job_id}/checkpoints")
     assert body["output"] == []
-    status, body = await api.native(
-        "GET", f"/fine-tunes/{job_id}/export/checkpoint-10", params={"model_name": "m"}
-    )
+    status, body = await api.native("GET", f"/fine-tunes/{job_id}/export/checkpoint-10", params={"model_name": "m"})
     assert (status, body["code"]) == (400, "UnsupportedOperation")
     await api.advance(80)
     _, body = await api.native("GET", f"/fine-tunes/{job_id}/checkpoints")
@@ -236,9 +226,7 @@ async def test_checkpoints_newest_first_and_export(api: Api) -> None:
     _, models = await api.native("GET", "/deployments/models", params={"page_size": 200})
     names = {model["model_name"] for model in models["output"]["models"]}
     assert {"my-export", job["finetuned_output"]} <= names
-    status, body = await api.native(
-        "GET", f"/fine-tunes/{job_id}/export/checkpoint-99", params={"model_name": "x"}
-    )
+    status, body = await api.native("GET", f"/fine-tunes/{job_id}/export/checkpoint-99", params={"model_name": "x"})
     assert (status, body["code"]) == (404, "NotFound")
 
 

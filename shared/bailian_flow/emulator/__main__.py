@@ -18,12 +18,8 @@ READY_PREFIX = "bailian-flow emulator ready"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port to bind; 0 picks a free one")
-    parser.add_argument(
-        "--data-dir", type=pathlib.Path, default=None, help="storage root (default: temp dir)"
-    )
-    parser.add_argument(
-        "--time-scale", type=float, default=1.0, help="emulated seconds per real second (default 1)"
-    )
+    parser.add_argument("--data-dir", type=pathlib.Path, default=None, help="storage root (default: temp dir)")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="emulated seconds per real second (default 1)")
     parser.add_argument("--api-key", default=None, help="the only accepted key (default: any non-empty key)")
 
 

@@ -11,7 +11,14 @@ from aiohttp.typedefs import Handler
 
 from . import control
 from .common import api_error_middleware
-from .errors import compat_error, is_compatible_path, is_native_path, native_error, new_request_id
+from .errors import (
+    compat_error,
+    error_for_path,
+    is_compatible_path,
+    is_native_path,
+    native_error,
+    new_request_id,
+)
 from .faults import fault_middleware
 from .state import STATE_KEY, EmulatorState
 
@@ -34,12 +41,24 @@ RESOURCE_MODULES = (
 CLIENT_MAX_SIZE = 2 << 30
 
 
+def _is_router_default(exc: web.HTTPException) -> bool:
+    """True for aiohttp's own bare 404/405 (no route), as opposed to an answer a handler built."""
+    return exc.status in (404, 405) and exc.text == f"{exc.status}: {exc.reason}"
+
+
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        response = exc
+        path = request.path
+        if _is_router_default(exc) and (is_native_path(path) or is_compatible_path(path)):
+            # Unknown API routes answer in the API family's error shape, like the service.
+            code = "NotFound" if exc.status == 404 else "UnsupportedOperation"
+            message = f"{request.method} {path} is not supported."
+            response = error_for_path(path, exc.status, code, message)
+        else:
+            response = exc
     if not response.prepared and "X-Request-Id" not in response.headers:
         response.headers["X-Request-Id"] = new_request_id()
     if isinstance(response, web.HTTPException):
@@ -63,9 +82,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     # Never echo the presented key back.
     if compatible:
-        return compat_error(
-            401, "invalid_api_key", "Incorrect API key provided.", type_="invalid_request_error"
-        )
+        return compat_error(401, "invalid_api_key", "Incorrect API key provided.", type_="invalid_request_error")
     return native_error(401, "InvalidApiKey", "Invalid API-key provided.")
 
 

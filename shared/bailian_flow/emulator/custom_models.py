@@ -132,9 +132,7 @@ async def create(request: web.Request) -> web.Response:
         weight_type=weight_type,
         storage_info=dict(storage),
         created=now,
-        timeline=Timeline.starting(
-            now, (0.0, "PENDING"), (PENDING_SECONDS, "RUNNING"), (IMPORT_SECONDS, outcome)
-        ),
+        timeline=Timeline.starting(now, (0.0, "PENDING"), (PENDING_SECONDS, "RUNNING"), (IMPORT_SECONDS, outcome)),
     )
     store.jobs[job_id] = job
     state.count_created("imports")
@@ -169,9 +167,7 @@ async def delete(request: web.Request) -> web.Response:
     job = store.get(request.match_info["job_id"])
     status = job.status(_state(request).clock.now())
     if status not in TERMINAL:
-        raise ApiError(
-            400, "OperationDenied", f"Import job {job.job_id} is {status}; it can not be deleted yet."
-        )
+        raise ApiError(400, "OperationDenied", f"Import job {job.job_id} is {status}; it can not be deleted yet.")
     del store.jobs[job.job_id]
     return ok({"job_id": job.job_id, "status": "success"})
 

@@ -128,9 +128,7 @@ def _plan_options(body: dict[str, Any]) -> dict[str, Any]:
     plan = body.get("plan")
     if plan is not None:
         if not isinstance(plan, str) or plan.lower() not in PLANS:
-            raise ApiError(
-                400, "InvalidParameter", f"Invalid plan: {plan!r}; expected one of mu, cu, ptu, lora."
-            )
+            raise ApiError(400, "InvalidParameter", f"Invalid plan: {plan!r}; expected one of mu, cu, ptu, lora.")
         options["plan"] = plan.lower()
         if options["plan"] == "mu" and not body.get("deploy_spec"):
             raise ApiError(400, "InvalidParameter", "deploy_spec is required for the mu plan.")
@@ -187,9 +185,7 @@ async def create(request: web.Request) -> web.Response:
     capacity = _capacity(body.get("capacity", info.base_capacity), info.base_capacity)
     suffix = body.get("suffix")
     if suffix is not None and (not isinstance(suffix, str) or not SUFFIX_PATTERN.match(suffix)):
-        raise ApiError(
-            400, "InvalidParameter", f"Invalid suffix {suffix!r}: 1-8 lowercase letters or digits."
-        )
+        raise ApiError(400, "InvalidParameter", f"Invalid suffix {suffix!r}: 1-8 lowercase letters or digits.")
     options = _plan_options(body)
     now = state.clock.now()
     workspace_id = request.headers.get("X-DashScope-WorkSpace") or DEFAULT_WORKSPACE
@@ -198,16 +194,12 @@ async def create(request: web.Request) -> web.Response:
     if suffix is not None and any(item.suffix == suffix for item in live):
         raise ApiError(409, "Conflict", f"Suffix {suffix} already exists, please specify another suffix.")
     if deployed_model in store.deployments:
-        raise ApiError(
-            409, "Conflict", f"Deployed model {model_name} already exists, please specify a suffix."
-        )
+        raise ApiError(409, "Conflict", f"Deployed model {model_name} already exists, please specify a suffix.")
 
     failed = state.take_scripted_outcome("deployment")
     sizing = {"capacity": capacity, "ready_capacity": 0}
     final = {"capacity": capacity, "ready_capacity": 0 if failed else capacity}
-    timeline = Timeline(
-        [Phase(now, "PENDING", sizing), Phase(now + PENDING_SECONDS, failed or "RUNNING", final)]
-    )
+    timeline = Timeline([Phase(now, "PENDING", sizing), Phase(now + PENDING_SECONDS, failed or "RUNNING", final)])
     deployment = Deployment(
         deployed_model=deployed_model,
         model_name=model_name,

@@ -55,9 +55,7 @@ class FineTuneJob:
             end = (running + FAIL_AFTER_RUNNING_SECONDS, outcome)
         else:
             end = (running + RUNNING_SECONDS, "SUCCEEDED")
-        return Timeline.starting(
-            created, (0.0, "PENDING"), (PENDING_SECONDS, "QUEUING"), (running, "RUNNING"), end
-        )
+        return Timeline.starting(created, (0.0, "PENDING"), (PENDING_SECONDS, "QUEUING"), (running, "RUNNING"), end)
 
     @property
     def n_epochs(self) -> int:
@@ -135,9 +133,7 @@ class FineTuneJob:
         total = STEPS_PER_EPOCH * self.n_epochs
         step_seconds = RUNNING_SECONDS / total
         return [
-            (start + step * step_seconds, step)
-            for step in range(1, total + 1)
-            if start + step * step_seconds <= end
+            (start + step * step_seconds, step) for step in range(1, total + 1) if start + step * step_seconds <= end
         ]
 
     def checkpoint_steps(self, now: float) -> list[tuple[float, int]]:

@@ -142,9 +142,7 @@ async def create(request: web.Request) -> web.Response:
     output_name = body.get("finetuned_output") or body.get("model_name")
     if not isinstance(output_name, str) or not output_name:
         output_name = f"{model}-{suffix}-{job_id}" if suffix else f"{model}-{job_id}"
-    extras: dict[str, Any] = {
-        key: body[key] for key in ("training_datasets", "validation_datasets") if key in body
-    }
+    extras: dict[str, Any] = {key: body[key] for key in ("training_datasets", "validation_datasets") if key in body}
     job = FineTuneJob(
         job_id=job_id,
         job_name=str(body.get("job_name") or job_id),
@@ -201,9 +199,7 @@ async def delete(request: web.Request) -> web.Response:
     job = store.get(request.match_info["job_id"])
     status = job.status(_state(request).clock.now())
     if status not in TERMINAL:
-        raise ApiError(
-            400, "UnsupportedOperation", f"Job {job.job_id} is {status}; only finished jobs can be deleted."
-        )
+        raise ApiError(400, "UnsupportedOperation", f"Job {job.job_id} is {status}; only finished jobs can be deleted.")
     del store.jobs[job.job_id]
     return ok({"status": "success"})
 

@@ -36,9 +36,7 @@ SCRIPT_KINDS = ("fine_tune", "deployment", "import", "batch")
 
 
 class EmulatorState:
-    def __init__(
-        self, data_dir: pathlib.Path, clock: Clock | None = None, api_key: str | None = None
-    ) -> None:
+    def __init__(self, data_dir: pathlib.Path, clock: Clock | None = None, api_key: str | None = None) -> None:
         self.data_dir = data_dir
         self.clock = clock if clock is not None else Clock()
         self.api_key = api_key
