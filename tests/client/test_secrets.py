@@ -1,0 +1,47 @@
+"""The API key never shows: not in reprs, exception texts or log output, even when the server echoes it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from bailian_flow.client import BailianClient, RetryConfig
+from bailian_flow.client.errors import APIConnectionError, APIStatusError
+from bailian_flow.client.models.uploads import UploadPolicy
+from client_helpers import LIMITERS, SFT_LINE, Control, client_fixture, control_fixture  # noqa: F401 - fixtures
+
+
+async def test_key_is_absent_from_reprs_errors_and_logs(
+    bailian_env: Any, control: Control, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = bailian_env.api_key
+    caplog.set_level(logging.DEBUG)
+    retry = RetryConfig(initial_delay=0.01, max_delay=0.02, max_retries=1)
+    async with BailianClient(retry=retry, rate_limits=dict.fromkeys(LIMITERS)) as client:
+        texts = [repr(client), str(client), repr(client.files), repr(client.options)]
+        # A server that echoes the key back in its error message.
+        await control.faults({"path": "/api/v1/fine-tunes", "status": 500, "message": f"bad key {key}"})
+        with pytest.raises(APIStatusError) as echoed:
+            await client.fine_tunes.list_page()
+        await control.faults({"path": "/api/v1/files", "method": "POST", "drop": "after"})
+        with pytest.raises(APIConnectionError) as dropped:
+            await client.files.upload(SFT_LINE, filename="t.jsonl")
+    for error in (echoed.value, dropped.value):
+        texts += [str(error), repr(error), repr(error.args), str(vars(error))]
+    assert "**********" in echoed.value.message
+    texts.append(caplog.text)
+    assert "retry" in caplog.text  # the retries were logged...
+    for text in texts:
+        assert key not in text  # ...and nothing anywhere holds the key
+
+
+def test_upload_policy_repr_hides_the_signature() -> None:
+    policy = UploadPolicy(
+        policy="eyJsecret-policy",
+        signature="secret-signature",
+        upload_dir="d",
+        upload_host="http://127.0.0.1:1/b",
+        oss_access_key_id="LTAIexample",
+    )
+    assert "secret-signature" not in repr(policy) and "eyJsecret-policy" not in repr(policy)
