@@ -136,6 +136,7 @@ def test_every_variable_the_code_reads_is_declared(app: AppSpec, document: dict[
         missing = read - declared - set(OPTIONAL_VARIABLES)
         assert not missing, f"{spec.name} does not declare {sorted(missing)}"
         assert not {n for n in declared if n.startswith("FC_")}, "FC_* is reserved"
+        assert not [v for v in spec.environment.values() if "${" in v], "unresolved Serverless Devs variable"
     raw_env = document["resources"]["on_upload"]["props"]["environmentVariables"]
     # Secrets come from the deployer's environment, never from the file.
     assert raw_env["DASHSCOPE_API_KEY"] == "${env('DASHSCOPE_API_KEY')}"

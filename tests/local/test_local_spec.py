@@ -18,6 +18,7 @@ def test_serverless_devs_variables_resolve() -> None:
     assert resolve("oss-${vars.region}-internal", scope, env) == "oss-cn-beijing-internal"
     assert resolve("${env('KEY')}", scope, env) == "secret"
     assert resolve('${env("MISSING", "fallback")}', scope, env) == "fallback"
+    assert resolve("${env('MISSING', '{}')}", scope, env) == "{}"
     assert resolve("${env.KEY}", scope, env) == "secret"
     assert resolve("acs:ram::${config('AccountID')}:role/r", scope, env) == f"acs:ram::{LOCAL_ACCOUNT_ID}:role/r"
     with pytest.raises(SpecError):

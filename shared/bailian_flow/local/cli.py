@@ -22,13 +22,9 @@ def default_config() -> Path:
     return here if here.exists() else REPO_ROOT / "s.yaml"
 
 
-def add_stack_arguments(
-    parser: argparse.ArgumentParser, *, time_scale: float, timer_interval: float | None
-) -> None:
+def add_stack_arguments(parser: argparse.ArgumentParser, *, time_scale: float, timer_interval: float | None) -> None:
     """Options shared by `dev` and `demo`."""
-    parser.add_argument(
-        "--config", type=Path, default=None, help="the Serverless Devs file (default: s.yaml)"
-    )
+    parser.add_argument("--config", type=Path, default=None, help="the Serverless Devs file (default: s.yaml)")
     parser.add_argument("--data-dir", type=Path, default=None, help="where the emulator keeps its files")
     parser.add_argument(
         "--time-scale", type=float, default=time_scale, help="emulated seconds per real second (Bailian jobs)"

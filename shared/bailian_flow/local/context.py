@@ -41,7 +41,5 @@ def make_local_context(spec: FunctionSpec, region: str, request_id: str | None =
             access_key_secret=os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ""),
             security_token=os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN", ""),
         )
-        context.service = SimpleNamespace(
-            name="", log_project="", log_store="", qualifier="LATEST", version_id=""
-        )
+        context.service = SimpleNamespace(name="", log_project="", log_store="", qualifier="LATEST", version_id="")
     return context

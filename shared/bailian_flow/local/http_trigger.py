@@ -158,9 +158,7 @@ class HttpTriggerServer:
         app.config[CONFIG_KEY] = target
         self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
         self.url = f"http://{host}:{self._server.server_port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fc-http-trigger", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fc-http-trigger", daemon=True)
 
     def start(self) -> None:
         self._thread.start()

@@ -179,9 +179,7 @@ class Dispatcher:
             delivery.attempt += 1
             started = time.monotonic()
             try:
-                await loop.run_in_executor(
-                    self._executor, function.invoke, delivery.payload, delivery.request_id
-                )
+                await loop.run_in_executor(self._executor, function.invoke, delivery.payload, delivery.request_id)
             except HandlerError as exc:
                 self._record(delivery, started, str(exc))
                 self._after_failure(delivery, function, exc)

@@ -19,7 +19,8 @@ import yaml
 
 LOCAL_ACCOUNT_ID = "1234567890123456"
 
-_EXPRESSION = re.compile(r"\$\{([^{}]+)\}")
+# `${...}`; quoted arguments may contain braces (`${env('X', '{}')}`).
+_EXPRESSION = re.compile(r"""\$\{((?:[^{}'"]|'[^']*'|"[^"]*")+)\}""")
 _ENV_CALL = re.compile(r"""^env\(\s*(['"])([^'"]+)\1\s*(?:,\s*(['"])(.*?)\3\s*)?\)$""")
 _CONFIG_CALL = re.compile(r"""^config\(\s*(['"])([^'"]+)\1\s*\)$""")
 
@@ -155,9 +156,7 @@ def load_spec(path: str | os.PathLike[str], environ: Mapping[str, str] | None = 
         resource_scope = {**scope, "this": {"name": resource, "props": body.get("props") or {}}}
         props = resolve(body.get("props") or {}, resource_scope, env)
         functions.append(_function(path.parent, resource, props))
-    return AppSpec(
-        path=path, name=str(document.get("name", "")), variables=variables, functions=tuple(functions)
-    )
+    return AppSpec(path=path, name=str(document.get("name", "")), variables=variables, functions=tuple(functions))
 
 
 def _function(root: Path, resource: str, props: Mapping[str, Any]) -> FunctionSpec:
@@ -211,9 +210,7 @@ def _function(root: Path, resource: str, props: Mapping[str, Any]) -> FunctionSp
         handler=handler,
         memory_mb=int(props.get("memorySize", 512)),
         timeout_s=float(props.get("timeout", 60)),
-        environment={
-            str(k): "" if v is None else str(v) for k, v in (props.get("environmentVariables") or {}).items()
-        },
+        environment={str(k): "" if v is None else str(v) for k, v in (props.get("environmentVariables") or {}).items()},
         region=str(props.get("region") or "cn-hangzhou"),
         max_async_retries=int(async_config.get("maxAsyncRetryAttempts", 3)),
         max_async_event_age_s=float(async_config.get("maxAsyncEventAgeInSeconds", 86400)),

@@ -170,9 +170,7 @@ class LocalStack:
         )
         self._dispatcher.start()
 
-        self._invoke_runner = web.AppRunner(
-            build_invoke_app(self.functions, self._dispatcher, self._executor)
-        )
+        self._invoke_runner = web.AppRunner(build_invoke_app(self.functions, self._dispatcher, self._executor))
         await self._invoke_runner.setup()
         site = web.TCPSite(self._invoke_runner, self._host, self._invoke_port)
         await site.start()
@@ -258,9 +256,7 @@ class LocalStack:
         port = self._http_port
         for function in self.functions.values():
             for trigger in function.spec.http_triggers:
-                server = HttpTriggerServer(
-                    FcHttpTarget(function, trigger, LOCAL_ACCOUNT_ID), self._host, port
-                )
+                server = HttpTriggerServer(FcHttpTarget(function, trigger, LOCAL_ACCOUNT_ID), self._host, port)
                 server.start()
                 self._http_servers.append(server)
                 self.http_urls[function.spec.name] = server.url
@@ -274,9 +270,7 @@ class LocalStack:
             self._poller_task = asyncio.create_task(self._poller.run(), name="oss-events")
 
     def _start_timers(self) -> None:
-        timers = [
-            (f.spec.name, t) for f in self.functions.values() for t in f.spec.timer_triggers if t.enabled
-        ]
+        timers = [(f.spec.name, t) for f in self.functions.values() for t in f.spec.timer_triggers if t.enabled]
         if not timers:
             return
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
