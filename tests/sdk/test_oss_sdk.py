@@ -139,3 +139,64 @@ async def test_delete_is_idempotent(client: oss_aio.AsyncClient) -> None:
     assert first.status_code == 204
     again = await client.delete_object(oss.DeleteObjectRequest(bucket=BUCKET, key="d.txt"))
     assert again.status_code == 204
+
+
+async def test_multipart_upload_completes_into_one_object(client: oss_aio.AsyncClient) -> None:
+    key = "datasets/中文 big.jsonl"
+    parts = [b"a" * 100_000, b"b" * 100_000, b"tail\n"]
+    started = await client.initiate_multipart_upload(
+        oss.InitiateMultipartUploadRequest(bucket=BUCKET, key=key, metadata={"flow-model": "qwen3-14b"})
+    )
+    assert started.key == key
+    assert started.upload_id
+    uploaded = []
+    for number, body in enumerate(parts, start=1):
+        result = await client.upload_part(
+            oss.UploadPartRequest(bucket=BUCKET, key=key, upload_id=started.upload_id, part_number=number, body=body)
+        )
+        assert result.etag == '"' + hashlib.md5(body).hexdigest().upper() + '"'
+        uploaded.append(oss.UploadPart(part_number=number, etag=result.etag))
+    done = await client.complete_multipart_upload(
+        oss.CompleteMultipartUploadRequest(
+            bucket=BUCKET,
+            key=key,
+            upload_id=started.upload_id,
+            complete_multipart_upload=oss.CompleteMultipartUpload(parts=uploaded),
+        )
+    )
+    assert done.key == key
+    assert done.etag is not None
+    assert done.etag.endswith('-3"')
+    got = await client.get_object(oss.GetObjectRequest(bucket=BUCKET, key=key))
+    assert got.body.content == b"".join(parts)
+    assert got.metadata == {"flow-model": "qwen3-14b"}
+    assert got.etag == done.etag
+
+
+async def test_multipart_abort_and_bad_parts(client: oss_aio.AsyncClient) -> None:
+    started = await client.initiate_multipart_upload(oss.InitiateMultipartUploadRequest(bucket=BUCKET, key="m"))
+    await client.upload_part(
+        oss.UploadPartRequest(bucket=BUCKET, key="m", upload_id=started.upload_id, part_number=1, body=b"x")
+    )
+    with pytest.raises(oss.exceptions.OperationError) as caught:
+        await client.complete_multipart_upload(
+            oss.CompleteMultipartUploadRequest(
+                bucket=BUCKET,
+                key="m",
+                upload_id=started.upload_id,
+                complete_multipart_upload=oss.CompleteMultipartUpload(
+                    parts=[oss.UploadPart(part_number=1, etag='"0000"')]
+                ),
+            )
+        )
+    assert caught.value.unwrap().code == "InvalidPart"
+    await client.abort_multipart_upload(
+        oss.AbortMultipartUploadRequest(bucket=BUCKET, key="m", upload_id=started.upload_id)
+    )
+    with pytest.raises(oss.exceptions.OperationError) as caught:
+        await client.abort_multipart_upload(
+            oss.AbortMultipartUploadRequest(bucket=BUCKET, key="m", upload_id=started.upload_id)
+        )
+    assert (caught.value.unwrap().status_code, caught.value.unwrap().code) == (404, "NoSuchUpload")
+    with pytest.raises(oss.exceptions.OperationError):
+        await client.head_object(oss.HeadObjectRequest(bucket=BUCKET, key="m"))

@@ -13,70 +13,18 @@ a reserved first segment (``api``, ``compatible-mode``, ``_emulator``) gets that
 
 from __future__ import annotations
 
-import base64
-import uuid
 from email.utils import formatdate, parsedate_to_datetime
-from urllib.parse import quote
-from xml.sax.saxutils import escape
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
-from .blobs import Blob, BlobTooLarge, body_chunks, part_chunks, remove, stream_file
-from .errors import error_for_path, oss_error
-from .files import FieldTooLarge, read_field
+from . import oss_multipart as multipart
+from .blobs import BlobTooLarge, body_chunks, remove, stream_file
 from .oss_events import OSS_EVENTS_KEY, setup_events
+from .oss_http import MAX_OBJECT_BYTES, OSS_STORE_KEY, error, new_oss_request_id, object_target, publish, reserved
 from .oss_list import list_objects
-from .oss_store import BUCKET_NAME, ObjectMeta, OssStore, valid_key
+from .oss_post import post_object
+from .oss_store import ObjectMeta, OssStore
 from .state import STATE_KEY
-from .uploads import PolicyRejection, check_post_policy
-
-RESERVED_SEGMENTS = ("api", "compatible-mode", "_emulator")
-MAX_OBJECT_BYTES = 5 * 1024**3
-UNSUPPORTED_SUBRESOURCES = (
-    "acl",
-    "tagging",
-    "append",
-    "uploads",
-    "uploadId",
-    "partNumber",
-    "symlink",
-    "restore",
-)
-
-OSS_STORE_KEY = web.AppKey("bailian_flow.emulator.oss_store", OssStore)
-
-
-def new_oss_request_id() -> str:
-    return uuid.uuid4().hex[:24].upper()
-
-
-def error(request: web.Request, status: int, code: str, message: str) -> web.Response:
-    response = oss_error(status, code, message)
-    if request.method == "HEAD" and isinstance(response.body, bytes):
-        response.headers["x-oss-err"] = base64.b64encode(response.body).decode()
-    return response
-
-
-def _reserved(request: web.Request) -> web.Response | None:
-    bucket = request.match_info["bucket"]
-    if bucket in RESERVED_SEGMENTS or bucket.startswith("_"):
-        return error_for_path(request.path, 404, "NotFound", f"No route for {request.method} {request.path}.")
-    if not BUCKET_NAME.match(bucket):
-        return error(request, 400, "InvalidBucketName", f"The specified bucket {bucket!r} is not valid.")
-    return None
-
-
-def _object_target(request: web.Request) -> tuple[str, str] | web.Response:
-    refused = _reserved(request)
-    if refused is not None:
-        return refused
-    key = request.match_info["key"]
-    if not valid_key(key):
-        return error(request, 400, "InvalidObjectName", "The specified object name is not valid.")
-    for name in UNSUPPORTED_SUBRESOURCES:
-        if name in request.query:
-            return error(request, 501, "NotImplemented", f"The emulator does not implement ?{name}.")
-    return request.match_info["bucket"], key
 
 
 def _object_headers(meta: ObjectMeta, request_id: str) -> dict[str, str]:
@@ -155,7 +103,7 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
 
 
 async def get_object(request: web.Request) -> web.StreamResponse:
-    target = _object_target(request)
+    target = object_target(request)
     if isinstance(target, web.Response):
         return target
     bucket, key = target
@@ -187,13 +135,19 @@ async def get_object(request: web.Request) -> web.StreamResponse:
 
 
 async def put_object(request: web.Request) -> web.Response:
-    target = _object_target(request)
+    target = object_target(request)
     if isinstance(target, web.Response):
         return target
     bucket, key = target
     if "x-oss-copy-source" in request.headers:
         return error(request, 501, "NotImplemented", "The emulator does not implement CopyObject.")
     store = request.app[OSS_STORE_KEY]
+    if "uploadId" in request.query:
+        try:
+            part = await multipart.upload_part(request, store.incoming, bucket, key)
+        except multipart.MultipartError as exc:
+            return error(request, exc.status, exc.code, exc.message)
+        return web.Response(headers={"ETag": f'"{part.etag}"', "x-oss-request-id": new_oss_request_id()})
     try:
         blob = await store.incoming.ingest(body_chunks(request), limit=MAX_OBJECT_BYTES, drain_on_overflow=False)
     except BlobTooLarge:
@@ -202,79 +156,82 @@ async def put_object(request: web.Request) -> web.Response:
     if content_md5 is not None and content_md5.strip() != blob.md5_base64:
         remove(blob.path)
         return error(request, 400, "InvalidDigest", "The Content-MD5 you specified was invalid.")
-    metadata = {
+    published = publish(
+        request,
+        bucket,
+        key,
+        blob,
+        forbid=_forbid_overwrite(request),
+        content_type=_content_type(request),
+        metadata=_user_metadata(request),
+        event_name="ObjectCreated:PutObject",
+    )
+    if isinstance(published, web.Response):
+        return published
+    return web.Response(headers=published[1])
+
+
+def _user_metadata(request: web.Request) -> dict[str, str]:
+    return {
         name.lower().removeprefix("x-oss-meta-"): value
         for name, value in request.headers.items()
         if name.lower().startswith("x-oss-meta-")
     }
-    forbid = request.headers.get("x-oss-forbid-overwrite", "").strip().lower() == "true"
-    content_type = request.headers.get("Content-Type") or "application/octet-stream"
-    return _commit(request, bucket, key, blob, forbid, content_type, metadata, "ObjectCreated:PutObject", 200)
 
 
-def _commit(
-    request: web.Request,
-    bucket: str,
-    key: str,
-    blob: Blob,
-    forbid: bool,
-    content_type: str,
-    metadata: dict[str, str],
-    event_name: str,
-    status: int,
-) -> web.Response:
-    state = request.app[STATE_KEY]
+def _forbid_overwrite(request: web.Request) -> bool:
+    return request.headers.get("x-oss-forbid-overwrite", "").strip().lower() == "true"
+
+
+def _content_type(request: web.Request) -> str:
+    return request.headers.get("Content-Type") or "application/octet-stream"
+
+
+async def post_to_object(request: web.Request) -> web.Response:
+    """POST on an object: InitiateMultipartUpload (``?uploads``) or CompleteMultipartUpload (``?uploadId``)."""
+    target = object_target(request)
+    if isinstance(target, web.Response):
+        return target
+    bucket, key = target
+    if "uploads" in request.query:
+        return multipart.initiate(
+            request, bucket, key, _content_type(request), _user_metadata(request), _forbid_overwrite(request)
+        )
+    if "uploadId" not in request.query:
+        return error(request, 501, "NotImplemented", "The emulator does not implement this POST.")
     store = request.app[OSS_STORE_KEY]
-    meta, previous = store.commit(
+    try:
+        upload, whole, etag = await multipart.complete(request, store.incoming, bucket, key)
+    except multipart.MultipartError as exc:
+        return error(request, exc.status, exc.code, exc.message)
+    published = publish(
+        request,
         bucket,
         key,
-        blob,
-        forbid_overwrite=forbid,
-        content_type=content_type,
-        metadata=metadata,
-        now=state.clock.now(),
+        whole,
+        forbid=upload.forbid_overwrite or _forbid_overwrite(request),
+        content_type=upload.content_type,
+        metadata=upload.metadata,
+        event_name="ObjectCreated:CompleteMultipartUpload",
+        etag=etag,
     )
-    if meta is None:
-        return error(
-            request,
-            409,
-            "FileAlreadyExists",
-            "The object you specified already exists and can not be overwritten.",
-        )
-    request_id = new_oss_request_id()
-    state.count_created("oss_objects")
-    request.app[OSS_EVENTS_KEY].emit(
-        event_name,
-        bucket=bucket,
-        key=key,
-        size=meta.size,
-        etag=meta.etag,
-        delta_size=meta.size - (previous.size if previous is not None else 0),
-        request_id=request_id,
-        source_ip=request.remote or "127.0.0.1",
-    )
-    headers = {
-        "ETag": meta.quoted_etag,
-        "Content-MD5": blob.md5_base64,
-        "x-oss-request-id": request_id,
-    }
-    if status == 201:
-        location = f"{request.scheme}://{request.host}/{bucket}/{quote(key)}"
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n<PostResponse>'
-            f"<Bucket>{escape(bucket)}</Bucket><Location>{escape(location)}</Location>"
-            f"<Key>{escape(key)}</Key><ETag>{escape(meta.quoted_etag)}</ETag></PostResponse>"
-        )
-        return web.Response(status=201, text=body, content_type="application/xml", headers=headers)
-    return web.Response(status=status, headers=headers)
+    if isinstance(published, web.Response):
+        return published
+    return multipart.complete_response(request, bucket, key, etag, published[1])
 
 
 async def delete_object(request: web.Request) -> web.Response:
-    target = _object_target(request)
+    target = object_target(request)
     if isinstance(target, web.Response):
         return target
     bucket, key = target
     request_id = new_oss_request_id()
+    if "uploadId" in request.query:
+        try:
+            multipart.abort(request, bucket, key)
+        except multipart.MultipartError as exc:
+            return error(request, exc.status, exc.code, exc.message)
+        return web.Response(status=204, headers={"x-oss-request-id": request_id})
     meta = request.app[OSS_STORE_KEY].delete(bucket, key)
     if meta is not None:
         request.app[OSS_EVENTS_KEY].emit(
@@ -291,64 +248,8 @@ async def delete_object(request: web.Request) -> web.Response:
     return web.Response(status=204, headers={"x-oss-request-id": request_id})
 
 
-async def post_object(request: web.Request) -> web.Response:
-    """PostObject: form fields, then ``file`` (fields after the file are ignored, as OSS does)."""
-    refused = _reserved(request)
-    if refused is not None:
-        return refused
-    bucket = request.match_info["bucket"]
-    if not request.content_type.startswith("multipart/"):
-        return error(request, 400, "InvalidArgument", "PostObject needs a multipart/form-data body.")
-    state = request.app[STATE_KEY]
-    store = request.app[OSS_STORE_KEY]
-    fields: dict[str, str] = {}
-    try:
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                return error(request, 400, "InvalidArgument", "Nested multipart bodies are not supported.")
-            name = (part.name or "").lower()
-            if name != "file":
-                fields[name] = await read_field(part)
-                continue
-            key = fields.get("key", "").replace("${filename}", part.filename or "")
-            if not valid_key(key):
-                return error(request, 400, "InvalidArgument", "The form has no valid key field before the file.")
-            try:
-                length_range = check_post_policy(fields, bucket, state.clock.now())
-            except PolicyRejection as exc:
-                return error(request, exc.status, exc.code, exc.message)
-            low, high = length_range if length_range is not None else (0, MAX_OBJECT_BYTES)
-            try:
-                blob = await store.incoming.ingest(part_chunks(part), limit=high, drain_on_overflow=False)
-            except BlobTooLarge:
-                return error(request, 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
-            if blob.size < low:
-                remove(blob.path)
-                return error(
-                    request,
-                    400,
-                    "EntityTooSmall",
-                    "Your proposed upload is smaller than the minimum allowed size.",
-                )
-            content_type = fields.get("content-type") or part.headers.get("Content-Type") or "application/octet-stream"
-            metadata = {
-                name.removeprefix("x-oss-meta-"): v for name, v in fields.items() if name.startswith("x-oss-meta-")
-            }
-            forbid = fields.get("x-oss-forbid-overwrite", "").strip().lower() == "true"
-            status = {"200": 200, "201": 201}.get(fields.get("success_action_status", ""), 204)
-            return _commit(
-                request, bucket, key, blob, forbid, content_type, metadata, "ObjectCreated:PostObject", status
-            )
-    except FieldTooLarge as exc:
-        return error(request, 400, "InvalidArgument", f"Form field {exc} is too large.")
-    except ValueError as exc:
-        return error(request, 400, "MalformedPOSTRequest", f"The body of your POST request is not well-formed: {exc}")
-    return error(request, 400, "InvalidArgument", "The form has no file field.")
-
-
 async def bucket_get(request: web.Request) -> web.Response:
-    refused = _reserved(request)
+    refused = reserved(request)
     if refused is not None:
         return refused
     return list_objects(request, request.app[OSS_STORE_KEY], request.match_info["bucket"], new_oss_request_id())
@@ -356,7 +257,7 @@ async def bucket_get(request: web.Request) -> web.Response:
 
 async def bucket_put(request: web.Request) -> web.Response:
     """PutBucket: buckets exist implicitly, so creating one only materialises an empty index."""
-    refused = _reserved(request)
+    refused = reserved(request)
     if refused is not None:
         return refused
     request.app[OSS_STORE_KEY].buckets.setdefault(request.match_info["bucket"], {})
@@ -364,14 +265,14 @@ async def bucket_put(request: web.Request) -> web.Response:
 
 
 async def bucket_head(request: web.Request) -> web.Response:
-    refused = _reserved(request)
+    refused = reserved(request)
     if refused is not None:
         return refused
     return web.Response(status=200, headers={"x-oss-request-id": new_oss_request_id()})
 
 
 async def unsupported(request: web.Request) -> web.Response:
-    refused = _reserved(request)
+    refused = reserved(request)
     if refused is not None:
         return refused
     return error(request, 501, "NotImplemented", f"The emulator does not implement {request.method} here.")
@@ -382,7 +283,10 @@ def setup(app: web.Application) -> None:
     store = OssStore(state.data_dir / "oss")
     app[OSS_STORE_KEY] = store
     setup_events(app)
+    uploads = multipart.MultipartUploads()
+    app[multipart.MULTIPART_KEY] = uploads
     state.register_live("oss_objects", store.count)
+    state.add_reset_hook(uploads.clear)
     state.add_reset_hook(store.clear)
     # The temporary-upload host named by docs/architecture.md; same handler as POST /{bucket}.
     app.router.add_post("/_uploads/{bucket}", post_object)
@@ -397,4 +301,4 @@ def setup(app: web.Application) -> None:
     app.router.add_head(key_path, get_object)
     app.router.add_put(key_path, put_object)
     app.router.add_delete(key_path, delete_object)
-    app.router.add_post(key_path, unsupported)
+    app.router.add_post(key_path, post_to_object)

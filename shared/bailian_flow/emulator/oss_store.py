@@ -97,6 +97,7 @@ class OssStore:
         content_type: str,
         metadata: dict[str, str],
         now: float,
+        etag: str | None = None,
     ) -> tuple[ObjectMeta | None, ObjectMeta | None]:
         """Publish ``blob`` as ``bucket/key``: ``(new, previous)``, ``new`` None when create-only lost."""
         objects = self.buckets.setdefault(bucket, {})
@@ -110,7 +111,7 @@ class OssStore:
             bucket=bucket,
             key=key,
             size=blob.size,
-            etag=blob.etag,
+            etag=etag if etag is not None else blob.etag,
             content_type=content_type,
             last_modified=now,
             metadata=metadata,
