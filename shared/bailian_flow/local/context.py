@@ -1,45 +1,35 @@
-"""The `context` argument FC passes to a handler, for local invocations.
+"""The `context` argument FC passes to a handler, for local invocations, built from the s.yaml entry.
 
-python3.12 carries no credentials (the handler reads `ALIBABA_CLOUD_*` from the environment); python3.10
-carries them in `context.credentials`. Both shapes are built from the function's s.yaml entry.
+python3.12 contexts carry no credentials (the handler reads `ALIBABA_CLOUD_*` from the environment, which the
+local stack sets); python3.10 contexts carry them in `context.credentials`, taken from the same variables.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import uuid
-from types import SimpleNamespace
-from typing import Any
 
+from bailian_flow.fc import Credentials, FCContext, make_context
+from bailian_flow.fc._context import Runtime
 from bailian_flow.local.spec import LOCAL_ACCOUNT_ID, FunctionSpec
 
 
-def make_local_context(spec: FunctionSpec, region: str, request_id: str | None = None) -> Any:
-    request_id = request_id or str(uuid.uuid4())
-    account_id = os.environ.get("FC_ACCOUNT_ID", LOCAL_ACCOUNT_ID)
-    function = SimpleNamespace(
-        name=spec.name,
-        handler=spec.handler,
-        memory=spec.memory_mb,
-        timeout=int(spec.timeout_s),
-        version_id="",
-        qualifier="LATEST",
-    )
-    context = SimpleNamespace(
-        request_id=request_id,
-        function=function,
-        region=region,
-        account_id=account_id,
-        log_project="",
-        log_store="",
-        logger=logging.getLogger(f"fc.{spec.name}"),
-    )
-    if spec.runtime == "python3.10":
-        context.credentials = SimpleNamespace(
+def make_local_context(spec: FunctionSpec, region: str, request_id: str | None = None) -> FCContext:
+    runtime: Runtime = "python3.10" if spec.runtime == "python3.10" else "python3.12"
+    credentials = None
+    if runtime == "python3.10":
+        credentials = Credentials(
             access_key_id=os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID", ""),
             access_key_secret=os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ""),
-            security_token=os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN", ""),
+            security_token=os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN") or None,
         )
-        context.service = SimpleNamespace(name="", log_project="", log_store="", qualifier="LATEST", version_id="")
-    return context
+    return make_context(
+        spec.name,
+        runtime,
+        request_id=request_id,
+        credentials=credentials,
+        timeout=int(spec.timeout_s),
+        memory=spec.memory_mb,
+        handler=spec.handler,
+        region=region,
+        account_id=os.environ.get("FC_ACCOUNT_ID", LOCAL_ACCOUNT_ID),
+    )
