@@ -13,7 +13,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
-from pydantic import SecretStr
 
 from . import errors
 from ._config import (
@@ -23,6 +22,8 @@ from ._config import (
     Family,
     Limiter,
     RetryConfig,
+    Secret,
+    SecretLike,
     Timeouts,
     env,
     resolve_endpoints,
@@ -111,7 +112,7 @@ class BailianClient:
 
     def __init__(
         self,
-        api_key: str | SecretStr | None = None,
+        api_key: str | SecretLike | None = None,
         region: str | None = None,
         base_url: str | None = None,
         workspace: str | None = None,
@@ -122,11 +123,12 @@ class BailianClient:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         key = api_key if api_key is not None else env("DASHSCOPE_API_KEY", environ)
-        self._api_key: SecretStr | None = key if isinstance(key, SecretStr) or key is None else SecretStr(key)
+        if isinstance(key, str):
+            self._api_key: SecretLike | None = Secret(key) if key else None
+        else:
+            self._api_key = key
         self.region = region or env("DASHSCOPE_REGION", environ) or "cn"
-        self.endpoints: Endpoints = resolve_endpoints(
-            self.region, base_url or env("DASHSCOPE_BASE_URL", environ)
-        )
+        self.endpoints: Endpoints = resolve_endpoints(self.region, base_url or env("DASHSCOPE_BASE_URL", environ))
         self.workspace = workspace or env("DASHSCOPE_WORKSPACE", environ)
         limits = dict(DEFAULT_RATE_LIMITS)
         for name, rate in (rate_limits or {}).items():
@@ -167,9 +169,7 @@ class BailianClient:
                 raise RuntimeError("this BailianClient is closed")
             timeouts = self.options.timeouts
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=timeouts.connect, sock_read=timeouts.read
-                ),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=timeouts.read),
                 headers={"User-Agent": _USER_AGENT},
             )
             # aiohttp silently resends an idempotent request once when a pooled connection breaks. All retry

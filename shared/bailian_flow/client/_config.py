@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Protocol
 
 __all__ = [
     "DEFAULT_RATE_LIMITS",
@@ -14,6 +15,8 @@ __all__ = [
     "Family",
     "Limiter",
     "RetryConfig",
+    "Secret",
+    "SecretLike",
     "Timeouts",
     "resolve_endpoints",
 ]
@@ -135,3 +138,33 @@ class ClientOptions:
 def env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     value = (os.environ if environ is None else environ).get(name)
     return value or None
+
+
+class SecretLike(Protocol):
+    """Anything holding a secret the way pydantic's SecretStr does (which is accepted as is)."""
+
+    def get_secret_value(self) -> str: ...
+
+
+class Secret:
+    """The API key: readable only through `get_secret_value()`, masked in repr, str and pickles.
+
+    pydantic's SecretStr behaves the same but importing it loads pydantic's internals, which is most of this
+    package's import time: the client keeps its own.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> str:
+        raise TypeError("a Secret cannot be pickled")

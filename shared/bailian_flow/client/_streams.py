@@ -70,9 +70,7 @@ class UploadSource:
 
         payload = AsyncIterablePayload(self.chunks(), content_type=content_type, filename=self.filename)
         if self.size is not None:
-            payload._size = (
-                self.size
-            )  # known length: multipart can announce Content-Length instead of chunking
+            payload._size = self.size  # known length: multipart can announce Content-Length instead of chunking
         return payload
 
 
@@ -124,6 +122,4 @@ def open_source(
         if not filename:
             raise ValueError("a filename is required when uploading from an async iterator")
         return UploadSource(filename, size, False, _from_iterable(source))
-    raise TypeError(
-        f"cannot upload {type(source).__name__}: expected a path, bytes or an async byte iterator"
-    )
+    raise TypeError(f"cannot upload {type(source).__name__}: expected a path, bytes or an async byte iterator")

@@ -53,9 +53,7 @@ async def _upload(path: str, purpose: str, description: str | None) -> str:
 
     progress = Progress(path, sys.stderr) if sys.stderr.isatty() else None
     async with BailianClient() as client:
-        uploaded = await client.files.upload(
-            path, purpose=purpose, description=description, progress=progress
-        )
+        uploaded = await client.files.upload(path, purpose=purpose, description=description, progress=progress)
     if progress is not None:
         progress.done()
     return uploaded.file_id

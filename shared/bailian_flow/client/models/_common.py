@@ -12,13 +12,13 @@ __all__ = ["ApiModel", "OpenStatus", "RequestModel"]
 class ApiModel(BaseModel):
     """An answer from the service. Fields it adds tomorrow are kept (``model_extra``), never rejected."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=())
+    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=(), defer_build=True)
 
 
 class RequestModel(BaseModel):
     """A request body: validated before sending; extra keyword arguments pass through to the service."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=())
+    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=(), defer_build=True)
 
     def to_body(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True, by_alias=True)

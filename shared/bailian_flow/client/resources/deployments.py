@@ -92,9 +92,7 @@ class Deployments(Resource):
         return self._client.parse(Deployment, native_payload(answer), answer)
 
     async def list_page(self, page_no: int = 1, page_size: int = 50) -> DeploymentPage:
-        answer = await self._client.request(
-            _LIST, "/deployments", params={"page_no": page_no, "page_size": page_size}
-        )
+        answer = await self._client.request(_LIST, "/deployments", params={"page_no": page_no, "page_size": page_size})
         return self._client.parse(DeploymentPage, native_payload(answer), answer)
 
     def list(self, page_size: int = 200) -> AsyncIterator[Deployment]:
@@ -118,9 +116,7 @@ class Deployments(Resource):
         body = {k: v for k, v in {"rpm_limit": rpm_limit, "tpm_limit": tpm_limit}.items() if v is not None}
         if not body:
             raise ValueError("give rpm_limit and/or tpm_limit")
-        answer = await self._client.request(
-            _UPDATE, f"/deployments/{quote(deployed_model)}/update", json=body
-        )
+        answer = await self._client.request(_UPDATE, f"/deployments/{quote(deployed_model)}/update", json=body)
         return self._client.parse(Deployment, native_payload(answer), answer)
 
     async def delete(self, deployed_model: str) -> Deployment | None:

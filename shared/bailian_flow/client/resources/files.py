@@ -30,9 +30,7 @@ _GET = _op("get", "GET", Limiter.FILE_QUERY, True)
 _DELETE = _op("delete", "DELETE", Limiter.FILE_QUERY, True, absent_means_done=True)
 
 
-def multipart_form(
-    fields: list[tuple[str, str]], file_field: str, source: UploadSource
-) -> aiohttp.MultipartWriter:
+def multipart_form(fields: list[tuple[str, str]], file_field: str, source: UploadSource) -> aiohttp.MultipartWriter:
     """A form-data body: the text `fields` in order, then the file part LAST (OSS requires it; others don't
     care)."""
     writer = aiohttp.MultipartWriter("form-data")
@@ -80,9 +78,7 @@ class Files(Resource):
         )
 
     async def list_page(self, page_no: int = 1, page_size: int = 10) -> FilePage:
-        answer = await self._client.request(
-            _LIST, "/files", params={"page_no": page_no, "page_size": page_size}
-        )
+        answer = await self._client.request(_LIST, "/files", params={"page_no": page_no, "page_size": page_size})
         return self._client.parse(FilePage, native_payload(answer), answer)
 
     def list(self, page_size: int = 100) -> AsyncIterator[FileInfo]:

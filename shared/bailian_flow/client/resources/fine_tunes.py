@@ -83,9 +83,7 @@ class FineTunes(Resource):
         answer = await self._client.request(_GET, f"/fine-tunes/{quote(job_id)}")
         return self._client.parse(FineTuneJob, native_payload(answer), answer)
 
-    async def list_page(
-        self, page_no: int = 1, page_size: int = 10, model: str | None = None
-    ) -> FineTunePage:
+    async def list_page(self, page_no: int = 1, page_size: int = 10, model: str | None = None) -> FineTunePage:
         params: dict[str, str | int] = {"page_no": page_no, "page_size": page_size}
         if model:
             params["model"] = model
@@ -119,9 +117,7 @@ class FineTunes(Resource):
         answer = await self._client.request(_CHECKPOINTS, f"/fine-tunes/{quote(job_id)}/checkpoints")
         payload = native_payload(answer)
         if not isinstance(payload, list):
-            raise errors.APIResponseValidationError(
-                "checkpoints: output is not a list", request_id=answer.request_id
-            )
+            raise errors.APIResponseValidationError("checkpoints: output is not a list", request_id=answer.request_id)
         return [self._client.parse(Checkpoint, item, answer) for item in payload]
 
     async def export(self, job_id: str, checkpoint: str, model_name: str) -> bool:
@@ -156,17 +152,13 @@ class FineTunes(Resource):
                         fields[name] = value
                     continue
                 if data_lines:
-                    event = FineTuneEvent(
-                        event=fields.get("event"), id=fields.get("id"), data="\n".join(data_lines)
-                    )
+                    event = FineTuneEvent(event=fields.get("event"), id=fields.get("id"), data="\n".join(data_lines))
                     if event.event == "error":
                         raise _stream_error(event, fields.get("status"), answer.request_id)
                     yield event
                 fields, data_lines = {}, []
             if data_lines:  # a last frame without its blank line
-                event = FineTuneEvent(
-                    event=fields.get("event"), id=fields.get("id"), data="\n".join(data_lines)
-                )
+                event = FineTuneEvent(event=fields.get("event"), id=fields.get("id"), data="\n".join(data_lines))
                 if event.event == "error":
                     raise _stream_error(event, fields.get("status"), answer.request_id)
                 yield event

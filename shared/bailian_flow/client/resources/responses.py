@@ -54,9 +54,7 @@ class Responses(Resource):
         params: dict[str, str | int] = {"limit": limit, "order": order}
         if after:
             params["after"] = after
-        answer = await self._client.request(
-            _INPUT_ITEMS, f"/responses/{quote(response_id)}/input_items", params=params
-        )
+        answer = await self._client.request(_INPUT_ITEMS, f"/responses/{quote(response_id)}/input_items", params=params)
         return self._client.parse(InputItemList, answer.json(), answer)
 
     def input_items(

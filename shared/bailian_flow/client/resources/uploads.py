@@ -24,9 +24,7 @@ _OSS_POST = Operation("uploads.oss_post", "POST", Family.EXTERNAL, Limiter.OSS_U
 
 class Uploads(Resource):
     async def get_policy(self, model: str) -> UploadPolicy:
-        answer = await self._client.request(
-            _POLICY, "/uploads", params={"action": "getPolicy", "model": model}
-        )
+        answer = await self._client.request(_POLICY, "/uploads", params={"action": "getPolicy", "model": model})
         return self._client.parse(UploadPolicy, native_payload(answer), answer)
 
     async def upload_temporary(
