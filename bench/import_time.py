@@ -18,6 +18,7 @@ import sys
 BASELINE = "import aiohttp, pydantic"
 CASES: list[tuple[str, str]] = [
     ("baseline", BASELINE),
+    ("aiohttp + BaseModel", "import aiohttp; from pydantic import BaseModel"),
     ("package", "import bailian_flow.client"),
     ("client class", "from bailian_flow.client import BailianClient"),
     ("client + fine_tunes", "from bailian_flow.client import BailianClient; BailianClient(api_key='k').fine_tunes"),
