@@ -193,5 +193,40 @@ class Pipeline:
     def script(self, kind: str, outcome: str = "FAILED", count: int = 1) -> None:
         http_json(f"{self.url}/_emulator/script", "POST", {"kind": kind, "outcome": outcome, "count": count})
 
+    def clear_faults(self) -> None:
+        http_json(f"{self.url}/_emulator/faults", "DELETE")
+
+    def fault_hits(self) -> list[int]:
+        body = http_json(f"{self.url}/_emulator/faults")
+        rules = body["rules"] if isinstance(body, dict) else body
+        return [int(rule.get("hits", 0)) for rule in rules]
+
+    def bailian(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the emulated Bailian API directly (as another client of the same account would)."""
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-test-pipeline"}
+        request = urllib.request.Request(f"{self.url}{path}", method=method, data=data, headers=headers)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+
+    def fine_tune(self, job_id: str) -> dict[str, Any]:
+        return dict(self.bailian("GET", f"/api/v1/fine-tunes/{job_id}")["output"])
+
+    def deliver_new(self, times: int = 1) -> list[dict[str, Any]]:
+        """Deliver every event since the last look once (or `times` times); return the records delivered."""
+        records = self.new_records()
+        for record in records:
+            self.deliver(record, times=times)
+        return records
+
+    def history(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self.run(run_id)["history"])
+
+    def object_count(self, prefix: str) -> int:
+        async def count(store: Any) -> int:
+            return len([info async for info in store.list(prefix)])
+
+        return int(self._store_call(count))
+
 
 SFT_SAMPLE = (ROOT / "samples" / "sft" / "train.jsonl").read_bytes()

@@ -70,6 +70,11 @@ async def _visit(flow: Flow, run_id: str, current: Current, report: TickReport) 
     stage = current.state.stage
     if current.state.terminal:
         await flow.runs.clear_active(run_id)
+        # A retry may have revived the run since it was read: keep it active then.
+        latest = await load(flow, run_id)
+        if latest is not None and not latest.state.terminal:
+            await flow.runs.mark_active(run_id)
+            return
         report.finished.append(run_id)
     elif stage in POLLING:
         await advance(flow, run_id, POLLING)
