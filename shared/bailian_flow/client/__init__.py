@@ -4,9 +4,8 @@
     async with BailianClient() as client:
         job = await client.fine_tunes.create(model="qwen3-14b", training_file_ids=[file_id])
 
-Importing this package costs next to nothing: each name below is imported on first access (cold starts matter
-in
-Function Compute), and each resource family's module when the client first touches it.
+Importing this package costs next to nothing: each name below is imported on first access (cold starts
+matter in Function Compute), and each resource family's module when the client first touches it.
 """
 
 from __future__ import annotations

@@ -102,12 +102,10 @@ def _header_request_id(headers: Mapping[str, str]) -> str | None:
 class BailianClient:
     """Async client of the Bailian (DashScope) model-management API.
 
-    ``async with BailianClient() as client: ...`` — one aiohttp session per client, closed on exit. The API
-    key
-    defaults to ``DASHSCOPE_API_KEY``, the region to ``DASHSCOPE_REGION`` (``cn``), the root URL to
-    ``DASHSCOPE_BASE_URL`` (which points every family, native, compatible and batch, at one host: the
-    emulator),
-    the workspace to ``DASHSCOPE_WORKSPACE``.
+    ``async with BailianClient() as client: ...`` — one aiohttp session per client, closed on exit.
+    The API key defaults to ``DASHSCOPE_API_KEY``, the region to ``DASHSCOPE_REGION`` (``cn``), the root URL
+    to ``DASHSCOPE_BASE_URL`` (one root for every family, native, compatible and batch: the emulator), the
+    workspace to ``DASHSCOPE_WORKSPACE``.
     """
 
     def __init__(
@@ -302,10 +300,8 @@ class BailianClient:
         """Send `op` with retries as its idempotency allows; return the 2xx answer or raise a `BailianError`.
 
         `form` builds a fresh multipart body for each attempt; `sources` are the upload bodies inside it,
-        checked
-        for replayability before a retry. With `stream=True` the answer's `response` is returned unread and
-        the
-        caller must release it.
+        checked for replayability before a retry. With `stream=True` the answer's `response` is returned
+        unread and the caller must release it.
         """
         url = path if op.family is Family.EXTERNAL else self.url(op, path)
         config = self.options.retry

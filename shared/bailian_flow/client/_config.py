@@ -45,9 +45,8 @@ class Limiter(str, Enum):
     OSS_UPLOAD = "oss_upload"
 
 
-# Requests per second. Files: the documented 3 QPS upload / 10 QPS query limits. The others have no published
-# per-call limit; 10 QPS keeps a poll of many jobs well away from gateway throttling. getPolicy: 100 QPS
-# documented.
+# Requests per second. Files: the documented 3 QPS upload / 10 QPS query limits; getPolicy: 100 QPS documented.
+# The others have no published per-call limit: 10 QPS keeps a poll of many jobs away from gateway throttling.
 DEFAULT_RATE_LIMITS: Mapping[Limiter, float | None] = {
     Limiter.FILE_UPLOAD: 3.0,
     Limiter.FILE_QUERY: 10.0,
@@ -88,8 +87,7 @@ class Endpoints:
 def resolve_endpoints(region: str, base_url: str | None) -> Endpoints:
     """Base URLs for a region; `base_url` (a root such as ``http://127.0.0.1:8080``) overrides all three.
 
-    One root for every family is what lets a single `DASHSCOPE_BASE_URL` point the whole client at the
-    emulator.
+    One root for every family lets a single `DASHSCOPE_BASE_URL` point the whole client at the emulator.
     """
     if base_url:
         root = base_url.rstrip("/")
@@ -108,9 +106,8 @@ def resolve_endpoints(region: str, base_url: str | None) -> Endpoints:
 class RetryConfig:
     """Bounded retries: at most `max_retries` extra attempts and `total_timeout` seconds of waiting overall.
 
-    Delay before retry n (0-based) is ``min(initial_delay * 2**n, max_delay)`` scaled by a random factor in
-    [0.75, 1] (jitter spreads the retries of concurrent tasks), or the server's Retry-After if it asks for
-    longer.
+    Delay before retry n (0-based) is ``min(initial_delay * 2**n, max_delay)`` scaled by a random factor
+    in [0.75, 1] (jitter spreads the retries of concurrent tasks), or the server's Retry-After if longer.
     """
 
     max_retries: int = 3

@@ -13,8 +13,7 @@ __all__ = ["TokenBucket"]
 
 
 class TokenBucket:
-    """`rate` tokens per second, at most `burst` saved up. `acquire()` waits for a token, first come first
-    served."""
+    """`rate` tokens per second, at most `burst` saved up; `acquire()` waits for one, first come first served."""
 
     def __init__(self, rate: float, burst: float = 1.0) -> None:
         if rate <= 0:

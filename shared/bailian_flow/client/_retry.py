@@ -2,9 +2,8 @@
 
 Which calls are retried
 -----------------------
-* Idempotent operations (GET, DELETE, cancel, PUT of an absolute value such as scale/update): every 408, 429
-and
-  5xx answer and every connection error or timeout. Repeating them cannot create a second resource; a DELETE
+* Idempotent operations (GET, DELETE, cancel, PUT of an absolute value such as scale/update): every 408,
+  429 and 5xx answer and every connection error or timeout. Repeating them cannot create a second resource; a DELETE
   retried after an ambiguous failure that then finds nothing (404) counts as done (see `_base`).
 * Non-idempotent operations (POST creates and uploads):
   - 429 and 503 answers: the server said it did not take the request (throttled / unavailable), so it is safe.
@@ -12,11 +11,10 @@ and
   - a connection error while connecting: nothing was sent, so it is safe.
   - any other failure after the request may have been sent (500/502/504, a dropped connection, a timeout
     waiting for the answer) is ambiguous: a blind retry could create the resource twice. It is raised, as
-    `APIConnectionError(maybe_processed=True)` for the connection cases, and the caller looks before
-    re-creating.
-* A body streamed from a one-shot async iterator can only be sent once: after its first chunk was consumed it
-is
-  never retried, whatever the answer.
+    `APIConnectionError(maybe_processed=True)` for the connection cases; the caller looks before creating
+    again.
+* A body streamed from a one-shot async iterator can only be sent once: after its first chunk was consumed
+  it is never retried, whatever the answer.
 """
 
 from __future__ import annotations
@@ -42,8 +40,7 @@ SAFE_FOR_CREATE_STATUSES = frozenset({408, 429, 503})
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds the server asks us to wait: `retry-after-ms`, else `Retry-After` in seconds or as an HTTP
-    date."""
+    """Seconds the server asks to wait: `retry-after-ms`, else `Retry-After` (seconds or an HTTP date)."""
     millis = headers.get("retry-after-ms")
     if millis:
         try:
@@ -57,8 +54,9 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
         return max(float(value), 0.0)
     except ValueError:
         pass
-    parsed = email.utils.parsedate_to_datetime(value) if value else None
-    if parsed is None:
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):  # neither seconds nor a date: ignore it, back off as usual
         return None
     return max(parsed.timestamp() - time.time(), 0.0)
 

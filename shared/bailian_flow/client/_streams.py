@@ -1,10 +1,8 @@
 """Upload bodies streamed in constant memory: a path, bytes or an async byte iterator.
 
-Whatever the size, at most one chunk is held at a time: a path is read chunk by chunk in a worker thread, an
-async
-iterator (say an OSS object being downloaded) is passed through as it arrives, and aiohttp's writer waits for
-the
-socket to drain before asking for the next chunk.
+Whatever the size, at most one chunk is held at a time: a path is read chunk by chunk in a worker thread,
+an async iterator (say an OSS object being downloaded) is passed through as it arrives, and aiohttp's writer
+waits for the socket to drain before asking for the next chunk.
 """
 
 from __future__ import annotations
@@ -64,8 +62,7 @@ class UploadSource:
                 self.progress(sent, self.size)
 
     def payload(self, content_type: str = "application/octet-stream") -> aiohttp.payload.Payload:
-        """An aiohttp payload pulling from `chunks()`; sized when the size is known so a Content-Length is
-        sent."""
+        """An aiohttp payload pulling from `chunks()`, sized when known (a Content-Length, not chunked)."""
         from aiohttp.payload import AsyncIterablePayload
 
         payload = AsyncIterablePayload(self.chunks(), content_type=content_type, filename=self.filename)

@@ -6,8 +6,7 @@ The whole hierarchy::
      ├── APIConnectionError           no HTTP answer; `.maybe_processed` says whether the request may have run
      │    └── APITimeoutError         the answer did not come in time
      ├── APIResponseValidationError   an answer whose JSON does not have the documented shape
-     ├── UploadFailedError            the native /files call answered 200 but listed the file under
-     failed_uploads
+     ├── UploadFailedError            /files answered 200 but put the file under failed_uploads
      └── APIStatusError               an HTTP error answer (status, code, message, request_id)
           ├── BadRequestError         400 InvalidParameter, UnsupportedOperation, Arrearage, ...
           ├── AuthenticationError     401 InvalidApiKey / invalid_api_key
@@ -20,10 +19,8 @@ The whole hierarchy::
           └── InternalServerError     5xx InternalError, SystemError, ModelUnavailable
 
 The class is chosen by HTTP status; when there is no usable status (an SSE `event:error` frame, a 200 that
-carries
-an error code) the service code decides. None of these objects holds the API key: messages coming from the
-server
-are scrubbed of it before they are stored (see `_base`).
+carries an error code) the service code decides. None of these objects holds the API key: messages coming
+from the server are scrubbed of it before they are stored (see `_base`).
 """
 
 from __future__ import annotations

@@ -25,8 +25,7 @@ class RequestModel(BaseModel):
 
 
 class OpenStatus:
-    """Known values of an open enum. A status is a plain ``str``: values the service adds later still
-    parse."""
+    """Known values of an open enum. A status stays a plain ``str``: values added later still parse."""
 
     TERMINAL: ClassVar[frozenset[str]] = frozenset()
     ALIASES: ClassVar[dict[str, str]] = {}

@@ -1,0 +1,61 @@
+"""Endpoints per region, one root for every family, the workspace header, the retry arithmetic."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from bailian_flow.client import BailianClient, Family, RetryConfig
+from bailian_flow.client._config import resolve_endpoints
+from bailian_flow.client._retry import backoff_delay, parse_retry_after, retry_wait
+from client_helpers import LIMITERS
+
+
+def test_regions_and_the_batch_host() -> None:
+    cn = resolve_endpoints("cn", None)
+    assert cn.native == "https://dashscope.aliyuncs.com/api/v1"
+    assert cn.compatible == "https://dashscope.aliyuncs.com/compatible-mode/v1"
+    assert cn.batch == "https://batch.dashscope.aliyuncs.com/compatible-mode/v1"
+    intl = resolve_endpoints("intl", None)
+    assert intl.native == "https://dashscope-intl.aliyuncs.com/api/v1"
+    assert intl.base(Family.BATCH).startswith("https://dashscope-intl.aliyuncs.com/")
+    with pytest.raises(ValueError):
+        resolve_endpoints("mars", None)
+
+
+def test_one_root_points_every_family_at_the_emulator() -> None:
+    for root in ("http://127.0.0.1:9000", "http://127.0.0.1:9000/", "http://127.0.0.1:9000/api/v1"):
+        endpoints = resolve_endpoints("cn", root)
+        assert endpoints.native == "http://127.0.0.1:9000/api/v1"
+        assert endpoints.compatible == endpoints.batch == "http://127.0.0.1:9000/compatible-mode/v1"
+    client = BailianClient(api_key="k", environ={"DASHSCOPE_BASE_URL": "http://127.0.0.1:9"})
+    assert client.endpoints.batch == "http://127.0.0.1:9/compatible-mode/v1"
+
+
+async def test_workspace_header_is_sent(bailian_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASHSCOPE_WORKSPACE", "llm-from-env")
+    async with BailianClient(rate_limits=dict.fromkeys(LIMITERS)) as from_env:
+        created = await from_env.deployments.create("qwen3-14b", capacity=1, plan="lora", suffix="e")
+    assert created.workspace_id == "llm-from-env"
+    async with BailianClient(workspace="llm-explicit", rate_limits=dict.fromkeys(LIMITERS)) as explicit:
+        created = await explicit.deployments.create("qwen3-14b", capacity=1, plan="lora", suffix="x")
+    assert created.workspace_id == "llm-explicit"
+
+
+def test_retry_after_forms() -> None:
+    assert parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert parse_retry_after({"retry-after": "3"}) == 3.0
+    assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # a date in the past
+    assert parse_retry_after({}) is None
+    assert parse_retry_after({"retry-after": "soon"}) is None
+
+
+def test_backoff_doubles_from_half_a_second_capped_with_jitter() -> None:
+    config = RetryConfig()
+    rng = random.Random(7)
+    for n, ceiling in enumerate([0.5, 1.0, 2.0, 4.0, 8.0, 8.0]):
+        delay = backoff_delay(n, config, rng)
+        assert 0.75 * ceiling <= delay <= ceiling
+    assert retry_wait(0, config, retry_after=3.0) == 3.0  # the server asked for longer
+    assert retry_wait(0, config, retry_after=600.0) is None  # too long: give up rather than hang
