@@ -19,9 +19,7 @@ from bailian_flow.config import Settings
 from bailian_flow.notify import Notifier, redact_url, secret_key, sign
 from pydantic import SecretStr
 
-standardwebhooks = pytest.importorskip(
-    "standardwebhooks"
-)  # test-only dependency, the spec's reference library
+standardwebhooks = pytest.importorskip("standardwebhooks")  # test-only dependency, the spec's reference library
 
 SECRET = "whsec_" + base64.b64encode(b"bailian-flow test key 0123456789").decode()
 SECRET_PARTS = (SECRET, SECRET.removeprefix("whsec_"), "bailian-flow test key")
@@ -43,16 +41,12 @@ def test_sign_matches_the_spec_example_vector() -> None:
 @pytest.mark.parametrize("secret", [SECRET, SECRET.rstrip("=")], ids=["padded", "unpadded"])
 def test_sign_agrees_with_the_reference_library(secret: str) -> None:
     body = '{"type":"run.done","data":{"run_id":"r-1","note":"完成"}}'
-    reference = standardwebhooks.Webhook(SECRET).sign(
-        "r-1-7", datetime.fromtimestamp(1700000000, timezone.utc), body
-    )
+    reference = standardwebhooks.Webhook(SECRET).sign("r-1-7", datetime.fromtimestamp(1700000000, timezone.utc), body)
     assert sign(secret, "r-1-7", 1700000000, body.encode()) == reference
 
 
 def test_raw_secret_is_used_as_its_bytes() -> None:
-    reference = standardwebhooks.Webhook(b"plain secret").sign(
-        "m", datetime.fromtimestamp(5, timezone.utc), "{}"
-    )
+    reference = standardwebhooks.Webhook(b"plain secret").sign("m", datetime.fromtimestamp(5, timezone.utc), "{}")
     assert sign("plain secret", "m", 5, b"{}") == reference
 
 
@@ -148,9 +142,7 @@ async def test_gives_up_after_the_attempts_and_returns_false(
     receiver.statuses = [500] * 10
 
     with caplog.at_level(logging.DEBUG, logger="bailian_flow.notify"):
-        assert (
-            await fast(receiver.url, attempts=3).send("run.FAILED", {"error": "x"}, msg_id="r-3-4") is False
-        )
+        assert await fast(receiver.url, attempts=3).send("run.FAILED", {"error": "x"}, msg_id="r-3-4") is False
 
     assert len(receiver.requests) == 3
     assert "not delivered after 3 attempt(s): HTTP 500" in caplog.text
@@ -226,9 +218,7 @@ async def test_a_given_session_is_used_and_left_open(receiver: Receiver) -> None
     assert len(receiver.requests) == 1
 
 
-async def test_secret_never_appears_in_logs_or_repr(
-    receiver: Receiver, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_secret_never_appears_in_logs_or_repr(receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
     receiver.statuses = [500, 500, 200, 500, 500, 500]
     notifier = fast(receiver.url, attempts=3)
     with caplog.at_level(logging.DEBUG):
@@ -244,7 +234,4 @@ async def test_secret_never_appears_in_logs_or_repr(
 
 
 def test_redact_url_keeps_only_scheme_host_and_path() -> None:
-    assert (
-        redact_url("https://user:pw@hooks.example.com:8443/p/a?token=t#f")
-        == "https://hooks.example.com:8443/p/a"
-    )
+    assert redact_url("https://user:pw@hooks.example.com:8443/p/a?token=t#f") == "https://hooks.example.com:8443/p/a"

@@ -47,9 +47,7 @@ async def test_append_then_latest_and_history(store: ObjectStore) -> None:
     assert await log.history(RUN) == []
 
     assert await log.append(RUN, 0, "received", {"stage": "received", "n": 0}, "upload seen", writer="req-a")
-    assert await log.append(
-        RUN, 1, "file-ready", {"stage": "file-ready", "n": 1}, "file uploaded", writer="req-b"
-    )
+    assert await log.append(RUN, 1, "file-ready", {"stage": "file-ready", "n": 1}, "file uploaded", writer="req-b")
 
     latest = await log.latest(RUN)
     assert latest is not None
@@ -196,9 +194,7 @@ def _emulator_faults(url: str, rules: list[dict[str, Any]] | None) -> None:
 async def test_create_whose_response_was_lost_still_counts_as_won(emulator: Any) -> None:
     # The emulator stores the entry, then drops the connection: the SDK retries and meets its own entry.
     bucket = f"flow-drop-{uuid.uuid4().hex[:12]}"
-    store = OssStore(
-        bucket, region="cn-hangzhou", endpoint=emulator.url, credentials=OssCredentials("i", "s")
-    )
+    store = OssStore(bucket, region="cn-hangzhou", endpoint=emulator.url, credentials=OssCredentials("i", "s"))
     rule = {"method": "PUT", "path": f"/{bucket}/runs/{RUN}/00000000.json", "times": 1, "drop": "after"}
     _emulator_faults(emulator.url, [rule])
     try:

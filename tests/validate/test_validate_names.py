@@ -54,8 +54,7 @@ def test_non_conforming_key_gets_a_conforming_deterministic_name(key: str, expec
 
 def test_keys_that_fold_to_the_same_text_get_different_names() -> None:
     names = {
-        safe_file_name(key)
-        for key in ("d/a b.jsonl", "d/a+b.jsonl", "e/a b.jsonl", "d/数据.jsonl", "d/资料.jsonl")
+        safe_file_name(key) for key in ("d/a b.jsonl", "d/a+b.jsonl", "e/a b.jsonl", "d/数据.jsonl", "d/资料.jsonl")
     }
     assert len(names) == 5
 

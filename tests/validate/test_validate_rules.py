@@ -69,9 +69,7 @@ CASES = [
         "expected an array of messages, got string",
     ),
     Case("sft-messages-empty", "sft", {"messages": []}, "messages", "must not be empty"),
-    Case(
-        "sft-message-not-object", "sft", sft(USER, "hello"), "messages[1]", "expected an object, got string"
-    ),
+    Case("sft-message-not-object", "sft", sft(USER, "hello"), "messages[1]", "expected an object, got string"),
     # roles and turn order
     Case("sft-role-missing", "sft", sft(USER, {"content": "x"}), "messages[1].role", "missing"),
     Case(
@@ -139,9 +137,7 @@ CASES = [
     ),
     # content
     Case("sft-content-missing", "sft", sft({"role": "user"}, ASSISTANT), "messages[0].content", "missing"),
-    Case(
-        "sft-content-blank", "sft", sft(USER, assistant("  \n")), "messages[1].content", "must not be empty"
-    ),
+    Case("sft-content-blank", "sft", sft(USER, assistant("  \n")), "messages[1].content", "must not be empty"),
     Case(
         "sft-content-null",
         "sft",

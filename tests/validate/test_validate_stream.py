@@ -142,12 +142,8 @@ FILE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("data", "line", "reason"), [case[1:] for case in FILE_CASES], ids=[c[0] for c in FILE_CASES]
-)
-def test_file_level_errors_carry_the_line(
-    tmp_path: Path, chunk_size: int, data: bytes, line: int, reason: str
-) -> None:
+@pytest.mark.parametrize(("data", "line", "reason"), [case[1:] for case in FILE_CASES], ids=[c[0] for c in FILE_CASES])
+def test_file_level_errors_carry_the_line(tmp_path: Path, chunk_size: int, data: bytes, line: int, reason: str) -> None:
     with pytest.raises(DatasetError) as caught:
         feed_file(_write_bytes(tmp_path, data), "cpt", chunk_size)
     assert caught.value.line == line
@@ -242,8 +238,7 @@ def test_error_round_trips_through_to_dict_and_pickle() -> None:
         "line": 7,
         "field": "messages[2].role",
         "reason": "expected 'assistant' after 'user', got 'user'",
-        "message": "train.jsonl line 7, field messages[2].role: expected 'assistant' after 'user', "
-        "got 'user'",
+        "message": "train.jsonl line 7, field messages[2].role: expected 'assistant' after 'user', got 'user'",
     }
     copy = pickle.loads(pickle.dumps(error))
     assert (str(copy), copy.line, copy.field) == (str(error), 7, "messages[2].role")
@@ -252,12 +247,8 @@ def test_error_round_trips_through_to_dict_and_pickle() -> None:
 
 def test_validate_file_reports_the_file_name(write_dataset: WriteDataset) -> None:
     good = write_dataset([line_of(SFT)], "good.jsonl")
-    path = write_dataset(
-        [line_of(SFT), json.dumps({"messages": [{"role": "user", "content": "hi"}]})], "my-set.jsonl"
-    )
-    with pytest.raises(
-        DatasetError, match=r"^my-set.jsonl line 2, field messages\[0\].role: the last message"
-    ):
+    path = write_dataset([line_of(SFT), json.dumps({"messages": [{"role": "user", "content": "hi"}]})], "my-set.jsonl")
+    with pytest.raises(DatasetError, match=r"^my-set.jsonl line 2, field messages\[0\].role: the last message"):
         validate_file(path, "sft")
     with pytest.raises(DatasetError, match=r"^datasets/x.jsonl line 2"):
         validate_file(path, "sft", object_name="datasets/x.jsonl", chunk_size=3)

@@ -29,9 +29,7 @@ def load_event_object(raw: bytes | bytearray | str | dict[str, Any], kind: str) 
     except UnicodeDecodeError:
         raise InvalidEvent(f"{kind} event is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise InvalidEvent(
-            f"{kind} event is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        raise InvalidEvent(f"{kind} event is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if not isinstance(loaded, dict):
         raise InvalidEvent(f"{kind} event must be a JSON object, got {type(loaded).__name__}")
     return loaded

@@ -114,9 +114,7 @@ class Deadline:
         self.expires = self.started + timeout_seconds
 
     @classmethod
-    def for_context(
-        cls, context: Any, *, started: float | None = None, default_timeout: float = 60.0
-    ) -> Deadline:
+    def for_context(cls, context: Any, *, started: float | None = None, default_timeout: float = 60.0) -> Deadline:
         """Call at handler entry (or pass `started`, a `time.monotonic()` value taken there)."""
         function = getattr(context, "function", None)
         timeout = getattr(function, "timeout", None)

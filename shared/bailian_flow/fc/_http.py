@@ -101,16 +101,12 @@ class HttpResponse:
     body: bytes | str = ""
 
     @classmethod
-    def json(
-        cls, payload: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
-    ) -> HttpResponse:
+    def json(cls, payload: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> HttpResponse:
         text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
         return cls(status_code, {"Content-Type": "application/json", **(headers or {})}, text)
 
     @classmethod
-    def text(
-        cls, text: str, status_code: int = 200, headers: Mapping[str, str] | None = None
-    ) -> HttpResponse:
+    def text(cls, text: str, status_code: int = 200, headers: Mapping[str, str] | None = None) -> HttpResponse:
         return cls(status_code, {"Content-Type": "text/plain; charset=utf-8", **(headers or {})}, text)
 
     @classmethod

@@ -218,9 +218,7 @@ class RunLog:
     async def mark_active(self, run_id: str) -> None:
         # Create-only: the marker keeps its first timestamp, which orders the timer's scan oldest first.
         body = json.dumps({"run_id": run_id, "since": _utcnow()}).encode()
-        await self.store.put(
-            self.active_key(run_id), body, forbid_overwrite=True, content_type="application/json"
-        )
+        await self.store.put(self.active_key(run_id), body, forbid_overwrite=True, content_type="application/json")
 
     async def clear_active(self, run_id: str) -> None:
         await self.store.delete(self.active_key(run_id))

@@ -160,9 +160,7 @@ class OssStore:
             if found is None:
                 # An empty pair makes the SDK raise its CredentialsEmptyError, which we translate.
                 return oss.credentials.Credentials("", "")
-            return oss.credentials.Credentials(
-                found.access_key_id, found.access_key_secret, found.security_token
-            )
+            return oss.credentials.Credentials(found.access_key_id, found.access_key_secret, found.security_token)
 
         return oss.credentials.CredentialsProviderFunc(from_env)
 
@@ -177,9 +175,7 @@ class OssStore:
         if isinstance(exc, self._oss.exceptions.OperationError):
             inner = exc.unwrap()
             if isinstance(inner, self._oss.exceptions.CredentialsEmptyError):
-                return StoreError(
-                    f"OSS {action} {key!r}: no credentials (set ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET)"
-                )
+                return StoreError(f"OSS {action} {key!r}: no credentials (set ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET)")
         detail = f"{status} {code}" if status is not None else type(exc).__name__
         return StoreError(f"OSS {action} {self.bucket}/{key} failed: {detail}", status=status, code=code)
 

@@ -83,9 +83,7 @@ def _check_dpo(record: Mapping[str, Any], thinking: bool | None) -> None:
         raise RecordError(
             "rejected.content", "identical to chosen.content; a preference pair needs two different responses"
         )
-    history = [
-        (f"messages[{i}].content", m["content"]) for i, m in enumerate(messages) if m["role"] == "assistant"
-    ]
+    history = [(f"messages[{i}].content", m["content"]) for i, m in enumerate(messages) if m["role"] == "assistant"]
     _check_thinking(
         history,
         [("chosen.content", chosen), ("rejected.content", rejected)],
@@ -149,9 +147,7 @@ def _check_role(message: Mapping[str, Any], path: str) -> str:
     if not isinstance(role, str):
         raise RecordError(f"{path}.role", f"expected a string, got {json_type(role)}")
     if role not in ROLES:
-        raise RecordError(
-            f"{path}.role", f"unsupported role {short(role)} (expected 'system', 'user' or 'assistant')"
-        )
+        raise RecordError(f"{path}.role", f"unsupported role {short(role)} (expected 'system', 'user' or 'assistant')")
     return role
 
 

@@ -127,19 +127,14 @@ class DatasetValidator:
         recommended = RECOMMENDED_RECORDS.get(self.kind)
         if recommended is not None and self._records < recommended:
             warnings.append(
-                f"{self._records} record(s); Bailian recommends at least {recommended:,} for "
-                f"{self.kind.upper()}"
+                f"{self._records} record(s); Bailian recommends at least {recommended:,} for {self.kind.upper()}"
             )
-        self._stats = DatasetStats(
-            kind=self.kind, records=self._records, bytes=self._bytes, warnings=tuple(warnings)
-        )
+        self._stats = DatasetStats(kind=self.kind, records=self._records, bytes=self._bytes, warnings=tuple(warnings))
         return self._stats
 
     def _check_line_length(self, length: int) -> None:
         if length > self.max_line_bytes:
-            self._fail(
-                None, f"line is longer than {_size(self.max_line_bytes)} (is the file newline-delimited?)"
-            )
+            self._fail(None, f"line is longer than {_size(self.max_line_bytes)} (is the file newline-delimited?)")
 
     def _process(self, raw: bytes) -> None:
         if not raw.strip(b" \t\r"):
@@ -148,9 +143,7 @@ class DatasetValidator:
             self._trailing_blanks += 1
             return
         if self._first_blank is not None:
-            self._fail_at(
-                self._first_blank, None, "blank line between records (each line must be one JSON object)"
-            )
+            self._fail_at(self._first_blank, None, "blank line between records (each line must be one JSON object)")
         if self._line == 1 and raw.startswith(_BOM):
             self._fail(None, "file starts with a UTF-8 byte order mark (BOM); save it as UTF-8 without BOM")
         try:
@@ -162,9 +155,7 @@ class DatasetValidator:
         except json.JSONDecodeError as exc:
             self._fail(None, f"invalid JSON: {exc.msg} at column {exc.colno}")
         except (ValueError, RecursionError) as exc:
-            self._fail(
-                None, f"invalid JSON: {exc}" if isinstance(exc, ValueError) else "invalid JSON: too deep"
-            )
+            self._fail(None, f"invalid JSON: {exc}" if isinstance(exc, ValueError) else "invalid JSON: too deep")
         try:
             check_record(record, self.kind, self.thinking)
         except RecordError as exc:
