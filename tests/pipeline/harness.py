@@ -150,7 +150,10 @@ class Pipeline:
 
     # -- the REST API (through the webhook function, as FC's HTTP trigger calls it) ---------------------------
 
-    def api(self, method: str, path: str, body: Any = None, token: str | None = API_TOKEN) -> tuple[int, Any]:
+    def api(
+        self, method: str, path: str, body: Any = None, token: str | None = API_TOKEN, raw_body: str | None = None
+    ) -> tuple[int, Any]:
+        """Call the REST API; `raw_body` sends that text as the body instead of `body` as JSON."""
         headers = {"content-type": "application/json"}
         if token is not None:
             headers["authorization"] = f"Bearer {token}"
@@ -158,7 +161,7 @@ class Pipeline:
         event = {
             "version": "v1",
             "rawPath": path_only,
-            "body": "" if body is None else json.dumps(body),
+            "body": raw_body if raw_body is not None else "" if body is None else json.dumps(body),
             "isBase64Encoded": False,
             "headers": headers,
             "queryParameters": dict(part.split("=", 1) for part in query.split("&") if "=" in part),

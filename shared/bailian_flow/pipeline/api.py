@@ -15,7 +15,7 @@ from typing import Any
 from bailian_flow.client.errors import APIStatusError, NotFoundError
 from bailian_flow.pipeline import reconcile
 from bailian_flow.pipeline.runtime import Flow
-from bailian_flow.pipeline.settings import SettingsError
+from bailian_flow.pipeline.settings import SettingsError, resolve_settings
 from bailian_flow.pipeline.state import RunState, Stage
 from bailian_flow.pipeline.transitions import commit, load
 
@@ -125,7 +125,7 @@ async def show_run(flow: Flow, run_id: str) -> dict[str, Any]:
     history = await flow.runs.history(run_id)
     if not history:
         raise HttpError(404, "NotFound", f"run {run_id} does not exist")
-    latest = RunState.model_validate(history[-1].state)
+    latest = RunState.model_validate({**history[-1].state, "seq": history[-1].seq})
     return {
         "run": latest.public(),
         "history": [
@@ -141,6 +141,10 @@ async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
     if explicit is not None and not isinstance(explicit, dict):
         raise HttpError(400, "InvalidParameter", "settings must be an object")
     try:
+        if explicit:
+            # The request's own settings are the caller's to fix now (400, no run); a bad sidecar or metadata
+            # on the object is the dataset's problem and fails its run instead.
+            resolve_settings(flow.settings.defaults, explicit=explicit)
         if isinstance(body.get("oss_key"), str):
             key = body["oss_key"]
             state, created = await open_run_for_object(flow, flow.settings.bucket, key, None, explicit=explicit)

@@ -66,6 +66,8 @@ class RunState(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     run_id: str
+    # The sequence number of the log entry holding this state (set when the entry is written or read).
+    seq: int = 0
     stage: Stage
     attempt: int = 1
     source: Source

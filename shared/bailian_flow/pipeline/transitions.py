@@ -35,7 +35,10 @@ def _parse_at(value: str) -> datetime:
 
 def current_of(entry: RunEntry) -> Current:
     return Current(
-        seq=entry.seq, state=RunState.model_validate(entry.state), at=_parse_at(entry.at), writer=entry.writer
+        seq=entry.seq,
+        state=RunState.model_validate({**entry.state, "seq": entry.seq}),
+        at=_parse_at(entry.at),
+        writer=entry.writer,
     )
 
 
@@ -63,6 +66,7 @@ async def fail(flow: Flow, current: Current, error: RunError, changed: str | Non
 
 
 async def _write(flow: Flow, seq: int, state: RunState, changed: str) -> RunState | None:
+    state = state.model_copy(update={"seq": seq})
     won = await flow.runs.append(
         state.run_id, seq, state.stage, state.model_dump(mode="json"), changed=changed, writer=flow.writer
     )
