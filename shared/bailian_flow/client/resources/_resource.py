@@ -9,7 +9,7 @@ from .. import errors
 if TYPE_CHECKING:
     from .._base import Answer, BailianClient
 
-__all__ = ["Resource", "native_payload", "quote"]
+__all__ = ["Resource", "native_payload", "quote", "stream_broken"]
 
 
 class Resource:
@@ -38,3 +38,14 @@ def quote(segment: str) -> str:
     from urllib.parse import quote as _quote
 
     return _quote(segment, safe="")
+
+
+def stream_broken(answer: Answer, exc: BaseException) -> errors.APIConnectionError:
+    """A streamed answer cut off midway: the request itself was answered, so it was processed."""
+    response = answer.response
+    return errors.APIConnectionError(
+        f"stream interrupted: {type(exc).__name__}",
+        maybe_processed=True,
+        method=response.method if response is not None else "",
+        url=str(response.url) if response is not None else "",
+    )

@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from .._base import Operation
 from .._config import Family, Limiter
 from .._pagination import iterate_cursor
 from .._streams import CHUNK_SIZE, ProgressCallback, UploadSourceLike, open_source
 from ..models.files import CompatFile, CompatFileList, FileDeleted
-from ._resource import Resource, quote
+from ._resource import Resource, quote, stream_broken
 from .files import multipart_form
 
 __all__ = ["CompatFiles"]
@@ -81,6 +83,8 @@ class CompatFiles(Resource):
         try:
             async for chunk in answer.response.content.iter_chunked(chunk_size):
                 yield chunk
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            raise stream_broken(answer, exc) from exc
         finally:
             answer.response.release()
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
+
+import aiohttp
 
 from .. import errors
 from .._base import Operation
@@ -21,7 +24,7 @@ from ..models.fine_tunes import (
     FineTunePage,
     HyperParameters,
 )
-from ._resource import Resource, native_payload, quote
+from ._resource import Resource, native_payload, quote, stream_broken
 
 __all__ = ["FineTunes"]
 
@@ -162,6 +165,8 @@ class FineTunes(Resource):
                 if event.event == "error":
                     raise _stream_error(event, fields.get("status"), answer.request_id)
                 yield event
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            raise stream_broken(answer, exc) from exc
         finally:
             response.release()
 
