@@ -320,3 +320,18 @@ def test_an_object_deleted_after_its_run_began_fails_the_run(pipeline: Pipeline)
     assert run["error"]["code"] == "SourceMissing"
     assert run["error"]["object"] == KEY
     _nothing_created(pipeline)
+
+
+def test_an_event_from_another_bucket_fails_as_an_invalid_event(pipeline: Pipeline) -> None:
+    pipeline.put(KEY, SFT_SAMPLE)
+    [record] = [r for r in pipeline.new_records() if r["oss"]["object"]["key"] == KEY]
+    record["oss"]["bucket"]["name"] = "someone-elses-bucket"
+
+    result = pipeline.invoke("on_upload", {"events": [record]})
+
+    [run] = result["runs"]
+    assert run["stage"] == "FAILED"
+    assert run["error"]["code"] == "InvalidEvent"
+    assert "someone-elses-bucket" in run["error"]["reason"]
+    assert pipeline.get(KEY) == SFT_SAMPLE
+    _nothing_created(pipeline)

@@ -256,3 +256,28 @@ def test_on_success_import_imports_then_deploys_the_imported_model(pipeline: Pip
     assert [item["storage_info"]["object_key"] for item in imports] == ["models/x/"]
     created = pipeline.created()
     assert (created["imports"], created["deployments"]) == (1, 1)
+
+
+def test_retry_after_fixing_the_sidecar_rereads_the_settings(pipeline: Pipeline) -> None:
+    pipeline.put(KEY + ".flow.yaml", b"on_success: {action: none, capacity: 0}\n")
+    run_id = pipeline.upload(KEY, SFT_SAMPLE)
+    assert pipeline.run(run_id)["run"]["error"]["code"] == "InvalidSettings"
+    pipeline.put(KEY + ".flow.yaml", b"on_success: {action: none}\n")
+
+    status, body = pipeline.api("POST", f"/runs/{run_id}/retry")
+
+    assert status == 202, body
+    assert (body["run"]["stage"], body["run"]["attempt"]) == ("received", 2)
+    assert body["run"]["settings"]["on_success"]["action"] == "none"
+    run = pipeline.pump(run_id)
+    assert run["stage"] == "DONE", run
+    assert pipeline.created()["deployments"] == 0
+
+
+def test_retry_of_a_run_with_no_source_is_refused(pipeline: Pipeline) -> None:
+    bad = pipeline.invoke("on_upload", b"{}")["runs"][0]
+
+    status, body = pipeline.api("POST", f"/runs/{bad['run_id']}/retry")
+
+    assert status == 409, body
+    assert "no source" in body["error"]["message"]
