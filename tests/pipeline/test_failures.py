@@ -82,6 +82,7 @@ def test_a_failed_import_fails_the_run_with_the_service_error_code(pipeline: Pip
     assert error["code"] == "ModelFileInvalid"
     assert error["retryable"] is True
     assert run["import_job_id"] and run["import_job_id"] in error["reason"]
+    assert "incomplete or unreadable" in error["reason"], "the service's own message is quoted"
     assert "importing" in _stages(pipeline, run_id)
     created = pipeline.created()
     assert (created["imports"], created["deployments"]) == (1, 0)

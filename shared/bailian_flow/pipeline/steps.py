@@ -364,7 +364,9 @@ async def poll_import(flow: Flow, current: Current) -> Outcome:
             await commit(flow, current, "done", f"imported {job.model_name}", imported_model=job.model_name)
     elif job.status == "FAILED":
         code = getattr(job, "error_code", None) or "ImportFailed"
-        await fail(flow, current, RunError(reason=f"import {job.job_id} FAILED ({code})", code=code, retryable=True))
+        detail = getattr(job, "error_message", None)  # not in every answer; quoted when the service gives it
+        reason = f"import {job.job_id} FAILED ({code})" + (f": {detail}" if detail else "")
+        await fail(flow, current, RunError(reason=reason, code=code, retryable=True))
     return "stop"
 
 
