@@ -97,3 +97,18 @@ def test_hierarchy() -> None:
     assert issubclass(e.APITimeoutError, e.APIConnectionError)
     for cls in (e.APIConnectionError, e.APIStatusError, e.UploadFailedError, e.APIResponseValidationError):
         assert issubclass(cls, e.BailianError)
+
+
+def test_error_bodies_of_every_shape() -> None:
+    from bailian_flow.client._answers import error_fields
+
+    native = b'{"request_id":"r-1","code":"InvalidParameter","message":"Missing training files"}'
+    assert error_fields(native) == ("InvalidParameter", "Missing training files", "r-1")
+    compatible = b'{"error":{"message":"bad","type":"invalid_request_error","code":null},"request_id":"r-2"}'
+    assert error_fields(compatible) == ("invalid_request_error", "bad", "r-2")
+    oss = (
+        b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+        b"<Message>Invalid according to Policy: Policy expired.</Message><RequestId>r-3</RequestId></Error>"
+    )
+    assert error_fields(oss) == ("AccessDenied", "Invalid according to Policy: Policy expired.", "r-3")
+    assert error_fields(b"upstream timeout") == (None, "upstream timeout", None)

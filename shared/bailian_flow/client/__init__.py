@@ -14,7 +14,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._base import BailianClient, Operation
+    from ._answers import Operation
+    from ._base import BailianClient
     from ._config import Endpoints, Family, Limiter, RetryConfig, Timeouts
     from ._streams import UploadSource
     from .errors import (
@@ -98,7 +99,7 @@ __all__ = [
 
 _WHERE: dict[str, str] = {
     "BailianClient": "._base",
-    "Operation": "._base",
+    "Operation": "._answers",
     "Endpoints": "._config",
     "Family": "._config",
     "Limiter": "._config",

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json as jsonlib
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
 from . import errors
+from ._answers import Answer, Operation, error_fields, header_request_id
 from ._config import (
     DEFAULT_RATE_LIMITS,
     ClientOptions,
@@ -51,52 +49,6 @@ __all__ = ["Answer", "BailianClient", "Operation"]
 logger = logging.getLogger("bailian_flow.client")
 ModelT = TypeVar("ModelT", bound="BaseModel")
 _USER_AGENT = "bailian-flow/0.1 (aiohttp)"
-_REQUEST_ID_HEADERS = ("x-request-id", "x-dashscope-request-id", "request-id", "x-oss-request-id")
-_XML_FIELD = re.compile(r"<(Code|Message|RequestId)>(.*?)</\1>", re.S)
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One API operation and what is safe to do with it (see `_retry` for the rules)."""
-
-    name: str
-    method: str
-    family: Family
-    limiter: Limiter
-    idempotent: bool
-    # A DELETE that finds nothing after an earlier attempt failed ambiguously: that earlier attempt did it.
-    absent_means_done: bool = False
-
-
-@dataclass
-class Answer:
-    """A successful answer. `response` is set (unread, still open) only for streamed calls."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes = b""
-    response: aiohttp.ClientResponse | None = field(default=None, repr=False)
-
-    @property
-    def request_id(self) -> str | None:
-        return _header_request_id(self.headers)
-
-    def json(self) -> Any:
-        if not self.body:
-            return {}
-        try:
-            return jsonlib.loads(self.body)
-        except ValueError as exc:
-            raise errors.APIResponseValidationError(
-                f"answer is not JSON: {self.body[:200]!r}", request_id=self.request_id
-            ) from exc
-
-
-def _header_request_id(headers: Mapping[str, str]) -> str | None:
-    for name in _REQUEST_ID_HEADERS:
-        if value := headers.get(name):
-            return value
-    return None
 
 
 class BailianClient:
@@ -252,32 +204,12 @@ class BailianClient:
     def _status_error(
         self, op: Operation, url: str, status: int, headers: Mapping[str, str], body: bytes
     ) -> errors.APIStatusError:
-        code: str | None = None
-        message = ""
-        request_id: str | None = None
-        try:
-            data = jsonlib.loads(body) if body else None
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            inner = data.get("error")
-            if isinstance(inner, dict):  # compatible mode: {"error": {"message","type","code","param"}}
-                code = inner.get("code") or inner.get("type")
-                message = str(inner.get("message") or "")
-            else:  # native: {"request_id","code","message"}
-                code = data.get("code")
-                message = str(data.get("message") or "")
-            request_id = data.get("request_id") or data.get("requestId")
-        elif body.lstrip().startswith(b"<"):  # OSS answers in XML
-            fields = dict(_XML_FIELD.findall(body.decode("utf-8", "replace")))
-            code, message, request_id = fields.get("Code"), fields.get("Message", ""), fields.get("RequestId")
-        elif body:
-            message = body[:500].decode("utf-8", "replace")
+        code, message, request_id = error_fields(body)
         return errors.status_error(
             status,
-            str(code) if code is not None else None,
+            code,
             self._scrub(message or f"HTTP {status}"),
-            request_id or _header_request_id(headers),
+            request_id or header_request_id(headers),
             method=op.method,
             url=url,
         )
@@ -381,7 +313,7 @@ class BailianClient:
                 return None, error, op.idempotent, None
             finally:
                 response.release()
-            logger.debug("%s %s -> %d request_id=%s", op.method, op.name, status, _header_request_id(headers))
+            logger.debug("%s %s -> %d request_id=%s", op.method, op.name, status, header_request_id(headers))
             return Answer(status, headers, body), _NO_ERROR, False, None
         try:
             body = await response.read()
