@@ -78,3 +78,16 @@ async def test_import_pagination(client: BailianClient) -> None:
 async def test_import_object_key_must_be_a_folder(client: BailianClient) -> None:
     with pytest.raises(ValueError, match="end with '/'"):
         await client.custom_models.create("qwen3-32b", {"bucket_name": "b", "object_key": "models/file.bin"})
+
+
+async def test_import_success_spelled_successed_reads_succeeded(client: BailianClient, control: Control) -> None:
+    await control._call("POST", "/config", {"import_success_status": "SUCCESSED"})
+    try:
+        storage = {"bucket_name": "weights", "object_key": "models/y/"}
+        job = await client.custom_models.create("qwen3-32b", storage)
+        await control.advance(120)
+        done = await client.custom_models.get(job.job_id)
+        assert done.status == ImportStatus.SUCCEEDED and done.is_terminal
+        assert [j.status async for j in client.custom_models.list()] == [ImportStatus.SUCCEEDED]
+    finally:  # in case a reset does not restore it, leave the shared emulator as we found it
+        await control._call("POST", "/config", {"import_success_status": "SUCCEEDED"})
