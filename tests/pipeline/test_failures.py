@@ -48,6 +48,9 @@ def test_a_failed_fine_tune_fails_the_run_naming_the_job(pipeline: Pipeline) -> 
     assert error["retryable"] is True
     assert run["job_id"] and run["job_id"] in error["reason"]
     assert "FAILED" in error["reason"]
+    # The job object carries no reason; the run quotes the last line of the job's log instead.
+    logs = pipeline.bailian("GET", f"/api/v1/fine-tunes/{run['job_id']}/logs?offset=0&line=1000")["output"]["logs"]
+    assert logs[-1].strip() in error["reason"]
     assert pipeline.fine_tune(run["job_id"])["status"] == "FAILED"
     assert pipeline.created()["deployments"] == 0
     assert _stages(pipeline, run_id)[-1] == "failed"

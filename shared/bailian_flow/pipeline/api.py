@@ -220,13 +220,10 @@ async def retry_run(flow: Flow, run_id: str, settings: Any = None) -> dict[str, 
     if resume in ("received", "file-ready"):
         updates.update(job_id=None, job_name=None, job_status=None, finetuned_output=None)
     updates.update(deployed_model=None, deploy_suffix=None, deployment_status=None, import_job_id=None)
-    # Active again before the commit: the timer must poll the retried run, and a marker left by a lost commit
-    # is cleared by the timer's next look at the (still failed) run.
-    await flow.runs.mark_active(run_id)
+    # `commit` puts the revived run back on the timer's list.
     written = await commit(flow, current, resume, f"retry #{state.attempt + 1} from {resume}", **updates)
     if written is None:
         raise HttpError(409, "Conflict", f"run {run_id} changed meanwhile; try again")
-    await flow.runs.mark_active(run_id)  # again: a timer tick may have cleared it while we committed
     return written.public()
 
 

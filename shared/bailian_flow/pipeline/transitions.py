@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from bailian_flow.client.errors import APIConnectionError, APIStatusError, ConflictError, RateLimitError
 from bailian_flow.pipeline.runtime import Flow, utc_now
-from bailian_flow.pipeline.state import TERMINAL, RunError, RunState, Stage
+from bailian_flow.pipeline.state import RunError, RunState, Stage
 
 if TYPE_CHECKING:
     from bailian_flow.runlog import RunEntry
 
 log = logging.getLogger("bailian_flow.pipeline")
+
+# What a step tells the loop: re-read and go on, or nothing more to do now.
+Outcome = Literal["again", "stop"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,75 @@ async def load(flow: Flow, run_id: str) -> Current | None:
 async def commit(flow: Flow, current: Current, stage: Stage, changed: str, **updates: Any) -> RunState | None:
     """Write the run's next entry. None means another delivery wrote that sequence number first: re-read."""
     state = current.state.model_copy(update={"stage": stage, **updates})
-    return await _write(flow, current.seq + 1, state, changed)
+    revived = current.state.terminal and not state.terminal
+    if revived:
+        # A retried run must be on the timer's list again before its first event can need polling.
+        await flow.runs.mark_active(state.run_id)
+    written = await _write(flow, current.seq + 1, state, changed)
+    if written is not None and revived:
+        # Again: a tick that saw the run still terminal may have cleared the marker meanwhile.
+        await flow.runs.mark_active(state.run_id)
+    return written
+
+
+async def claim(flow: Flow, current: Current, stage: Stage, changed: str, **updates: Any) -> Current | None:
+    """Write an intent; the returned Current is the claimed entry, None when another delivery won."""
+    claims = dict(current.state.claims)
+    claims[stage] = claims.get(stage, 0) + 1
+    state = await commit(flow, current, stage, changed, claims=claims, **updates)
+    if state is None:
+        return None
+    return Current(seq=current.seq + 1, state=state, at=utc_now(), writer=flow.writer)
+
+
+def may_exist(current: Current) -> bool:
+    """Whether an earlier claim of this intent (in this attempt) may have made the resource already."""
+    return current.state.claims.get(current.state.stage, 0) > 1
+
+
+def server_fault(exc: APIStatusError) -> bool:
+    """A fault on Bailian's side: worth FC's retries, not a verdict on the run's input."""
+    return exc.status is None or exc.status >= 500
+
+
+def api_error(exc: APIStatusError, doing: str) -> RunError:
+    return RunError(
+        reason=f"{doing}: Bailian answered {exc.status} {exc.code}: {exc.message}",
+        code=exc.code,
+        retryable=isinstance(exc, RateLimitError) or server_fault(exc),
+    )
+
+
+async def create_or_find(
+    flow: Flow,
+    current: Current,
+    *,
+    create: Callable[[], Awaitable[T]],
+    find: Callable[[], Awaitable[T | None]],
+    doing: str,
+    conflict_may_be_ours: bool = False,
+) -> T | None:
+    """Make a resource exactly once under the claimed intent `current`; None when the run was failed instead.
+
+    The resource is looked up by its deterministic name first when an earlier claim may have made it, and again
+    when the create's outcome is unknown (the connection dropped after the request may have been processed, or a
+    409 on a name only this run uses). Bailian's 5xx escape for FC to retry; other refusals fail the run.
+    """
+    if may_exist(current) and (found := await find()) is not None:
+        return found
+    try:
+        return await create()
+    except APIConnectionError as exc:
+        if exc.maybe_processed and (found := await find()) is not None:
+            return found
+        raise
+    except APIStatusError as exc:
+        if isinstance(exc, ConflictError) and conflict_may_be_ours and (found := await find()) is not None:
+            return found
+        if server_fault(exc):
+            raise
+        await fail(flow, current, api_error(exc, doing))
+        return None
 
 
 async def create(flow: Flow, state: RunState, changed: str) -> RunState | None:
@@ -74,7 +148,7 @@ async def _write(flow: Flow, seq: int, state: RunState, changed: str) -> RunStat
         log.info("run %s: seq %d already written by another delivery", state.run_id, seq)
         return None
     log.info("run %s: #%d %s (%s)", state.run_id, seq, state.stage, changed)
-    if state.stage in TERMINAL:
+    if state.terminal:
         await flow.runs.clear_active(state.run_id)
     # Only the winner notifies, and the message id is stable, so a receiver can dedupe a repeated send.
     await flow.notifier.send(

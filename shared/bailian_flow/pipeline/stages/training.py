@@ -1,0 +1,95 @@
+"""file-ready → starting-job → training → job-succeeded: start the fine-tune and follow it."""
+
+from __future__ import annotations
+
+import logging
+
+from bailian_flow.client.errors import BailianError, NotFoundError
+from bailian_flow.pipeline import reconcile
+from bailian_flow.pipeline.runtime import Flow
+from bailian_flow.pipeline.state import RunError
+from bailian_flow.pipeline.transitions import Current, Outcome, claim, commit, create_or_find, fail
+
+log = logging.getLogger("bailian_flow.pipeline")
+
+# How much of a failed job's log to quote in the run's error.
+FAILURE_LOG_LINES = 3
+
+
+async def step_file_ready(flow: Flow, current: Current) -> Outcome:
+    name = reconcile.job_name(current.state.run_id, current.state.attempt)
+    claimed = await claim(flow, current, "starting-job", f"starting fine-tune {name}", job_name=name)
+    if claimed is not None:
+        await act_start_job(flow, claimed)
+    return "again"
+
+
+async def act_start_job(flow: Flow, current: Current) -> None:
+    state = current.state
+    name = state.job_name or reconcile.job_name(state.run_id, state.attempt)
+    job = await create_or_find(
+        flow,
+        current,
+        create=lambda: flow.client.fine_tunes.create(
+            model=state.settings.model,
+            training_file_ids=[state.file_id] if state.file_id else [],
+            validation_file_ids=[state.validation_file_id] if state.validation_file_id else None,
+            training_type=state.settings.training_type,
+            hyper_parameters=state.settings.hyper_parameters or None,
+            job_name=name,
+        ),
+        find=lambda: reconcile.find_job(flow, name),
+        # A 429 here is the fine-tune quota: the client has already waited out short throttling.
+        doing=f"starting fine-tune of {state.settings.model}",
+    )
+    if job is not None:
+        await commit(
+            flow, current, "training", f"fine-tune {job.job_id} {job.status}", job_id=job.job_id, job_status=job.status
+        )
+
+
+async def _failure_detail(flow: Flow, job_id: str) -> str:
+    """The last lines of a failed job's log: the job object itself carries no reason."""
+    try:
+        head = await flow.client.fine_tunes.logs(job_id, offset=0, line=1)
+        tail = await flow.client.fine_tunes.logs(
+            job_id, offset=max(head.total - FAILURE_LOG_LINES, 0), line=FAILURE_LOG_LINES
+        )
+    except BailianError as exc:
+        log.warning("fine-tune %s: logs unavailable (%s)", job_id, type(exc).__name__)
+        return "its logs could not be read"
+    lines = [line.strip() for line in tail.logs if line.strip()]
+    return " | ".join(lines) if lines else "its log is empty"
+
+
+async def poll_training(flow: Flow, current: Current) -> Outcome:
+    state = current.state
+    assert state.job_id is not None
+    try:
+        job = await flow.client.fine_tunes.get(state.job_id)
+    except NotFoundError:
+        await fail(flow, current, RunError(reason=f"fine-tune {state.job_id} no longer exists", code="NotFound"))
+        return "again"
+    status = job.status
+    if status == "SUCCEEDED":
+        await commit(
+            flow,
+            current,
+            "job-succeeded",
+            f"fine-tune {job.job_id} succeeded: {job.finetuned_output}",
+            job_status=status,
+            finetuned_output=job.finetuned_output,
+        )
+    elif status == "FAILED":
+        detail = await _failure_detail(flow, job.job_id)
+        await fail(
+            flow,
+            current,
+            RunError(reason=f"fine-tune {job.job_id} FAILED: {detail}", code="JobFailed", retryable=True),
+            changed=f"fine-tune {job.job_id} failed",
+        )
+    elif status == "CANCELED":
+        await commit(flow, current, "canceled", f"fine-tune {job.job_id} was canceled", job_status=status)
+    elif status != state.job_status:
+        await commit(flow, current, "training", f"fine-tune {job.job_id} {status}", job_status=status)
+    return "stop"

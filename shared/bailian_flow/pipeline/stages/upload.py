@@ -1,0 +1,82 @@
+"""received → uploading → file-ready: validate the dataset while streaming it to Bailian."""
+
+from __future__ import annotations
+
+from bailian_flow.client.errors import APIConnectionError, APIStatusError, RateLimitError, UploadFailedError
+from bailian_flow.pipeline import reconcile
+from bailian_flow.pipeline.ingest import SourceMissing, ingest
+from bailian_flow.pipeline.runtime import Flow
+from bailian_flow.pipeline.state import RunError
+from bailian_flow.pipeline.transitions import (
+    Current,
+    Outcome,
+    api_error,
+    claim,
+    commit,
+    fail,
+    may_exist,
+    server_fault,
+)
+from bailian_flow.validate import DatasetError
+
+
+async def step_received(flow: Flow, current: Current) -> Outcome:
+    state = current.state
+    if state.source.file_id:
+        await commit(flow, current, "file-ready", "registered file given", file_id=state.source.file_id)
+        return "again"
+    claimed = await claim(flow, current, "uploading", f"uploading {state.source.key}")
+    if claimed is not None:
+        await act_upload(flow, claimed)
+    return "again"
+
+
+async def _ensure_file(flow: Flow, current: Current, key: str, role: str) -> tuple[str, int, list[str]]:
+    """The file id of `key` uploaded for this run: found by its description, or streamed up now."""
+    state = current.state
+    description = reconcile.file_description(state.run_id, state.attempt, role)
+    if may_exist(current) and (found := await reconcile.find_file(flow, description)) is not None:
+        return found.file_id, state.records or 0, []
+    try:
+        result = await ingest(flow, key, training_type=state.settings.training_type, description=description)
+    except APIConnectionError as exc:
+        if exc.maybe_processed and (found := await reconcile.find_file(flow, description)) is not None:
+            return found.file_id, state.records or 0, []
+        raise
+    return result.file_id, result.records, result.warnings
+
+
+async def act_upload(flow: Flow, current: Current) -> None:
+    state = current.state
+    assert state.source.key is not None
+    try:
+        file_id, records, warnings = await _ensure_file(flow, current, state.source.key, "train")
+        validation_id = None
+        if state.settings.validation_key:
+            validation_id, _, _ = await _ensure_file(flow, current, state.settings.validation_key, "validation")
+    except DatasetError as exc:
+        error = RunError(reason=str(exc), object=exc.object_name, line=exc.line, field=exc.field, code="InvalidDataset")
+        await fail(flow, current, error)
+        return
+    except SourceMissing as exc:
+        await fail(flow, current, RunError(reason=str(exc), object=exc.key, code="SourceMissing"))
+        return
+    except UploadFailedError as exc:
+        await fail(flow, current, RunError(reason=f"Bailian rejected the file: {exc}", object=state.source.key))
+        return
+    except APIStatusError as exc:
+        if server_fault(exc) or isinstance(exc, RateLimitError):
+            raise
+        error = api_error(exc, "uploading the dataset")
+        await fail(flow, current, error.model_copy(update={"object": state.source.key}))
+        return
+    await commit(
+        flow,
+        current,
+        "file-ready",
+        f"file {file_id} registered ({records} records)",
+        file_id=file_id,
+        validation_file_id=validation_id,
+        records=records,
+        warnings=warnings,
+    )
