@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from harness import SFT_SAMPLE, Pipeline
 
@@ -177,3 +179,30 @@ def http_clear_faults(pipeline: Pipeline) -> None:
     from harness import http_json
 
     http_json(f"{pipeline.url}/_emulator/faults", "DELETE")
+
+
+def test_a_dataset_whose_upload_event_never_came_is_adopted_by_the_timer(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BAILIAN_FLOW_REDRIVE_AFTER", "0")
+    old_key = "datasets/before-deployment/train.jsonl"
+    pipeline.put(old_key, SFT_SAMPLE)
+    pipeline.new_records()  # nobody was listening yet
+    time.sleep(2.1)  # clear of the second of overlap the cursor keeps
+    assert pipeline.tick()["adopted"] == [], "the first tick only starts watching"
+    time.sleep(1.1)  # listings have whole seconds; the cursor keeps one second of overlap
+
+    pipeline.put(KEY, SFT_SAMPLE)
+    pipeline.new_records()  # the upload's event is lost for good
+
+    adopted = pipeline.tick()["adopted"]
+    assert len(adopted) == 1
+    run = pipeline.run(adopted[0])["run"]
+    assert run["source"]["key"] == KEY
+    assert pipeline.tick()["adopted"] == [], "a dataset is adopted once"
+
+    monkeypatch.setenv("BAILIAN_FLOW_REDRIVE_AFTER", "600")
+    assert pipeline.pump(adopted[0])["stage"] == "DONE"
+    created = pipeline.created()
+    assert (created["files"], created["fine_tunes"], created["deployments"]) == (1, 1, 1)
+    assert [r["source"]["key"] for r in pipeline.runs()] == [KEY], "datasets older than the deployment stay alone"

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 from bailian_flow.pipeline.runtime import MAX_REDRIVES, Flow
+from bailian_flow.pipeline.scan import adopt_orphans
 from bailian_flow.pipeline.state import INTENTS, RunError
 from bailian_flow.pipeline.steps import FACT_BEFORE, POLLING, advance
 from bailian_flow.pipeline.transitions import Current, commit, fail, load
@@ -29,6 +30,7 @@ class TickReport:
     active: int = 0
     polled: list[str] = field(default_factory=list)
     redriven: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
 
@@ -37,6 +39,7 @@ class TickReport:
             "active": self.active,
             "polled": self.polled,
             "redriven": self.redriven,
+            "adopted": self.adopted,
             "finished": self.finished,
             "deferred": self.deferred,
         }
@@ -93,6 +96,11 @@ def _stale(flow: Flow, current: Current) -> bool:
 
 async def tick(flow: Flow) -> TickReport:
     report = TickReport()
+    try:
+        report.adopted = await adopt_orphans(flow)
+    except Exception:
+        # The scan is a safety net; the runs in hand matter more than one tick's scan.
+        log.exception("scan for datasets without a run failed")
     run_ids = await flow.runs.list_active()
     report.active = len(run_ids)
     loaded = await asyncio.gather(*(load(flow, run_id) for run_id in run_ids))
