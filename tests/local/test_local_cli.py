@@ -62,7 +62,12 @@ def test_demo_follows_the_sample_run_to_done() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "uploaded" in result.stdout and "datasets/demo/train.jsonl" in result.stdout
-    stages = re.findall(r"^\s+\d+\.\d s\s+(\S+)$", result.stdout, flags=re.M)
-    assert stages[-1] == "DONE" and len(stages) >= 3
+    # One line per history entry: elapsed time, sequence number, stage, what changed.
+    stages = re.findall(r"^\s+\d+\.\d s\s+#(\d+)\s+(\S+)", result.stdout, flags=re.M)
+    assert [int(seq) for seq, _ in stages] == list(range(len(stages))), result.stdout
+    names = [stage for _, stage in stages]
+    for expected in ("received", "file-ready", "training", "job-succeeded", "deployment-pending", "done"):
+        assert expected in names, result.stdout
+    assert names[-1] == "done"
     assert re.search(r"deployed model \S+", result.stdout)
     assert time.monotonic() - started < 60
