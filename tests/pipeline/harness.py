@@ -62,6 +62,7 @@ class Pipeline:
         self.functions = {name: load_function(name) for name in FUNCTIONS}
         self.seen = 0
         self.encode_keys = False
+        self.delivered: list[tuple[str, str]] = []  # (function, object key) of every OSS delivery
         self.new_records()  # start after whatever earlier tests left in the log
 
     # -- the bucket -------------------------------------------------------------------------------------------
@@ -125,6 +126,7 @@ class Pipeline:
         """Deliver one OSS record to each function it triggers, `times` times concurrently."""
         event = {"events": [record]}
         jobs = [(name, event) for name in self.targets(record) for _ in range(times)]
+        self.delivered.extend((name, record["oss"]["object"]["key"]) for name, _ in jobs)
         with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
             return list(pool.map(lambda job: self.invoke(*job), jobs))
 

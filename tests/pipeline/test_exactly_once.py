@@ -35,6 +35,9 @@ def test_upload_becomes_a_deployed_model(pipeline: Pipeline) -> None:
     assert stages.index("file-ready") < stages.index("training") < stages.index("done")
     created = pipeline.created()
     assert (created["files"], created["fine_tunes"], created["deployments"]) == (1, 1, 1)
+    # Each function ran on its own trigger; the pipeline's own writes never fed on_upload (no loops).
+    assert [key for function, key in pipeline.delivered if function == "on_upload"] == [KEY]
+    assert {function for function, _ in pipeline.delivered} == {"on_upload", "on_file_ready", "on_success"}
 
 
 def test_five_concurrent_deliveries_of_every_event_make_one_of_each(pipeline: Pipeline) -> None:

@@ -271,7 +271,7 @@ def test_retry_after_fixing_the_sidecar_rereads_the_settings(pipeline: Pipeline)
     status, body = pipeline.api("POST", f"/runs/{run_id}/retry")
 
     assert status == 202, body
-    assert (body["run"]["stage"], body["run"]["attempt"]) == ("received", 2)
+    assert (body["run"]["stage"], body["run"]["attempt"]) == ("requested", 2)
     assert body["run"]["settings"]["on_success"]["action"] == "none"
     run = pipeline.pump(run_id)
     assert run["stage"] == "DONE", run

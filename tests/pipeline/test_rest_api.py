@@ -129,7 +129,7 @@ def test_unknown_runs_and_routes_are_404(pipeline: Pipeline, method: str, path: 
 # --- starting runs --------------------------------------------------------------------------------------------
 
 
-def test_start_from_an_object_then_driven_by_its_received_event(pipeline: Pipeline) -> None:
+def test_start_from_an_object_then_driven_by_its_requested_event(pipeline: Pipeline) -> None:
     pipeline.put(KEY, SFT_SAMPLE)
     pipeline.new_records()  # the upload's own event is lost: only the API starts this run
 
@@ -138,11 +138,11 @@ def test_start_from_an_object_then_driven_by_its_received_event(pipeline: Pipeli
     assert status == 202, body
     assert body["created"] is True
     run = body["run"]
-    assert run["stage"] == "received"
+    assert run["stage"] == "requested"
     assert run["source"]["key"] == KEY
     assert run["settings"]["on_success"]["capacity"] == 2
     records = pipeline.new_records()
-    assert [pipeline.targets(r) for r in records if r["oss"]["object"]["key"].endswith("-received.json")] == [
+    assert [pipeline.targets(r) for r in records if r["oss"]["object"]["key"].endswith("-requested.json")] == [
         ["on_upload"]
     ]
     for record in records:

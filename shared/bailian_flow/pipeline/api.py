@@ -147,7 +147,9 @@ async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
             resolve_settings(flow.settings.defaults, explicit=explicit)
         if isinstance(body.get("oss_key"), str):
             key = body["oss_key"]
-            state, created = await open_run_for_object(flow, flow.settings.bucket, key, None, explicit=explicit)
+            state, created = await open_run_for_object(
+                flow, flow.settings.bucket, key, None, explicit=explicit, first_stage="requested"
+            )
             if state is None:
                 raise HttpError(404, "NotFound", f"object {key} does not exist in {flow.settings.bucket}")
         elif isinstance(body.get("file_id"), str):
@@ -191,7 +193,7 @@ def _resume_stage(state: RunState) -> Stage | None:
     if state.file_id:
         return "file-ready"
     if state.source.key or state.source.file_id:
-        return "received"
+        return "requested"
     return None
 
 
@@ -208,7 +210,7 @@ async def retry_run(flow: Flow, run_id: str, settings: Any = None) -> dict[str, 
     if resume is None:
         raise HttpError(409, "Conflict", f"run {run_id} has no source to retry from")
     updates: dict[str, Any] = {"attempt": state.attempt + 1, "error": None, "claims": {}, "redrives": 0}
-    if resume == "received" and state.source.key:
+    if resume == "requested" and state.source.key:
         # The user may have fixed the sidecar or metadata: read the settings again.
         try:
             metadata = await flow.store.head(state.source.key)
@@ -217,7 +219,7 @@ async def retry_run(flow: Flow, run_id: str, settings: Any = None) -> dict[str, 
             )
         except SettingsError as exc:
             raise HttpError(400, "InvalidSettings", exc.reason) from None
-    if resume in ("received", "file-ready"):
+    if resume in ("requested", "file-ready"):
         updates.update(job_id=None, job_name=None, job_status=None, finetuned_output=None)
     updates.update(deployed_model=None, deploy_suffix=None, deployment_status=None, import_job_id=None)
     # `commit` puts the revived run back on the timer's list.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from bailian_flow.pipeline.runtime import Flow, utc_now
 from bailian_flow.pipeline.settings import RunSettings, SettingsError, parse_sidecar, resolve_settings
@@ -53,8 +53,13 @@ async def open_run_for_object(
     etag: str | None,
     *,
     explicit: Mapping[str, Any] | None = None,
+    first_stage: Literal["received", "requested"] = "received",
 ) -> tuple[RunState | None, bool]:
-    """Find or create the run of one uploaded object. Returns (state, created); state None = nothing to do."""
+    """Find or create the run of one uploaded object. Returns (state, created); state None = nothing to do.
+
+    `received` when the caller goes on to act itself (on_upload); `requested` when it hands over to on_upload
+    through that entry's event (the REST API, the timer's scan).
+    """
     info = await flow.store.head(key)
     if info is None:
         log.warning("object %s is gone; no run", key)
@@ -76,13 +81,13 @@ async def open_run_for_object(
         error = RunError(reason=exc.reason, object=exc.object_key, field=exc.field, code="InvalidSettings")
     state = RunState(
         run_id=run_id,
-        stage="failed" if error else "received",
+        stage="failed" if error else first_stage,
         source=source,
         settings=settings,
         created_at=_now(),
         error=error,
     )
-    written = await create(flow, state, f"failed: {error.reason}" if error else f"received {key}")
+    written = await create(flow, state, f"failed: {error.reason}" if error else f"{first_stage} {key}")
     if written is None:
         again = await load(flow, run_id)
         return (again.state if again else None), False

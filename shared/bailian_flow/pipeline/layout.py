@@ -22,7 +22,7 @@ ACTIVE_PREFIX = "active/"
 
 # Stage markers: the entry that records a stage carries it in its key, so an OSS suffix filter can chain the
 # next function on it.
-RECEIVED_SUFFIX = "-received.json"
+REQUESTED_SUFFIX = "-requested.json"
 FILE_READY_SUFFIX = "-file-ready.json"
 JOB_SUCCEEDED_SUFFIX = "-job-succeeded.json"
 
@@ -33,12 +33,13 @@ CREATED_EVENTS = (
     "oss:ObjectCreated:CompleteMultipartUpload",
 )
 
-# function -> the OSS trigger filters it needs. on_upload also takes `received` entries: a run started through the
-# REST API (or re-announced by the timer) is driven by that entry's event rather than a dataset upload's.
+# function -> the OSS trigger filters it needs. on_upload also takes `requested` entries: a run started through the
+# REST API, or re-announced by the timer, is driven by that entry's event rather than a dataset upload's. Only the
+# webhook and the timer write `requested`, so no function's own writes ever trigger it again: nothing loops.
 OSS_TRIGGERS: dict[str, list[OssFilter]] = {
     "on_upload": [
         {"prefix": DATASETS_PREFIX, "suffix": DATASET_SUFFIX},
-        {"prefix": RUNS_PREFIX, "suffix": RECEIVED_SUFFIX},
+        {"prefix": RUNS_PREFIX, "suffix": REQUESTED_SUFFIX},
     ],
     "on_file_ready": [{"prefix": RUNS_PREFIX, "suffix": FILE_READY_SUFFIX}],
     "on_success": [{"prefix": RUNS_PREFIX, "suffix": JOB_SUCCEEDED_SUFFIX}],

@@ -74,7 +74,9 @@ async def adopt_orphans(flow: Flow) -> list[str]:
         run_id = run_id_for(flow.settings.bucket, info.key, info.etag)
         if await load(flow, run_id) is not None:
             continue
-        state, created = await open_run_for_object(flow, flow.settings.bucket, info.key, info.etag)
+        state, created = await open_run_for_object(
+            flow, flow.settings.bucket, info.key, info.etag, first_stage="requested"
+        )
         if state is not None and created:
             log.warning("adopted %s: its upload event never arrived (run %s)", info.key, state.run_id)
             adopted.append(state.run_id)

@@ -16,6 +16,7 @@ from bailian_flow.pipeline.settings import RunSettings
 
 Stage = Literal[
     "received",
+    "requested",
     "uploading",
     "file-ready",
     "starting-job",

@@ -25,22 +25,29 @@ from bailian_flow.pipeline.transitions import Current, Outcome, claim, load
 
 Step = Callable[[Flow, Current], Awaitable[Outcome]]
 
-# Which fact an intent follows: a stale intent is re-announced as that fact.
-FACT_BEFORE: dict[str, Stage] = {
-    "uploading": "received",
+# What the timer writes to re-drive a stuck stage: the fact an intent follows (or the stage itself), spelled so
+# that its event reaches the function that acts on it. `received` has no trigger of its own (on_upload writes it
+# while already at work), so a stuck upload is re-announced as `requested`.
+REANNOUNCE_AS: dict[str, Stage] = {
+    "received": "requested",
+    "requested": "requested",
+    "uploading": "requested",
+    "file-ready": "file-ready",
     "starting-job": "file-ready",
+    "job-succeeded": "job-succeeded",
     "importing": "job-succeeded",
     "deploying": "job-succeeded",
 }
 
 # The stages each function acts on.
-ON_UPLOAD: frozenset[str] = frozenset({"received", "uploading"})
+ON_UPLOAD: frozenset[str] = frozenset({"received", "requested", "uploading"})
 ON_FILE_READY: frozenset[str] = frozenset({"file-ready", "starting-job"})
 ON_SUCCESS: frozenset[str] = frozenset({"job-succeeded", "importing", "deploying"})
 POLLING: frozenset[str] = frozenset({"training", "import-running", "deployment-pending"})
 
 FACT_STEPS: dict[str, Step] = {
     "received": step_received,
+    "requested": step_received,
     "file-ready": step_file_ready,
     "job-succeeded": step_job_succeeded,
     "training": poll_training,

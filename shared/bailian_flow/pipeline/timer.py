@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from bailian_flow.pipeline.runtime import MAX_REDRIVES, Flow
 from bailian_flow.pipeline.scan import adopt_orphans
 from bailian_flow.pipeline.state import INTENTS, RunError
-from bailian_flow.pipeline.steps import FACT_BEFORE, POLLING, advance
+from bailian_flow.pipeline.steps import POLLING, REANNOUNCE_AS, advance
 from bailian_flow.pipeline.transitions import Current, commit, fail, load
 
 log = logging.getLogger("bailian_flow.pipeline")
 
-# Stages that wait for their own OSS event to chain the next function.
-CHAINED: frozenset[str] = frozenset({"received", "file-ready", "job-succeeded"})
+# Stages that wait for an OSS event to chain the next function (`received` is acted on by its writer directly).
+CHAINED: frozenset[str] = frozenset({"received", "requested", "file-ready", "job-succeeded"})
+# Of those, the ones whose own stage marker is that event.
+TRIGGERING: frozenset[str] = frozenset({"requested", "file-ready", "job-succeeded"})
 # Leave this much of the timeout for finishing the run in hand and returning.
 SAFETY_MARGIN_SECONDS = 10.0
 CONCURRENCY = 4
@@ -53,7 +55,7 @@ async def _redrive(flow: Flow, current: Current, report: TickReport) -> None:
     new event.
     """
     state = current.state
-    if state.stage in CHAINED:
+    if state.stage in TRIGGERING:
         entry = await flow.runs.latest(state.run_id)
         if entry is not None and entry.seq == current.seq and not await flow.runs.is_published(entry):
             await flow.runs.publish(entry)
@@ -63,7 +65,7 @@ async def _redrive(flow: Flow, current: Current, report: TickReport) -> None:
         reason = f"stuck at {state.stage} after {state.redrives} re-drives; see the function logs"
         await fail(flow, current, RunError(reason=reason, code="Stuck", retryable=True))
         return
-    stage = FACT_BEFORE.get(state.stage, state.stage)
+    stage = REANNOUNCE_AS[state.stage]
     changed = f"re-announced {stage}: no progress for {current.age():.0f}s"
     if await commit(flow, current, stage, changed, redrives=state.redrives + 1) is not None:
         report.redriven.append(state.run_id)
