@@ -1,8 +1,10 @@
 """Upload bodies streamed in constant memory: a path, bytes or an async byte iterator.
 
-Whatever the size, at most one chunk is held at a time: a path is read chunk by chunk in a worker thread,
-an async iterator (say an OSS object being downloaded) is passed through as it arrives, and aiohttp's writer
-waits for the socket to drain before asking for the next chunk.
+Whatever the size, at most one chunk is held at a time. A path on a plain TCP connection goes out with the
+kernel's `sendfile` (page cache to socket, no copy through Python); otherwise (TLS, or a writer that frames
+or compresses) it is read chunk by chunk in a worker thread. An async iterator (say an OSS object being
+downloaded) is passed through as it arrives, and aiohttp's writer waits for the socket to drain before asking
+for the next chunk.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Union
 
@@ -22,6 +25,8 @@ UploadSourceLike = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, 
 ProgressCallback = Callable[[int, "int | None"], None]  # (bytes sent so far, total or None)
 
 CHUNK_SIZE = 1 << 20
+# One `loop.sendfile` call per segment, so progress is reported as the file goes out.
+SENDFILE_SEGMENT = 8 << 20
 
 
 class SourceConsumedError(RuntimeError):
@@ -32,12 +37,18 @@ class UploadSource:
     """A body that knows its name, its size when knowable, and whether it can be sent again."""
 
     def __init__(
-        self, filename: str, size: int | None, replayable: bool, opener: Callable[[], AsyncIterator[bytes]]
+        self,
+        filename: str,
+        size: int | None,
+        replayable: bool,
+        opener: Callable[[], AsyncIterator[bytes]],
+        path: Path | None = None,
     ) -> None:
         self.filename = filename
         self.size = size
         self.replayable = replayable
         self._opener = opener
+        self._path = path  # a regular file that `sendfile` can send as is
         self.consumed = False  # set once the first chunk left: a one-shot source can then never be retried
         self.progress: ProgressCallback | None = None
 
@@ -61,14 +72,74 @@ class UploadSource:
             if self.progress is not None:
                 self.progress(sent, self.size)
 
-    def payload(self, content_type: str = "application/octet-stream") -> aiohttp.payload.Payload:
-        """An aiohttp payload pulling from `chunks()`, sized when known (a Content-Length, not chunked)."""
-        from aiohttp.payload import AsyncIterablePayload
+    async def send_file(self, writer: aiohttp.abc.AbstractStreamWriter) -> bool:
+        """Send a path source with `sendfile` on `writer`'s socket; False, having sent nothing, when it can't.
 
-        payload = AsyncIterablePayload(self.chunks(), content_type=content_type, filename=self.filename)
+        `sendfile` bypasses aiohttp's writer, so only where that writer would pass the bytes through as they
+        are: a plain socket (asyncio's fallback for TLS copies 16 KiB at a time; the chunked path is faster),
+        no chunked framing, no compression, no length clipping, no per-write hook.
+        """
+        if self._path is None or self.size is None or not self.can_send:
+            return False
+        if (
+            getattr(writer, "chunked", True)
+            or getattr(writer, "_compress", None) is not None
+            or getattr(writer, "length", None) is not None
+            or getattr(writer, "on_body_write", None) is not None
+        ):
+            return False
+        transport = getattr(writer, "transport", None)
+        if transport is None or transport.get_extra_info("sslcontext") is not None:
+            return False
+        loop = asyncio.get_running_loop()
+        handle: BinaryIO = await asyncio.to_thread(open, self._path, "rb")
+        try:
+            sent = 0
+            while sent < self.size:
+                count = min(SENDFILE_SEGMENT, self.size - sent)
+                try:
+                    done = await loop.sendfile(transport, handle, sent, count, fallback=False)
+                except (NotImplementedError, RuntimeError):  # SendfileNotAvailableError is a RuntimeError
+                    if sent == 0:
+                        return False  # raised before sending anything: this loop or transport cannot
+                    raise
+                if done == 0:
+                    raise OSError(f"{self._path} shrank while being sent ({sent} of {self.size} bytes)")
+                self.consumed = True
+                sent += done
+                if self.progress is not None:
+                    self.progress(sent, self.size)
+        finally:
+            await asyncio.to_thread(handle.close)
+        return True
+
+    def payload(self, content_type: str = "application/octet-stream") -> aiohttp.payload.Payload:
+        """An aiohttp payload pulling from `chunks()` (or `send_file`), sized when known (a Content-Length,
+        not chunked)."""
+        payload = _source_payload_class()(self, content_type=content_type, filename=self.filename)
         if self.size is not None:
             payload._size = self.size  # known length: multipart can announce Content-Length instead of chunking
         return payload
+
+
+@cache
+def _source_payload_class() -> Callable[..., aiohttp.payload.Payload]:
+    """Defined on first use: this module stays importable without loading aiohttp's payload machinery."""
+    from aiohttp.payload import AsyncIterablePayload
+
+    class SourcePayload(AsyncIterablePayload):
+        def __init__(self, source: UploadSource, **kwargs: Any) -> None:
+            super().__init__(source.chunks(), **kwargs)
+            self._source = source
+
+        async def write(self, writer: aiohttp.abc.AbstractStreamWriter) -> None:
+            # MultipartWriter writes each part with `write` (no length limit to respect).
+            if await self._source.send_file(writer):
+                self._iter = None  # sent: the chunk iterator is never started
+                return
+            await super().write(writer)
+
+    return SourcePayload
 
 
 def _read_file(path: Path, chunk_size: int) -> Callable[[], AsyncIterator[bytes]]:
@@ -112,7 +183,7 @@ def open_source(
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         stat: Any = path.stat()  # fail now, before any request, when the file is missing
-        return UploadSource(filename or path.name, stat.st_size, True, _read_file(path, chunk_size))
+        return UploadSource(filename or path.name, stat.st_size, True, _read_file(path, chunk_size), path=path)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return UploadSource(filename or "upload.bin", len(source), True, _from_bytes(source, chunk_size))
     if isinstance(source, AsyncIterable):
