@@ -157,13 +157,37 @@ def test_ram_policy_is_valid_and_scoped_to_the_layout() -> None:
         for resource in statement["Resource"]
     ]
     allowed = {
-        f"acs:oss:*:*:bailian-flow/{p}*" for p in (layout.DATASETS_PREFIX, layout.RUNS_PREFIX, layout.ACTIVE_PREFIX)
+        f"acs:oss:*:*:bailian-flow/{p}*"
+        for p in (layout.DATASETS_PREFIX, layout.RUNS_PREFIX, layout.ACTIVE_PREFIX, layout.INDEX_PREFIX)
     } | {"acs:oss:*:*:bailian-flow"}
     assert set(oss_resources) <= allowed
     for statement in policy["Statement"]:
         assert "*" not in statement["Action"] and "oss:*" not in statement["Action"]
         if "acs:oss:*:*:bailian-flow/datasets/*" in statement["Resource"]:
             assert statement["Action"] == ["oss:GetObject"]  # the pipeline never writes datasets
+
+
+def test_ram_policy_grants_everything_the_pipeline_does() -> None:
+    policy = json.loads((ROOT / "deploy" / "ram-policy.json").read_text(encoding="utf-8"))
+
+    def granted(action: str, prefix: str) -> bool:
+        for statement in policy["Statement"]:
+            if action not in statement["Action"]:
+                continue
+            if action == "oss:ListObjects":
+                if f"{prefix}*" in statement.get("Condition", {}).get("StringLike", {}).get("oss:Prefix", []):
+                    return True
+            elif f"acs:oss:*:*:bailian-flow/{prefix}*" in statement["Resource"]:
+                return True
+        return False
+
+    # The run log writes commits, markers, active markers and the index; the timer lists datasets (adoption).
+    for prefix in (layout.RUNS_PREFIX, layout.ACTIVE_PREFIX, layout.INDEX_PREFIX):
+        assert granted("oss:PutObject", prefix) and granted("oss:GetObject", prefix), prefix
+    for prefix in (layout.DATASETS_PREFIX, layout.RUNS_PREFIX, layout.ACTIVE_PREFIX, layout.INDEX_PREFIX):
+        assert granted("oss:ListObjects", prefix), prefix
+    assert granted("oss:GetObject", layout.DATASETS_PREFIX)
+    assert granted("oss:DeleteObject", layout.ACTIVE_PREFIX)
 
 
 def test_build_script_targets_the_declared_runtime(app: AppSpec) -> None:

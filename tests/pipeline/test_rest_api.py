@@ -67,9 +67,9 @@ def test_list_runs_and_filter_by_stage(pipeline: Pipeline) -> None:
 
     status, body = pipeline.api("GET", "/runs")
     assert status == 200
-    by_id = {run["run_id"]: run["stage"] for run in body["runs"]}
-    assert by_id[failed_id] == "FAILED" and by_id[done_id] == "DONE"
-    assert len(by_id) == 2
+    # Newest first: the done run was uploaded after the failed one.
+    assert [(run["run_id"], run["stage"]) for run in body["runs"]] == [(done_id, "DONE"), (failed_id, "FAILED")]
+    assert body["next"] is None
 
     status, body = pipeline.api("GET", "/runs?stage=DONE")
     assert status == 200
@@ -79,7 +79,12 @@ def test_list_runs_and_filter_by_stage(pipeline: Pipeline) -> None:
     assert [run["run_id"] for run in body["runs"]] == [failed_id]
 
     status, body = pipeline.api("GET", "/runs?limit=1")
-    assert status == 200 and len(body["runs"]) == 1
+    assert status == 200 and [run["run_id"] for run in body["runs"]] == [done_id]
+    status, body = pipeline.api("GET", f"/runs?limit=1&after={body['next']}")
+    assert status == 200 and [run["run_id"] for run in body["runs"]] == [failed_id]
+
+    status, body = pipeline.api("GET", "/runs?limit=0")
+    assert status == 400 and body["error"]["code"] == "InvalidParameter"
 
     status, body = pipeline.api("GET", "/runs?limit=many")
     assert status == 400 and body["error"]["code"] == "InvalidParameter"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import urllib.request
 import uuid
@@ -157,6 +158,23 @@ async def test_list_runs_skips_past_each_runs_entries(store: ObjectStore) -> Non
     assert await log.list_runs() == run_ids
     assert await log.list_runs(limit=2) == run_ids[:2]
     assert await log.list_runs(limit=10, start_after=run_ids[1]) == run_ids[2:]
+
+
+async def test_recent_lists_newest_first_in_pages_without_repeats(store: ObjectStore) -> None:
+    log = RunLog(store)
+    start = dt.datetime(2026, 11, 29, 8, 0, tzinfo=dt.timezone.utc)
+    run_ids = [f"r{n:015x}" for n in range(5)]
+    for minutes, run_id in enumerate(run_ids):
+        await log.add_to_index(run_id, start + dt.timedelta(minutes=minutes))
+    # A delivery that lost the race to create a run indexed it too: listed once all the same.
+    await log.add_to_index(run_ids[2], start + dt.timedelta(minutes=2, milliseconds=5))
+    newest_first = list(reversed(run_ids))
+
+    assert await log.recent() == (newest_first, None)
+    first, cursor = await log.recent(limit=2)
+    assert first == newest_first[:2] and cursor is not None
+    rest, end = await log.recent(limit=10, after=cursor)
+    assert rest == newest_first[2:] and end is None
 
 
 async def test_corrupt_entry_is_reported_not_swallowed(store: ObjectStore) -> None:

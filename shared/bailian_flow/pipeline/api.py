@@ -6,6 +6,7 @@ token every route but /health answers 503: an API left open by a missing setting
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -86,7 +87,8 @@ def _json_body(raw: bytes) -> dict[str, Any]:
 async def _route(flow: Flow, method: str, path: str, body: dict[str, Any], query: dict[str, str]) -> tuple[int, Any]:
     if path.rstrip("/") == "/runs":
         if method == "GET":
-            return 200, {"runs": await list_runs(flow, query)}
+            runs, next_cursor = await list_runs(flow, query)
+            return 200, {"runs": runs, "next": next_cursor}
         if method == "POST":
             return await start_run(flow, body)
     match = _RUN_PATH.match(path)
@@ -103,22 +105,21 @@ async def _route(flow: Flow, method: str, path: str, body: dict[str, Any], query
     raise HttpError(404, "NotFound", f"no route for {method} {path}")
 
 
-async def list_runs(flow: Flow, query: dict[str, str]) -> list[dict[str, Any]]:
+async def list_runs(flow: Flow, query: dict[str, str]) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first; `next` is the `after` value of the following page (None on the last)."""
     try:
-        limit = min(int(query.get("limit", "50")), MAX_LIST)
+        limit = int(query.get("limit", "50"))
     except ValueError:
         raise HttpError(400, "InvalidParameter", "limit must be an integer") from None
+    if not 1 <= limit <= MAX_LIST:
+        raise HttpError(400, "InvalidParameter", f"limit must be between 1 and {MAX_LIST}")
+    run_ids, next_cursor = await flow.runs.recent(limit=limit, after=query.get("after"))
+    loaded = await asyncio.gather(*(load(flow, run_id) for run_id in run_ids))
     wanted_stage = query.get("stage")
-    runs = []
-    for run_id in await flow.runs.list_runs(limit=limit):
-        current = await load(flow, run_id)
-        if current is None:
-            continue
-        public = current.state.public()
-        if wanted_stage and public["stage"] != wanted_stage:
-            continue
-        runs.append(public)
-    return runs
+    runs = [current.state.public() for current in loaded if current is not None]
+    if wanted_stage:
+        runs = [run for run in runs if run["stage"] == wanted_stage]
+    return runs, next_cursor
 
 
 async def show_run(flow: Flow, run_id: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ DATASET_SUFFIX = ".jsonl"
 SIDECAR_SUFFIX = ".flow.yaml"
 RUNS_PREFIX = "runs/"
 ACTIVE_PREFIX = "active/"
+INDEX_PREFIX = "index/"  # newest-first index of runs, for listing
 
 # Stage markers: the entry that records a stage carries it in its key, so an OSS suffix filter can chain the
 # next function on it.

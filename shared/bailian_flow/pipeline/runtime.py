@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from bailian_flow.config import Settings
+from bailian_flow.pipeline.layout import ACTIVE_PREFIX, INDEX_PREFIX
 
 if TYPE_CHECKING:
     from bailian_flow.client import BailianClient
@@ -99,7 +100,7 @@ async def open_flow(context: Any, settings: Settings | None = None) -> AsyncIter
             yield Flow(
                 settings=settings,
                 store=store,
-                runs=RunLog(store, prefix=settings.runs_prefix),
+                runs=RunLog(store, prefix=settings.runs_prefix, active_prefix=ACTIVE_PREFIX, index_prefix=INDEX_PREFIX),
                 client=client,
                 notifier=notifier,
                 writer=request_id_of(context),

@@ -129,6 +129,9 @@ async def create_or_find(
 
 async def create(flow: Flow, state: RunState, changed: str) -> RunState | None:
     """Write a run's first entry (sequence 0)."""
+    # Indexed before the commit, so that no run that exists is missing from the list; a delivery that then loses
+    # the race leaves a second index entry, which listing folds away.
+    await flow.runs.add_to_index(state.run_id, utc_now())
     written = await _write(flow, 0, state, changed)
     if written is not None:
         await flow.runs.mark_active(state.run_id)

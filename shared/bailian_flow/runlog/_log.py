@@ -50,6 +50,8 @@ _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _STAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _ENTRY_NAME = re.compile(r"(\d{8})\.json")
 _READ_CONCURRENCY = 8
+# Creation times are stored as (horizon - epoch ms): far enough ahead (year 2286) to stay 13 digits.
+_INDEX_HORIZON_MS = 10**13
 
 
 class RunLogError(Exception):
@@ -82,12 +84,19 @@ def _check_run_id(run_id: str) -> None:
 
 
 class RunLog:
-    def __init__(self, store: ObjectStore, prefix: str = "runs/", active_prefix: str = "active/") -> None:
-        if not prefix.endswith("/") or not active_prefix.endswith("/"):
+    def __init__(
+        self,
+        store: ObjectStore,
+        prefix: str = "runs/",
+        active_prefix: str = "active/",
+        index_prefix: str = "index/",
+    ) -> None:
+        if not all(p.endswith("/") for p in (prefix, active_prefix, index_prefix)):
             raise ValueError("prefixes must end with '/'")
         self.store = store
         self.prefix = prefix
         self.active_prefix = active_prefix
+        self.index_prefix = index_prefix
         self._newest: dict[str, RunEntry] = {}
 
     def __repr__(self) -> str:
@@ -231,6 +240,31 @@ class RunLog:
         ]
         found.sort()
         return [run_id for _, run_id in found if _RUN_ID.fullmatch(run_id)]
+
+    # -- the newest-first index ---------------------------------------------------------------------------
+
+    def index_key(self, run_id: str, created: dt.datetime) -> str:
+        """`index/<inverted ms>-<run_id>`: listing the prefix in key order yields the newest runs first."""
+        _check_run_id(run_id)
+        inverted = _INDEX_HORIZON_MS - int(created.timestamp() * 1000)
+        return f"{self.index_prefix}{inverted:013d}-{run_id}"
+
+    async def add_to_index(self, run_id: str, created: dt.datetime) -> None:
+        await self.store.put(self.index_key(run_id, created), b"", forbid_overwrite=True)
+
+    async def recent(self, limit: int = 50, after: str | None = None) -> tuple[list[str], str | None]:
+        """Run ids, newest first, and the cursor to pass as `after` for the next page (None at the end)."""
+        runs: list[str] = []
+        cursor = f"{self.index_prefix}{after}" if after else None
+        async for info in self.store.list(self.index_prefix, start_after=cursor):
+            name = info.key[len(self.index_prefix) :]
+            _, dash, run_id = name.partition("-")
+            if not dash or not _RUN_ID.fullmatch(run_id) or run_id in runs:
+                continue
+            runs.append(run_id)
+            if len(runs) == limit:
+                return runs, name
+        return runs, None
 
     async def list_runs(self, limit: int = 100, start_after: str | None = None) -> list[str]:
         """Run ids in lexicographic order (run ids are hashes: not time order), at most `limit`.
