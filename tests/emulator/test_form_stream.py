@@ -179,3 +179,15 @@ async def test_upload_cut_midway_keeps_nothing(emulator_reset: Emulator) -> None
         if not list((emulator_reset.data_dir / "files" / ".tmp").iterdir()):
             break
     assert list((emulator_reset.data_dir / "files" / ".tmp").iterdir()) == []
+
+
+async def test_nested_multipart_part_is_a_400_and_keeps_the_files_before_it_nowhere(
+    emulator_reset: Emulator,
+) -> None:
+    body = form([("files", b'{"a": 1}\n', "one.jsonl")])[: -len(b"--" + BOUNDARY + b"--\r\n")]
+    body += b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="files"\r\n'
+    body += b"Content-Type: multipart/mixed; boundary=inner\r\n\r\n--inner--\r\n--" + BOUNDARY + b"--\r\n"
+    status, answer = await _post(emulator_reset, _pieces(body, [len(body)]))
+    assert status == 400 and "Nested" in answer["message"]
+    await asyncio.sleep(0.1)
+    assert [path for path in (emulator_reset.data_dir / "files").rglob("*") if path.is_file()] == []

@@ -118,6 +118,7 @@ async def upload(request: web.Request) -> web.Response:
         reader = FormReader(request.content, form_boundary(request.headers.get("Content-Type", "")))
         while (part := await reader.next()) is not None:
             if part.headers.get("content-type", "").startswith("multipart/"):
+                _discard(uploads)
                 return native_error(400, "InvalidParameter", "Nested multipart bodies are not supported.")
             if part.name in ("files", "file"):
                 name = part.filename or "file"
