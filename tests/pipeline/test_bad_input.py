@@ -260,6 +260,8 @@ def test_the_timer_ticks_whatever_its_event(pipeline: Pipeline, raw: bytes) -> N
         pytest.param("datasets/中文 数据/train v2.jsonl", False, id="non-ascii"),
         pytest.param("datasets/中文 数据/train v2.jsonl", True, id="non-ascii-url-encoded"),
         pytest.param("datasets/a+b/x%20y.jsonl", True, id="plus-and-percent-url-encoded"),
+        # Sent as is, this key looks encoded; only the key as sent exists, so that is the one taken.
+        pytest.param("datasets/100%41 off/x%20y.jsonl", False, id="literal-percent-escape-sent-raw"),
     ],
 )
 def test_odd_keys_are_not_errors(pipeline: Pipeline, key: str, encoded: bool) -> None:

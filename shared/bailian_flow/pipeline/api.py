@@ -199,7 +199,7 @@ def _resume_stage(state: RunState) -> Stage | None:
 
 
 async def retry_run(flow: Flow, run_id: str, settings: Any = None) -> dict[str, Any]:
-    from bailian_flow.pipeline.intake import _settings_for
+    from bailian_flow.pipeline.intake import settings_for
 
     current = await load(flow, run_id)
     if current is None:
@@ -215,7 +215,7 @@ async def retry_run(flow: Flow, run_id: str, settings: Any = None) -> dict[str, 
         # The user may have fixed the sidecar or metadata: read the settings again.
         try:
             metadata = await flow.store.head(state.source.key)
-            updates["settings"] = await _settings_for(
+            updates["settings"] = await settings_for(
                 flow, state.source.key, metadata.metadata if metadata else {}, settings
             )
         except SettingsError as exc:

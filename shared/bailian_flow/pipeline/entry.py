@@ -73,7 +73,7 @@ async def _upload(flow: Flow, raw: bytes) -> dict[str, Any]:
         return {"runs": [bad.public()]}
     runs = []
     for record in event.events:
-        key = record.object_key
+        key = await _real_key(flow, record.key_candidates)
         run_id = run_id_from_key(flow, key)
         if run_id is None:
             if not key.startswith(flow.settings.datasets_prefix):
@@ -92,6 +92,15 @@ async def _upload(flow: Flow, raw: bytes) -> dict[str, Any]:
         if state is not None:
             runs.append(state.public())
     return {"runs": runs}
+
+
+async def _real_key(flow: Flow, candidates: list[str]) -> str:
+    """The event's key as stored: decoded unless only the key as sent exists (a literal `%20` in a name)."""
+    if len(candidates) > 1:
+        for candidate in candidates:
+            if await flow.store.head(candidate) is not None:
+                return candidate
+    return candidates[0]
 
 
 async def _file_ready(flow: Flow, raw: bytes) -> dict[str, Any]:

@@ -30,7 +30,7 @@ def _normal_etag(etag: str | None) -> str:
     return (etag or "").strip('"').upper()
 
 
-async def _settings_for(
+async def settings_for(
     flow: Flow, key: str, metadata: Mapping[str, str], explicit: Mapping[str, Any] | None
 ) -> RunSettings:
     sidecar_key = key + SIDECAR_SUFFIX
@@ -75,7 +75,7 @@ async def open_run_for_object(
     source = Source(bucket=bucket, key=key, etag=_normal_etag(info.etag), size=info.size)
     error: RunError | None = None
     try:
-        settings = await _settings_for(flow, key, info.metadata or {}, explicit)
+        settings = await settings_for(flow, key, info.metadata or {}, explicit)
     except SettingsError as exc:
         settings = RunSettings.from_defaults(flow.settings.defaults)
         error = RunError(reason=exc.reason, object=exc.object_key, field=exc.field, code="InvalidSettings")
