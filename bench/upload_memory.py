@@ -44,6 +44,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bailian_flow.emulator.process import spawn
+
 API_KEY = "sk-bench-0000"
 TARGET_PEAK_MB = 100.0
 TARGET_SPEEDUP = 3.0
@@ -124,28 +126,7 @@ def make_jsonl(path: Path, size_mb: int) -> int:
 
 
 def start_emulator(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bailian_flow.emulator",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if "ready" not in line:
-        process.kill()
-        raise RuntimeError(f"emulator did not start: {line!r}")
-    return process, line.strip().rsplit(" ", 1)[-1]
+    return spawn(data_dir, stderr=subprocess.DEVNULL)
 
 
 SINK_CODE = """

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bailian_flow.emulator.process import spawn
 
 TEST_API_KEY = "sk-test-0123456789abcdef"
 
@@ -34,29 +33,7 @@ class Emulator:
 
 def start_emulator(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
     """Start `python -m bailian_flow.emulator` on a free port and wait for its ready line."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bailian_flow.emulator",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if "ready" not in line:
-        process.kill()
-        raise RuntimeError(f"emulator did not start: {line!r}")
-    return process, line.strip().rsplit(" ", 1)[-1]
+    return spawn(data_dir, *extra)
 
 
 @pytest.fixture(scope="session")

@@ -285,3 +285,23 @@ def test_retry_of_a_run_with_no_source_is_refused(pipeline: Pipeline) -> None:
 
     assert status == 409, body
     assert "no source" in body["error"]["message"]
+
+
+def test_a_deployment_deleted_from_under_the_run_fails_it(pipeline: Pipeline) -> None:
+    run_id = pipeline.upload("datasets/vanishing/train.jsonl", SFT_SAMPLE)
+    deadline = time.monotonic() + 30
+    while pipeline.run(run_id)["run"]["stage"] != "deployment-pending":
+        assert time.monotonic() < deadline, pipeline.run(run_id)
+        for record in pipeline.new_records():
+            pipeline.deliver(record)
+        pipeline.tick()
+    deployed = pipeline.run(run_id)["run"]["deployed_model"]
+    pipeline.bailian("DELETE", f"/api/v1/deployments/{deployed}")
+
+    while (run := pipeline.run(run_id)["run"])["stage"] != "FAILED":
+        assert time.monotonic() < deadline, run
+        pipeline.tick()
+        time.sleep(0.1)
+
+    assert run["error"]["code"] == "NotFound"
+    assert run["error"]["reason"] == f"deployment {deployed} no longer exists"

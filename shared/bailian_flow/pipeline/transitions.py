@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from bailian_flow.client.errors import APIConnectionError, APIStatusError, ConflictError, RateLimitError
+from bailian_flow.client.errors import APIConnectionError, APIStatusError, ConflictError, NotFoundError, RateLimitError
 from bailian_flow.pipeline.runtime import Flow, utc_now
 from bailian_flow.pipeline.state import RunError, RunState, Stage
 
@@ -93,6 +93,15 @@ def api_error(exc: APIStatusError, doing: str) -> RunError:
         code=exc.code,
         retryable=isinstance(exc, RateLimitError) or server_fault(exc),
     )
+
+
+async def fetch_or_fail(flow: Flow, current: Current, fetch: Callable[[], Awaitable[T]], what: str) -> T | None:
+    """Read the Bailian resource a run follows; a resource gone from under it fails the run (None)."""
+    try:
+        return await fetch()
+    except NotFoundError:
+        await fail(flow, current, RunError(reason=f"{what} no longer exists", code="NotFound"))
+        return None
 
 
 async def create_or_find(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from bailian_flow.client.errors import NotFoundError
 from bailian_flow.pipeline import reconcile
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.pipeline.state import RunError
-from bailian_flow.pipeline.transitions import Current, Outcome, claim, commit, create_or_find, fail
+from bailian_flow.pipeline.transitions import Current, Outcome, claim, commit, create_or_find, fail, fetch_or_fail
 
 
 async def step_job_succeeded(flow: Flow, current: Current) -> Outcome:
@@ -63,10 +62,9 @@ async def act_deploy(flow: Flow, current: Current) -> None:
 async def poll_deployment(flow: Flow, current: Current) -> Outcome:
     state = current.state
     assert state.deployed_model is not None
-    try:
-        deployment = await flow.client.deployments.get(state.deployed_model)
-    except NotFoundError:
-        await fail(flow, current, RunError(reason=f"deployment {state.deployed_model} disappeared", code="NotFound"))
+    name = state.deployed_model
+    deployment = await fetch_or_fail(flow, current, lambda: flow.client.deployments.get(name), f"deployment {name}")
+    if deployment is None:
         return "again"
     status = deployment.status
     if status == "RUNNING":
@@ -108,10 +106,9 @@ async def act_import(flow: Flow, current: Current) -> None:
 async def poll_import(flow: Flow, current: Current) -> Outcome:
     state = current.state
     assert state.import_job_id is not None
-    try:
-        job = await flow.client.custom_models.get(state.import_job_id)
-    except NotFoundError:
-        await fail(flow, current, RunError(reason=f"import {state.import_job_id} no longer exists", code="NotFound"))
+    job_id = state.import_job_id
+    job = await fetch_or_fail(flow, current, lambda: flow.client.custom_models.get(job_id), f"import {job_id}")
+    if job is None:
         return "again"
     if job.status == "SUCCEEDED":
         if not state.settings.on_success.deploy_after_import:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from bailian_flow.client.errors import BailianError, NotFoundError
+from bailian_flow.client.errors import BailianError
 from bailian_flow.pipeline import reconcile
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.pipeline.state import RunError
-from bailian_flow.pipeline.transitions import Current, Outcome, claim, commit, create_or_find, fail
+from bailian_flow.pipeline.transitions import Current, Outcome, claim, commit, create_or_find, fail, fetch_or_fail
 
 log = logging.getLogger("bailian_flow.pipeline")
 
@@ -65,10 +65,9 @@ async def _failure_detail(flow: Flow, job_id: str) -> str:
 async def poll_training(flow: Flow, current: Current) -> Outcome:
     state = current.state
     assert state.job_id is not None
-    try:
-        job = await flow.client.fine_tunes.get(state.job_id)
-    except NotFoundError:
-        await fail(flow, current, RunError(reason=f"fine-tune {state.job_id} no longer exists", code="NotFound"))
+    job_id = state.job_id
+    job = await fetch_or_fail(flow, current, lambda: flow.client.fine_tunes.get(job_id), f"fine-tune {job_id}")
+    if job is None:
         return "again"
     status = job.status
     if status == "SUCCEEDED":
