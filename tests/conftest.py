@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from bailian_flow.emulator.process import spawn
 
 TEST_API_KEY = "sk-test-0123456789abcdef"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from bailian_flow.local.schedule import next_fire_delay
 from bailian_flow.local.spec import AppSpec, load_spec
 from bailian_flow.pipeline import layout

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+
 from bailian_flow.client import BailianClient
 
 SFT_LINE = b'{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}\n'

@@ -7,9 +7,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from client_helpers import Control, client_fixture, control_fixture  # noqa: F401 - fixtures
+
 from bailian_flow.client import BailianClient, BatchStatus
 from bailian_flow.client.errors import NotFoundError
-from client_helpers import Control, client_fixture, control_fixture  # noqa: F401 - fixtures
 
 
 def _batch_input(lines: int) -> bytes:

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bailian_flow.client import BailianClient
 from client_helpers import SFT_LINE
+
+from bailian_flow.client import BailianClient
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -6,10 +6,11 @@ import random
 from typing import Any
 
 import pytest
+from client_helpers import LIMITERS
+
 from bailian_flow.client import BailianClient, Family, RetryConfig
 from bailian_flow.client._config import resolve_endpoints
 from bailian_flow.client._retry import backoff_delay, parse_retry_after, retry_wait
-from client_helpers import LIMITERS
 
 
 def test_regions_and_the_batch_host() -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from client_helpers import Control, client_fixture, control_fixture  # noqa: F401 - fixtures
+
 from bailian_flow.client import BailianClient, DeploymentStatus, ImportStatus
 from bailian_flow.client.errors import BadRequestError, ConflictError, NotFoundError
-from client_helpers import Control, client_fixture, control_fixture  # noqa: F401 - fixtures
 
 
 async def test_deployable_models_are_listed(client: BailianClient) -> None:

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bailian_flow.client import BailianClient, RetryConfig
-from bailian_flow.client import errors as e
 from client_helpers import LIMITERS, SFT_LINE, Control, client_fixture, control_fixture  # noqa: F401 - fixtures
 from conftest import start_emulator  # the root conftest: other folders' conftest modules are not on the path
+
+from bailian_flow.client import BailianClient, RetryConfig
+from bailian_flow.client import errors as e
 
 
 async def test_missing_key_gives_authentication_error(bailian_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:

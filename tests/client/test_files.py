@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from client_helpers import SFT_LINE, client_fixture, control_fixture  # noqa: F401 - fixtures
+
 from bailian_flow.client import BailianClient
 from bailian_flow.client.errors import NotFoundError
-from client_helpers import SFT_LINE, client_fixture, control_fixture  # noqa: F401 - fixtures
 
 
 async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:

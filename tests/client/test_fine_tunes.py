@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from client_helpers import SFT_LINE, Control, client_fixture, control_fixture  # noqa: F401 - fixtures
+
 from bailian_flow.client import BailianClient, FineTuneStatus
 from bailian_flow.client.errors import BadRequestError, NotFoundError, RateLimitError
-from client_helpers import SFT_LINE, Control, client_fixture, control_fixture  # noqa: F401 - fixtures
 
 
 async def _file(client: BailianClient) -> str:

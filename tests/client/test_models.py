@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
+
 from bailian_flow.client import models
 from bailian_flow.client.models.custom_models import ImportJob, ImportStatus
 from bailian_flow.client.models.deployments import Deployment, DeploymentStatus
 from bailian_flow.client.models.fine_tunes import FineTuneCreate, FineTuneJob, FineTuneStatus, HyperParameters
-from pydantic import ValidationError
 
 
 def test_unknown_fields_are_kept() -> None:

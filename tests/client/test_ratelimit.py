@@ -7,9 +7,10 @@ import itertools
 import time
 from typing import Any
 
+from client_helpers import SFT_LINE
+
 from bailian_flow.client import BailianClient
 from bailian_flow.client._ratelimit import TokenBucket
-from client_helpers import SFT_LINE
 
 
 async def test_concurrent_uploads_stay_under_three_per_second(bailian_env: Any) -> None:

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from client_helpers import LIMITERS, SFT_LINE, Control, client_fixture, control_fixture  # noqa: F401 - fixtures
+
 from bailian_flow.client import BailianClient, RetryConfig
 from bailian_flow.client.errors import (
     APIConnectionError,
@@ -14,7 +16,6 @@ from bailian_flow.client.errors import (
     NotFoundError,
     RateLimitError,
 )
-from client_helpers import LIMITERS, SFT_LINE, Control, client_fixture, control_fixture  # noqa: F401 - fixtures
 
 FINE_TUNES = "/api/v1/fine-tunes"
 

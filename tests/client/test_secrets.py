@@ -6,10 +6,11 @@ import logging
 from typing import Any
 
 import pytest
+from client_helpers import LIMITERS, SFT_LINE, Control, client_fixture, control_fixture  # noqa: F401 - fixtures
+
 from bailian_flow.client import BailianClient, RetryConfig
 from bailian_flow.client.errors import APIConnectionError, APIStatusError
 from bailian_flow.client.models.uploads import UploadPolicy
-from client_helpers import LIMITERS, SFT_LINE, Control, client_fixture, control_fixture  # noqa: F401 - fixtures
 
 
 async def test_key_is_absent_from_reprs_errors_and_logs(

@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from client_helpers import LIMITERS, Control, client_fixture, control_fixture  # noqa: F401 - fixtures
+
 from bailian_flow.client import BailianClient, RetryConfig
 from bailian_flow.client._streams import CHUNK_SIZE, SENDFILE_SEGMENT
-from client_helpers import LIMITERS, Control, client_fixture, control_fixture  # noqa: F401 - fixtures
 
 
 def _content(size: int) -> bytes:

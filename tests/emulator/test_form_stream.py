@@ -17,8 +17,9 @@ import aiohttp
 import pytest
 from aiohttp import BodyPartReader, MultipartReader, StreamReader
 from aiohttp.base_protocol import BaseProtocol
-from bailian_flow.emulator.form_stream import FormError, FormReader, form_boundary
 from conftest import Emulator
+
+from bailian_flow.emulator.form_stream import FormError, FormReader, form_boundary
 
 BOUNDARY = b"b0und4ry-xyz"
 DELIMITER = b"\r\n--" + BOUNDARY

@@ -7,6 +7,8 @@ import json
 import time
 
 import pytest
+from events import event_names, load_event, load_event_json
+
 from bailian_flow.fc import (
     Context310,
     Context312,
@@ -21,7 +23,6 @@ from bailian_flow.fc import (
     parse_timer_event,
 )
 from bailian_flow.store import OssCredentials
-from events import event_names, load_event, load_event_json
 
 
 def test_every_golden_fixture_parses_with_its_parser() -> None:

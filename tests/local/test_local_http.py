@@ -10,9 +10,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from bailian_flow.local.stack import LocalStack
 from local_app import write_app
 from multidict import CIMultiDict
+
+from bailian_flow.local.stack import LocalStack
 
 
 @pytest.fixture

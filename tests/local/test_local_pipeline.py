@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
 from bailian_flow.local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]

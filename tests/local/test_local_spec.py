@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
 from bailian_flow.local.schedule import CronError, every_seconds, make_trigger, parse_cron
 from bailian_flow.local.spec import LOCAL_ACCOUNT_ID, SpecError, load_spec, resolve
 

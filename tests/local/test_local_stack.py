@@ -12,8 +12,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from bailian_flow.local.stack import LocalStack
 from local_app import BUCKET, write_app
+
+from bailian_flow.local.stack import LocalStack
 
 
 async def _put(session: aiohttp.ClientSession, url: str, bucket: str, key: str, data: bytes = b"{}\n") -> None:

@@ -15,9 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
+
 from bailian_flow.config import Settings
 from bailian_flow.notify import Notifier, redact_url, secret_key, sign
-from pydantic import SecretStr
 
 standardwebhooks = pytest.importorskip("standardwebhooks")  # test-only dependency, the spec's reference library
 

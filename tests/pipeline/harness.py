@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
 from bailian_flow.fc import make_context
 from bailian_flow.pipeline.layout import OSS_TRIGGERS
 

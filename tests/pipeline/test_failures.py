@@ -10,8 +10,9 @@ import asyncio
 import time
 
 import pytest
-from bailian_flow.client.errors import InternalServerError
 from harness import SFT_SAMPLE, Pipeline
+
+from bailian_flow.client.errors import InternalServerError
 
 KEY = "datasets/support/train.jsonl"
 IMPORT_SIDECAR = b"on_success:\n  action: import\n  import: {object_key: models/x/}\n"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from bailian_flow.runlog import RunEntry, RunLog, RunLogError, run_id_for, short_suffix
 from bailian_flow.store import FileStore, ObjectStore, OssCredentials, OssStore
 

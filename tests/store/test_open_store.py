@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+
 from bailian_flow.config import Settings
 from bailian_flow.store import FileStore, OssCredentials, OssStore, open_store
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
 from bailian_flow.store import (
     FileStore,
     InvalidKeyError,

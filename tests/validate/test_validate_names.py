@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from bailian_flow.validate import MAX_STEM_LENGTH, check_file_name, kind_for_training_type, safe_file_name
 
 

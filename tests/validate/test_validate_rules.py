@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from bailian_flow.validate import DatasetError, DatasetKind
 from validate_helpers import WriteDataset, feed_file, line_of
+
+from bailian_flow.validate import DatasetError, DatasetKind
 
 SYSTEM = {"role": "system", "content": "You are a helpful support agent. 你是一名耐心的客服。"}
 USER = {"role": "user", "content": "我的订单什么时候发货？"}

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from bailian_flow.validate import (
     DatasetError,
     DatasetKind,

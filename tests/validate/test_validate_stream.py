@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from bailian_flow.validate import DatasetError, DatasetValidator, validate_file, validating
 from validate_helpers import WriteDataset, chunks_of, feed_file, line_of
+
+from bailian_flow.validate import DatasetError, DatasetValidator, validate_file, validating
 
 SYSTEM = {"role": "system", "content": "You are Acme's support assistant. 请用用户的语言回答。"}
 SFT = {
