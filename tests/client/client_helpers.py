@@ -1,6 +1,6 @@
 """Helpers and fixtures of the client tests: the emulator's control API, a client configured from the env.
 
-Fixtures live here, not in a conftest.py, because other test folders do `from conftest import Emulator` and a
+Fixtures live here, not in a conftest.py, because other test folders import shared helpers by module name and a
 second `conftest` module on sys.path would shadow the root one. Test modules import the fixtures they use.
 """
 

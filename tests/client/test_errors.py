@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from client_helpers import LIMITERS, SFT_LINE, Control, client_fixture, control_fixture  # noqa: F401 - fixtures
-from conftest import start_emulator  # the root conftest: other folders' conftest modules are not on the path
+from emulator_support import start_emulator
 
 from bailian_flow.client import BailianClient, RetryConfig
 from bailian_flow.client import errors as e

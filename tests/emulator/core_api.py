@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from conftest import TEST_API_KEY, Emulator, start_emulator
+from emulator_support import TEST_API_KEY, Emulator, start_emulator
 
 
 class Api:

@@ -9,8 +9,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import Emulator
 from core_api import frozen_emulator
+from emulator_support import Emulator
 
 CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"

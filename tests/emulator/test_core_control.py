@@ -8,8 +8,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import Emulator
 from core_api import Api, frozen_emulator
+from emulator_support import Emulator
 
 KINDS = {"fine_tunes", "deployments", "imports", "files", "compat_files", "batches", "responses", "oss_objects"}
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import Emulator
 from core_api import Api, frozen_emulator
+from emulator_support import Emulator
 
 PATH = "/custom_models/import"
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
-from conftest import Emulator
 from core_api import Api, frozen_emulator
+from emulator_support import Emulator
 
 QUOTA_MESSAGE = "Only 20 fine-tune job in running or succeeded allowed per user."
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import Emulator
 from core_api import Api
+from emulator_support import Emulator
 
 PATH = "/compatible-mode/v1/responses"
 

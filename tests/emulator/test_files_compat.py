@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import Emulator
+from emulator_support import Emulator
 
 PREFIX = "/compatible-mode/v1/files"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import Emulator
 from core_api import Api
+from emulator_support import Emulator
 
 
 @pytest.fixture

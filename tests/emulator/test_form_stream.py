@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import BodyPartReader, MultipartReader, StreamReader
 from aiohttp.base_protocol import BaseProtocol
-from conftest import Emulator
+from emulator_support import Emulator
 
 from bailian_flow.emulator.form_stream import FormError, FormReader, form_boundary
 

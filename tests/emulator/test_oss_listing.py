@@ -9,7 +9,7 @@ from urllib.parse import quote, unquote
 
 import aiohttp
 import pytest
-from conftest import Emulator
+from emulator_support import Emulator
 from yarl import URL
 
 BUCKET = "list-bucket"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from conftest import Emulator
+from emulator_support import Emulator
 
 BUCKET = "mp-bucket"
 

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
-from conftest import Emulator, start_emulator
+from emulator_support import Emulator, start_emulator
 from yarl import URL
 
 BUCKET = "test-bucket"

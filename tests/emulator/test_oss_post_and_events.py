@@ -13,7 +13,7 @@ from urllib.parse import quote, unquote
 
 import aiohttp
 import pytest
-from conftest import Emulator
+from emulator_support import Emulator
 from yarl import URL
 
 

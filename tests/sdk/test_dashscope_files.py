@@ -10,8 +10,8 @@ from pathlib import Path
 
 import dashscope
 import pytest
-from conftest import Emulator
 from dashscope import Files
+from emulator_support import Emulator
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 
 import dashscope
 import pytest
-from conftest import Emulator
+from emulator_support import Emulator
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import openai
 import pytest
-from conftest import Emulator
+from emulator_support import Emulator
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import openai
 import pytest
-from conftest import Emulator
+from emulator_support import Emulator
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import alibabacloud_oss_v2 as oss
 import alibabacloud_oss_v2.aio as oss_aio
 import pytest
-from conftest import Emulator
+from emulator_support import Emulator
 
 BUCKET = "sdk-bucket"
 ODD_KEYS = ["datasets/with space.jsonl", "datasets/中文 数据.jsonl", "datasets/100% done+1.jsonl"]
