@@ -337,3 +337,12 @@ def test_an_event_from_another_bucket_fails_as_an_invalid_event(pipeline: Pipeli
     assert "someone-elses-bucket" in run["error"]["reason"]
     assert pipeline.get(KEY) == SFT_SAMPLE
     _nothing_created(pipeline)
+
+
+@pytest.mark.parametrize("key", ["runs/_scan-cursor.json", "runs/loose-file-ready.json", "runs/../x-file-ready.json"])
+def test_an_object_under_runs_that_is_not_a_run_entry_is_ignored(pipeline: Pipeline, key: str) -> None:
+    pipeline.put(key, b"{}")
+    [record] = pipeline.new_records()
+    for function in ("on_upload", "on_file_ready", "on_success"):
+        assert pipeline.invoke(function, {"events": [record]}) == {"runs": []}
+    assert pipeline.runs() == []

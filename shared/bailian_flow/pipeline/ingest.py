@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from bailian_flow.pipeline.runtime import Flow
-from bailian_flow.validate import DatasetError, DatasetValidator, kind_for_training_type, safe_file_name
+from bailian_flow.validate import DatasetError, DatasetValidator, kind_for_training_type, safe_file_name, validating
 
 
 @dataclass
@@ -32,19 +32,15 @@ async def ingest(flow: Flow, key: str, *, training_type: str, description: str) 
         raise SourceMissing(key)
     validator = DatasetValidator(kind_for_training_type(training_type), object_name=key)
     failures: list[DatasetError] = []
-    stats_holder: list[IngestResult] = []
 
     async def validated() -> AsyncIterator[bytes]:
         try:
-            async for chunk in flow.store.stream(key):
-                validator.feed(chunk)
+            async for chunk in validating(flow.store.stream(key), validator):
                 yield chunk
-            stats = validator.finish()
         except DatasetError as exc:
             # Kept aside: the HTTP library may wrap what the body generator raises.
             failures.append(exc)
             raise
-        stats_holder.append(IngestResult(file_id="", records=stats.records, warnings=list(stats.warnings)))
 
     try:
         uploaded = await flow.client.files.upload(
@@ -58,8 +54,8 @@ async def ingest(flow: Flow, key: str, *, training_type: str, description: str) 
         if failures:
             raise failures[0] from None
         raise
-    if failures:
-        raise failures[0]
-    result = stats_holder[0] if stats_holder else IngestResult(file_id="", records=0)
-    result.file_id = uploaded.file_id
-    return result
+    stats = validator.stats
+    if failures or stats is None:
+        # The server answered before the body ended: it cannot have stored a file we did not finish validating.
+        raise failures[0] if failures else RuntimeError(f"upload of {key} answered before its body was sent")
+    return IngestResult(file_id=uploaded.file_id, records=stats.records, warnings=list(stats.warnings))

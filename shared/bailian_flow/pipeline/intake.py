@@ -11,15 +11,15 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from bailian_flow.pipeline.layout import SIDECAR_SUFFIX
 from bailian_flow.pipeline.runtime import Flow, utc_now
 from bailian_flow.pipeline.settings import RunSettings, SettingsError, parse_sidecar, resolve_settings
 from bailian_flow.pipeline.state import RunError, RunState, Source
 from bailian_flow.pipeline.transitions import create, load
 from bailian_flow.runlog import run_id_for
+from bailian_flow.store import bare_etag
 
 log = logging.getLogger("bailian_flow.pipeline")
-
-SIDECAR_SUFFIX = ".flow.yaml"
 
 
 def _now() -> str:
@@ -27,7 +27,8 @@ def _now() -> str:
 
 
 def _normal_etag(etag: str | None) -> str:
-    return (etag or "").strip('"').upper()
+    # Events carry ETags bare, HEAD and listings quoted; run ids and comparisons use one spelling.
+    return bare_etag(etag).upper()
 
 
 async def settings_for(

@@ -14,6 +14,7 @@ import logging
 from datetime import datetime, timedelta
 
 from bailian_flow.pipeline.intake import open_run_for_object
+from bailian_flow.pipeline.layout import DATASET_SUFFIX
 from bailian_flow.pipeline.runtime import Flow, utc_now
 from bailian_flow.pipeline.transitions import load
 from bailian_flow.runlog import run_id_for
@@ -21,7 +22,6 @@ from bailian_flow.store import ObjectInfo
 
 log = logging.getLogger("bailian_flow.pipeline")
 
-DATASET_SUFFIX = ".jsonl"
 # Directly under the runs prefix with a leading underscore: never a run id, never a trigger's suffix.
 CURSOR_NAME = "_scan-cursor.json"
 
