@@ -84,9 +84,13 @@ def int_param(request: web.Request, name: str, default: int, low: int, high: int
     return value
 
 
-def page(items: Sequence[T], page_no: int, page_size: int) -> list[T]:
+def paged(request: web.Request, items: Sequence[T], default_size: int, max_size: int) -> tuple[dict[str, int], list[T]]:
+    """The ``page_no`` / ``page_size`` page of ``items``, and the ``page_no``, ``page_size``, ``total`` fields."""
+    page_no = int_param(request, "page_no", 1, 1, 1_000_000)
+    page_size = int_param(request, "page_size", default_size, 1, max_size)
     start = (page_no - 1) * page_size
-    return list(items[start : start + page_size])
+    fields = {"page_no": page_no, "page_size": page_size, "total": len(items)}
+    return fields, list(items[start : start + page_size])
 
 
 @web.middleware

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from .catalogue import BASE_MODELS, ModelInfo, catalogue
-from .common import ApiError, beijing, format_iso_offset, hex4, int_param, json_object, ok, page
+from .common import ApiError, beijing, format_iso_offset, hex4, json_object, ok, paged
 from .state import STATE_KEY, EmulatorState
 from .timeline import Timeline
 
@@ -141,8 +141,6 @@ async def create(request: web.Request) -> web.Response:
 
 async def list_jobs(request: web.Request) -> web.Response:
     store = _store(request)
-    page_no = int_param(request, "page_no", 1, 1, 1_000_000)
-    page_size = int_param(request, "page_size", 10, 1, 100)
     status = request.query.get("status")
     model_name = request.query.get("model_name")
     now = _state(request).clock.now()
@@ -152,8 +150,8 @@ async def list_jobs(request: web.Request) -> web.Response:
         outputs = [item for item in outputs if item["status"] in wanted]
     if model_name:
         outputs = [item for item in outputs if model_name in (item["model_name"], item["base_model"])]
-    listed = page(outputs, page_no, page_size)
-    return ok({"total": len(outputs), "page_no": page_no, "page_size": page_size, "list": listed})
+    fields, listed = paged(request, outputs, 10, 100)
+    return ok({**fields, "list": listed})
 
 
 async def get_job(request: web.Request) -> web.Response:

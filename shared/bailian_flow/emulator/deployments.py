@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from .catalogue import ModelInfo, catalogue
-from .common import ApiError, format_iso_centis, int_param, json_object, ok, page
+from .common import ApiError, format_iso_centis, json_object, ok, paged
 from .state import STATE_KEY, EmulatorState
 from .timeline import Phase, Timeline
 
@@ -163,14 +163,13 @@ def _deployed_name(model_name: str, workspace_id: str, suffix: str | None) -> st
 
 
 async def list_models(request: web.Request) -> web.Response:
-    page_no = int_param(request, "page_no", 1, 1, 1_000_000)
-    page_size = int_param(request, "page_size", 50, 1, 200)
     models = sorted(catalogue(request.app).deployable().values(), key=lambda info: info.model_name)
+    fields, listed = paged(request, models, 50, 200)
     items = [
         {"model_name": info.model_name, "base_model": info.base_model, "base_capacity": info.base_capacity}
-        for info in page(models, page_no, page_size)
+        for info in listed
     ]
-    return ok({"page_no": page_no, "page_size": page_size, "total": len(models), "models": items})
+    return ok({**fields, "models": items})
 
 
 async def create(request: web.Request) -> web.Response:
@@ -217,17 +216,9 @@ async def create(request: web.Request) -> web.Response:
 
 
 async def list_deployments(request: web.Request) -> web.Response:
-    page_no = int_param(request, "page_no", 1, 1, 1_000_000)
-    page_size = int_param(request, "page_size", 50, 1, 200)
     now = _state(request).clock.now()
-    items = list(reversed(_store(request).live(now)))
-    output = {
-        "page_no": page_no,
-        "page_size": page_size,
-        "total": len(items),
-        "deployments": [item.to_output(now) for item in page(items, page_no, page_size)],
-    }
-    return ok(output)
+    fields, listed = paged(request, list(reversed(_store(request).live(now))), 50, 200)
+    return ok({**fields, "deployments": [item.to_output(now) for item in listed]})
 
 
 async def get_deployment(request: web.Request) -> web.Response:

@@ -32,6 +32,7 @@ from .blobs import (
     part_chunks,
     remove,
 )
+from .common import paged
 from .errors import native_error, new_request_id
 from .form_stream import FormReader, form_boundary
 from .state import STATE_KEY
@@ -186,43 +187,12 @@ def _discard(uploads: list[_Upload]) -> None:
             remove(item.blob.path)
 
 
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _InvalidQuery(f"{name} must be an integer, got {raw!r}.") from None
-    if not low <= value <= high:
-        raise _InvalidQuery(f"{name} must be between {low} and {high}, got {value}.")
-    return value
-
-
-class _InvalidQuery(Exception):
-    pass
-
-
 async def list_files(request: web.Request) -> web.Response:
     files: NativeFiles = request.app[NATIVE_FILES_KEY]
-    try:
-        page_no = _int_param(request, "page_no", 1, 1, 1_000_000)
-        page_size = _int_param(request, "page_size", 10, 1, 100)
-    except _InvalidQuery as exc:
-        return native_error(400, "InvalidParameter", str(exc))
-    newest_first = sorted(files.records.values(), key=lambda r: r.created_at, reverse=True)
-    page = newest_first[(page_no - 1) * page_size : page_no * page_size]
-    return web.json_response(
-        {
-            "request_id": new_request_id(),
-            "data": {
-                "total": len(newest_first),
-                "page_no": page_no,
-                "page_size": page_size,
-                "files": [record.to_json(request.host) for record in page],
-            },
-        }
-    )
+    # Records are kept in creation order.
+    fields, listed = paged(request, list(reversed(files.records.values())), 10, 100)
+    data = {**fields, "files": [record.to_json(request.host) for record in listed]}
+    return web.json_response({"request_id": new_request_id(), "data": data})
 
 
 def _lookup(request: web.Request) -> NativeFile | None:

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from .catalogue import BASE_MODELS, ModelInfo, catalogue
-from .common import ApiError, beijing, hex4, int_param, json_object, ok, page
+from .common import ApiError, beijing, hex4, int_param, json_object, ok, paged
 from .fine_tune_jobs import DEFAULT_HYPER_PARAMETERS, TERMINAL, TRAINING_TYPES, FineTuneJob
 from .state import STATE_KEY, EmulatorState
 
@@ -164,18 +164,11 @@ async def create(request: web.Request) -> web.Response:
 
 
 async def list_jobs(request: web.Request) -> web.Response:
-    page_no = int_param(request, "page_no", 1, 1, 1_000_000)
-    page_size = int_param(request, "page_size", 10, 1, 100)
     model = request.query.get("model")
     now = _state(request).clock.now()
     jobs = [job for job in reversed(_store(request).jobs.values()) if not model or job.model == model]
-    output = {
-        "page_no": page_no,
-        "page_size": page_size,
-        "total": len(jobs),
-        "jobs": [job.to_output(now) for job in page(jobs, page_no, page_size)],
-    }
-    return ok(output)
+    fields, listed = paged(request, jobs, 10, 100)
+    return ok({**fields, "jobs": [job.to_output(now) for job in listed]})
 
 
 async def get_job(request: web.Request) -> web.Response:
