@@ -6,38 +6,21 @@ import asyncio
 import datetime as dt
 import json
 import urllib.request
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from store_support import BACKENDS, emulator_store, keys, open_backend
 
 from bailian_flow.runlog import RunEntry, RunLog, RunLogError, run_id_for, short_suffix
-from bailian_flow.store import FileStore, ObjectStore, OssCredentials, OssStore
+from bailian_flow.store import ObjectStore
 
 
-@pytest.fixture(params=["file", "oss"])
+@pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStore]:
-    backend: ObjectStore
-    if request.param == "file":
-        backend = FileStore(tmp_path / "bucket")
-    else:
-        emulator = request.getfixturevalue("emulator")
-        backend = OssStore(
-            f"flow-runlog-{uuid.uuid4().hex[:12]}",
-            region="cn-hangzhou",
-            endpoint=emulator.url,
-            credentials=OssCredentials("test-id", "test-secret"),
-        )
-    try:
+    async with open_backend(request, tmp_path) as backend:
         yield backend
-    finally:
-        await backend.close()
-
-
-async def keys(store: ObjectStore, prefix: str) -> list[str]:
-    return [info.key async for info in store.list(prefix)]
 
 
 RUN = "r0123456789abcde"
@@ -212,8 +195,8 @@ def _emulator_faults(url: str, rules: list[dict[str, Any]] | None) -> None:
 
 async def test_create_whose_response_was_lost_still_counts_as_won(emulator: Any) -> None:
     # The emulator stores the entry, then drops the connection: the SDK retries and meets its own entry.
-    bucket = f"flow-drop-{uuid.uuid4().hex[:12]}"
-    store = OssStore(bucket, region="cn-hangzhou", endpoint=emulator.url, credentials=OssCredentials("i", "s"))
+    store = emulator_store(emulator.url, "flow-drop")
+    bucket = store.bucket
     rule = {"method": "PUT", "path": f"/{bucket}/runs/{RUN}/00000000.json", "times": 1, "drop": "after"}
     _emulator_faults(emulator.url, [rule])
     try:

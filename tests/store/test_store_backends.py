@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from store_support import BACKENDS, keys, open_backend
 
 from bailian_flow.store import (
     FileStore,
@@ -23,28 +23,10 @@ from bailian_flow.store import (
 )
 
 
-@pytest.fixture(params=["file", "oss"])
+@pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStore]:
-    backend: ObjectStore
-    if request.param == "file":
-        backend = FileStore(tmp_path / "bucket")
-    else:
-        emulator = request.getfixturevalue("emulator")
-        # A fresh bucket per test isolates tests without resetting the shared emulator.
-        backend = OssStore(
-            f"flow-test-{uuid.uuid4().hex[:12]}",
-            region="cn-hangzhou",
-            endpoint=emulator.url,
-            credentials=OssCredentials("test-id", "test-secret"),
-        )
-    try:
+    async with open_backend(request, tmp_path) as backend:
         yield backend
-    finally:
-        await backend.close()
-
-
-async def keys(store: ObjectStore, prefix: str, start_after: str | None = None) -> list[str]:
-    return [info.key async for info in store.list(prefix, start_after=start_after)]
 
 
 async def test_put_get_head_delete_round_trip(store: ObjectStore) -> None:
