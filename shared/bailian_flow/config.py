@@ -55,6 +55,11 @@ class Settings(BaseModel):
     webhook_secret: SecretStr | None = None
     api_token: SecretStr | None = None
 
+    # An intent older than this is presumed abandoned (its actor died): longer than the longest function timeout.
+    lease_seconds: float = Field(default=660.0, ge=0)
+    # A stage waiting for its OSS event longer than this is presumed to have lost it; the timer re-announces it.
+    redrive_after_seconds: float = Field(default=180.0, ge=0)
+
     access_key_id: str | None = None
     access_key_secret: SecretStr | None = None
     security_token: SecretStr | None = None
@@ -98,6 +103,8 @@ class Settings(BaseModel):
             "webhook_url": get("BAILIAN_FLOW_WEBHOOK_URL"),
             "webhook_secret": get("BAILIAN_FLOW_WEBHOOK_SECRET"),
             "api_token": get("BAILIAN_FLOW_API_TOKEN"),
+            "lease_seconds": get("BAILIAN_FLOW_LEASE_SECONDS"),
+            "redrive_after_seconds": get("BAILIAN_FLOW_REDRIVE_AFTER"),
             "access_key_id": get("ALIBABA_CLOUD_ACCESS_KEY_ID"),
             "access_key_secret": get("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
             "security_token": get("ALIBABA_CLOUD_SECURITY_TOKEN"),

@@ -6,7 +6,6 @@ event loop) and closed at the end.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -24,10 +23,6 @@ if TYPE_CHECKING:
     from bailian_flow.runlog import RunLog
     from bailian_flow.store import ObjectStore
 
-# An intent older than this is presumed abandoned (its actor died): longer than the longest function timeout.
-DEFAULT_LEASE_SECONDS = 660.0
-# A stage waiting for its OSS event longer than this is presumed to have lost it; the timer re-announces it.
-DEFAULT_REDRIVE_AFTER_SECONDS = 180.0
 # How often a run may be re-announced before it is failed as stuck.
 MAX_REDRIVES = 5
 
@@ -40,9 +35,15 @@ class Flow:
     client: BailianClient
     notifier: Notifier
     writer: str
-    lease_seconds: float = DEFAULT_LEASE_SECONDS
-    redrive_after_seconds: float = DEFAULT_REDRIVE_AFTER_SECONDS
     deadline: float = field(default_factory=lambda: time.monotonic() + 3600.0)
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.settings.lease_seconds
+
+    @property
+    def redrive_after_seconds(self) -> float:
+        return self.settings.redrive_after_seconds
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -64,14 +65,6 @@ def timeout_of(context: Any, default: float = 60.0) -> float:
     try:
         return float(timeout) if timeout else default
     except (TypeError, ValueError):
-        return default
-
-
-def _float_env(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    try:
-        return float(raw) if raw else default
-    except ValueError:
         return default
 
 
@@ -104,8 +97,6 @@ async def open_flow(context: Any, settings: Settings | None = None) -> AsyncIter
                 client=client,
                 notifier=notifier,
                 writer=request_id_of(context),
-                lease_seconds=_float_env("BAILIAN_FLOW_LEASE_SECONDS", DEFAULT_LEASE_SECONDS),
-                redrive_after_seconds=_float_env("BAILIAN_FLOW_REDRIVE_AFTER", DEFAULT_REDRIVE_AFTER_SECONDS),
                 deadline=started + timeout_of(context),
             )
     finally:
