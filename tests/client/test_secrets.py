@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -9,8 +10,16 @@ import pytest
 from client_helpers import LIMITERS, SFT_LINE, Control, client_fixture, control_fixture  # noqa: F401 - fixtures
 
 from bailian_flow.client import BailianClient, RetryConfig
-from bailian_flow.client.errors import APIConnectionError, APIStatusError
+from bailian_flow.client.errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    AuthenticationError,
+)
+from bailian_flow.client.models.files import FileInfo
+from bailian_flow.client.models.fine_tunes import FineTuneEvent
 from bailian_flow.client.models.uploads import UploadPolicy
+from bailian_flow.client.resources.fine_tunes import _stream_error
 
 
 async def test_key_is_absent_from_reprs_errors_and_logs(
@@ -46,3 +55,18 @@ def test_upload_policy_repr_hides_the_signature() -> None:
         oss_access_key_id="LTAIexample",
     )
     assert "secret-signature" not in repr(policy) and "eyJsecret-policy" not in repr(policy)
+
+
+def test_key_is_scrubbed_from_stream_error_frames_and_shape_errors() -> None:
+    # Server text that reaches an error by other roads than an HTTP error answer: an SSE `event:error` frame
+    # and a 2xx body of the wrong shape. No request is sent: the client only builds the errors.
+    key = "sk-not-a-real-key-0123456789"
+    client = BailianClient(api_key=key, base_url="http://127.0.0.1:1")
+    frame = FineTuneEvent(event="error", data=json.dumps({"code": "InvalidApiKey", "message": f"bad key {key}"}))
+    streamed = _stream_error(frame, "401", None, client.scrub)
+    assert isinstance(streamed, AuthenticationError)
+    assert "**********" in streamed.message
+    with pytest.raises(APIResponseValidationError) as shaped:
+        client.parse(FileInfo, {"file_id": [key]})
+    for error in (streamed, shaped.value):
+        assert key not in str(error) and key not in repr(error.args)

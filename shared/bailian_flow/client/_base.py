@@ -194,7 +194,8 @@ class BailianClient:
             headers.update(extra)
         return headers
 
-    def _scrub(self, text: str) -> str:
+    def scrub(self, text: str) -> str:
+        """`text` with the API key masked: for every server-supplied message kept in an error."""
         if self._api_key is not None:
             secret = self._api_key.get_secret_value()
             if secret:
@@ -208,7 +209,7 @@ class BailianClient:
         return errors.status_error(
             status,
             code,
-            self._scrub(message or f"HTTP {status}"),
+            self.scrub(message or f"HTTP {status}"),
             request_id or header_request_id(headers),
             method=op.method,
             url=url,
@@ -336,7 +337,7 @@ class BailianClient:
         except ValidationError as exc:
             request_id = answer.request_id if answer is not None else None
             raise errors.APIResponseValidationError(
-                f"unexpected {model.__name__} shape: {exc.error_count()} error(s): {exc.errors()[:3]}",
+                self.scrub(f"unexpected {model.__name__} shape: {exc.error_count()} error(s): {exc.errors()[:3]}"),
                 request_id=request_id,
             ) from exc
 

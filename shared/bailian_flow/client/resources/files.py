@@ -73,7 +73,7 @@ class Files(Resource):
         raise errors.UploadFailedError(
             body.filename,
             failed.code if failed else None,
-            (failed.message if failed else None) or "no file in uploaded_files",
+            self._client.scrub((failed.message if failed else None) or "no file in uploaded_files"),
             request_id=answer.request_id,
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -157,13 +157,13 @@ class FineTunes(Resource):
                 if data_lines:
                     event = FineTuneEvent(event=fields.get("event"), id=fields.get("id"), data="\n".join(data_lines))
                     if event.event == "error":
-                        raise _stream_error(event, fields.get("status"), answer.request_id)
+                        raise _stream_error(event, fields.get("status"), answer.request_id, self._client.scrub)
                     yield event
                 fields, data_lines = {}, []
             if data_lines:  # a last frame without its blank line
                 event = FineTuneEvent(event=fields.get("event"), id=fields.get("id"), data="\n".join(data_lines))
                 if event.event == "error":
-                    raise _stream_error(event, fields.get("status"), answer.request_id)
+                    raise _stream_error(event, fields.get("status"), answer.request_id, self._client.scrub)
                 yield event
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             raise stream_broken(answer, exc) from exc
@@ -171,7 +171,10 @@ class FineTunes(Resource):
             response.release()
 
 
-def _stream_error(event: FineTuneEvent, status: str | None, request_id: str | None) -> errors.APIStatusError:
+def _stream_error(
+    event: FineTuneEvent, status: str | None, request_id: str | None, scrub: Callable[[str], str]
+) -> errors.APIStatusError:
+    """The error an `event:error` frame carries; its message, from the server, is `scrub`bed of the key."""
     code: str | None = None
     message = event.data
     try:
@@ -183,4 +186,4 @@ def _stream_error(event: FineTuneEvent, status: str | None, request_id: str | No
         message = str(body.get("message") or event.data)
         request_id = body.get("request_id") or request_id
     http_status = int(status) if status and status.strip().isdigit() else None
-    return errors.status_error(http_status, code, message, request_id)
+    return errors.status_error(http_status, code, scrub(message), request_id)
