@@ -86,10 +86,8 @@ async def open_flow(context: Any, settings: Settings | None = None) -> AsyncIter
             base_url=settings.base_url,
             workspace=settings.workspace,
         ) as client:
-            notifier = Notifier(
-                settings.webhook_url,
-                settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
-            )
+            # Notifications ride on every transition: a slow or dead receiver must cost seconds, not the timeout.
+            notifier = Notifier(settings.webhook_url, settings.webhook_secret, timeout=3.0, attempts=2)
             yield Flow(
                 settings=settings,
                 store=store,
