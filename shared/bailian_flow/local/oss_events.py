@@ -13,10 +13,10 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import unquote, unquote_plus
 
 import aiohttp
 
+from bailian_flow.fc import decode_object_key
 from bailian_flow.local.spec import OssTrigger
 
 log = logging.getLogger("bailian_flow.local")
@@ -36,9 +36,8 @@ def trigger_matches(trigger: OssTrigger, record: dict[str, Any]) -> bool:
         return False
     if not any(fnmatch.fnmatchcase(f"oss:{event_name}", pattern) for pattern in trigger.events):
         return False
-    # Keys may arrive URL-encoded; the filter applies to the real key.
-    candidates = {key, unquote(key), unquote_plus(key)}
-    return any(k.startswith(trigger.prefix) and k.endswith(trigger.suffix) for k in candidates)
+    # Keys may arrive URL-encoded; the filter applies to the real key, decoded as the handler decodes it.
+    return any(k.startswith(trigger.prefix) and k.endswith(trigger.suffix) for k in {key, decode_object_key(key)})
 
 
 class OssEventPoller:
