@@ -105,8 +105,11 @@ async def test_list_cursor_pagination_and_purpose_filter(compat: Compat) -> None
     assert [item["id"] for item in ascending["data"]] == created
     _, batch_only = await compat.call("GET", purpose="batch")
     assert [item["id"] for item in batch_only["data"]] == [created[4], created[2], created[0]]
-    status, _ = await compat.call("GET", limit=0)
-    assert status == 400
+    for params in ({"limit": 0}, {"limit": 2001}, {"limit": "x"}, {"after": "file-batch-unknown"}):
+        status, refused = await compat.call("GET", **params)
+        assert status == 400, params
+        assert refused["error"]["code"] == "invalid_parameter_error", refused
+        assert refused["error"]["param"] == next(iter(params)), refused
 
 
 async def test_delete_then_not_found(compat: Compat, emulator_reset: Emulator) -> None:

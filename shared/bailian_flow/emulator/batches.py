@@ -14,12 +14,14 @@ import asyncio
 import re
 import uuid
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from aiohttp import web
 
 from .batch_runner import ENDPOINTS, BatchResult, run_batch
 from .compat_files import add_file, compat_files
+from .cursor import cursor_limit, cursor_page
 from .errors import compat_error
 from .state import STATE_KEY
 
@@ -273,15 +275,8 @@ async def cancel(request: web.Request) -> web.Response:
 
 
 async def list_batches(request: web.Request) -> web.Response:
-    raw_limit = request.query.get("limit", "20")
+    limit = cursor_limit(request, 100)
     status = request.query.get("status")
-    after = request.query.get("after")
-    try:
-        limit = int(raw_limit)
-    except ValueError:
-        return _invalid(f"limit must be an integer, got {raw_limit!r}.", "limit")
-    if not 1 <= limit <= 100:
-        return _invalid("limit must be between 1 and 100.", "limit")
     if status is not None and status not in STATUSES:
         return _invalid(f"status must be one of {', '.join(STATUSES)}.", "status")
     records = list(reversed(request.app[BATCHES_KEY].records.values()))
@@ -289,22 +284,10 @@ async def list_batches(request: web.Request) -> web.Response:
         await advance(request.app, record)
     if status is not None:
         records = [r for r in records if r.status == status]
-    if after:
-        ids = [r.id for r in records]
-        if after not in ids:
-            return _invalid(f"No batch found with id {after!r}.", "after")
-        records = records[ids.index(after) + 1 :]
-    page = records[:limit]
+    after = request.query.get("after")
+    listed, cursor = cursor_page(records, attrgetter("id"), after, limit, f"No batch found with id {after!r}.")
     now = request.app[STATE_KEY].clock.now()
-    return web.json_response(
-        {
-            "object": "list",
-            "data": [r.to_json(now) for r in page],
-            "first_id": page[0].id if page else None,
-            "last_id": page[-1].id if page else None,
-            "has_more": len(records) > limit,
-        }
-    )
+    return web.json_response({"object": "list", "data": [r.to_json(now) for r in listed], **cursor})
 
 
 def setup(app: web.Application) -> None:

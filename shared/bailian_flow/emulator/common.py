@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from .errors import native_error, new_request_id
+from .errors import compat_error, native_error, new_request_id
 
 # The service reports wall-clock times in Beijing time without an offset.
 BEIJING = dt.timezone(dt.timedelta(hours=8))
@@ -29,6 +29,17 @@ class ApiError(Exception):
 
     def response(self) -> web.Response:
         return native_error(self.status, self.code, self.message)
+
+
+class CompatError(ApiError):
+    """Rendered as the compatible-mode error body."""
+
+    def __init__(self, status: int, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(status, code, message)
+        self.param = param
+
+    def response(self) -> web.Response:
+        return compat_error(self.status, self.code, self.message, param=self.param)
 
 
 def beijing(epoch: float) -> dt.datetime:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -16,6 +17,7 @@ from urllib.parse import quote
 from aiohttp import BodyPartReader, web
 
 from .blobs import Blob, BlobStore, BlobTooLarge, ensure_size_limits, part_chunks, remove
+from .cursor import cursor_limit, cursor_page
 from .errors import compat_error
 from .files import FieldTooLarge, read_field
 from .state import STATE_KEY
@@ -137,37 +139,18 @@ async def upload(request: web.Request) -> web.Response:
 
 async def list_files(request: web.Request) -> web.Response:
     store = compat_files(request.app)
-    raw_limit = request.query.get("limit", "20")
+    limit = cursor_limit(request, 2000)
     order = request.query.get("order", "desc")
     purpose = request.query.get("purpose")
-    after = request.query.get("after")
-    try:
-        limit = int(raw_limit)
-    except ValueError:
-        return _invalid(f"limit must be an integer, got {raw_limit!r}.", "limit")
-    if not 1 <= limit <= 2000:
-        return _invalid("limit must be between 1 and 2000.", "limit")
     if order not in ("asc", "desc"):
         return _invalid("order must be asc or desc.", "order")
     # Insertion order is creation order; ids break created_at ties so that the cursor is stable.
     records = [r for r in store.records.values() if purpose is None or r.purpose == purpose]
     if order == "desc":
         records.reverse()
-    if after:
-        ids = [r.id for r in records]
-        if after not in ids:
-            return _invalid(f"No file found with id {after!r}.", "after")
-        records = records[ids.index(after) + 1 :]
-    page = records[:limit]
-    return web.json_response(
-        {
-            "object": "list",
-            "data": [r.to_json() for r in page],
-            "has_more": len(records) > limit,
-            "first_id": page[0].id if page else None,
-            "last_id": page[-1].id if page else None,
-        }
-    )
+    after = request.query.get("after")
+    listed, cursor = cursor_page(records, attrgetter("id"), after, limit, f"No file found with id {after!r}.")
+    return web.json_response({"object": "list", "data": [r.to_json() for r in listed], **cursor})
 
 
 def _lookup(request: web.Request) -> CompatFile | None:

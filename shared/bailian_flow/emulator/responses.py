@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from aiohttp import web
 
+from .cursor import cursor_limit, cursor_page
 from .errors import compat_error, native_error
 from .state import STATE_KEY, EmulatorState
 
@@ -216,28 +218,11 @@ async def list_input_items(request: web.Request) -> web.Response:
     order = request.query.get("order", "desc")
     if order not in ("asc", "desc"):
         return _invalid("order must be asc or desc", param="order")
-    try:
-        limit = int(request.query.get("limit", "20"))
-    except ValueError:
-        return _invalid("limit must be an integer", param="limit")
-    if not 1 <= limit <= MAX_LIMIT:
-        return _invalid(f"limit must be between 1 and {MAX_LIMIT}", param="limit")
+    limit = cursor_limit(request, MAX_LIMIT)
     ordered = stored.input_items if order == "asc" else list(reversed(stored.input_items))
-    after = request.query.get("after")
-    if after:
-        ids = [item["id"] for item in ordered]
-        ordered = ordered[ids.index(after) + 1 :] if after in ids else []
-    data = ordered[:limit]
+    data, cursor = cursor_page(ordered, itemgetter("id"), request.query.get("after"), limit, unknown_after=None)
     return web.json_response(
-        {
-            "created_at": stored.created_ms,
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "has_more": len(ordered) > limit,
-            "id": response_id,
-            "last_id": data[-1]["id"] if data else None,
-            "model": stored.body["model"],
-        }
+        {"created_at": stored.created_ms, "data": data, "id": response_id, "model": stored.body["model"], **cursor}
     )
 
 
