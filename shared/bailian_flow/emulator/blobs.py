@@ -165,12 +165,6 @@ class BlobStore:
         os.replace(writer.path, final)
         return Blob(path=final, size=writer.size, md5_hex=md5_hex)
 
-    async def write_bytes(self, data: bytes) -> Blob:
-        async def one() -> AsyncIterator[bytes]:
-            yield data
-
-        return await self.ingest(one())
-
     def clear(self) -> None:
         """Remove every blob (emulator reset)."""
         shutil.rmtree(self.root, ignore_errors=True)

@@ -19,7 +19,6 @@ TOKENS_PER_EPOCH_PER_FILE = 93_269
 CHECKPOINT_RETENTION_SECONDS = 7 * 24 * 3600
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
-ACTIVE = frozenset({"PENDING", "QUEUING", "RUNNING"})
 TRAINING_TYPES = frozenset({"cpt", "sft", "efficient_sft", "dpo_full", "dpo_lora"})
 DEFAULT_HYPER_PARAMETERS: dict[str, Any] = {
     "n_epochs": 3,

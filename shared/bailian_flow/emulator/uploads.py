@@ -5,7 +5,7 @@ The answer points ``upload_host`` at the emulator's own OSS subset, path-style b
 ``upload_dir/filename``, ``policy``, ``Signature``, ..., ``file`` last) there; :func:`check_post_policy` is
 what the OSS PostObject handler applies: expiry against the emulated clock, the signature, and the policy's
 conditions. The object lands in bucket ``dashscope-instant`` under the full key, and the upload is referred to
-as ``oss://<key>``; :func:`instant_object_key` maps such a URL back to the key.
+as ``oss://<key>``.
 """
 
 from __future__ import annotations
@@ -39,13 +39,6 @@ def sign(policy_b64: str) -> str:
     """OSS V1 POST signature: base64(HMAC-SHA1(secret, policy))."""
     digest = hmac.new(_ACCESS_KEY_SECRET, policy_b64.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
-
-
-def instant_object_key(url: str) -> str | None:
-    """``oss://dashscope-instant/...`` → the object key in bucket ``dashscope-instant``."""
-    if not url.startswith("oss://"):
-        return None
-    return url[len("oss://") :]
 
 
 class PolicyRejection(Exception):
