@@ -74,27 +74,16 @@ def _reveal(value: Any) -> str:
     return str(secret_value() if callable(secret_value) else value)
 
 
-def _is_loopback(endpoint: str | None) -> bool:
-    if not endpoint:
-        return False
+def _endpoint_locality(endpoint: str) -> tuple[bool, bool]:
+    """(is an IP address or localhost, is loopback) for an endpoint given with or without a scheme."""
     host = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}").hostname or ""
     if host == "localhost":
-        return True
+        return True, True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
-        return False
-
-
-def _is_ip_or_local(endpoint: str) -> bool:
-    host = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+        return False, False
+    return True, address.is_loopback
 
 
 class OssStore:
@@ -115,8 +104,8 @@ class OssStore:
         self.region = region or os.environ.get("FC_REGION") or DEFAULT_REGION
         self.endpoint = endpoint
         self._credentials = credentials or OssCredentials.from_context(context)
+        local, self._loopback = _endpoint_locality(endpoint) if endpoint else (False, False)
         # Buckets cannot be virtual hosts of an IP address: a local endpoint needs path-style URLs.
-        local = bool(endpoint and _is_ip_or_local(endpoint))
         self._path_style = local if path_style is None else path_style
         self._list_page_size = list_page_size
         self._client: Any = None
@@ -152,7 +141,7 @@ class OssStore:
             return oss.credentials.StaticCredentialsProvider(
                 fixed.access_key_id, fixed.access_key_secret, fixed.security_token
             )
-        if OssCredentials.from_env() is None and _is_loopback(self.endpoint):
+        if OssCredentials.from_env() is None and self._loopback:
             return oss.credentials.AnonymousCredentialsProvider()
 
         def from_env() -> Any:
