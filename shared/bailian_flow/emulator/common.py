@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from .errors import compat_error, native_error, new_request_id
+from .errors import ServiceError, compat_error, native_error, new_request_id
 
 # The service reports wall-clock times in Beijing time without an offset.
 BEIJING = dt.timezone(dt.timedelta(hours=8))
@@ -18,14 +18,8 @@ BEIJING = dt.timezone(dt.timedelta(hours=8))
 T = TypeVar("T")
 
 
-class ApiError(Exception):
+class ApiError(ServiceError):
     """Raised by handlers and helpers; rendered as the native error body."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
     def response(self) -> web.Response:
         return native_error(self.status, self.code, self.message)

@@ -11,6 +11,16 @@ NATIVE_PREFIX = "/api/v1"
 COMPATIBLE_PREFIX = "/compatible-mode/v1"
 
 
+class ServiceError(Exception):
+    """A refusal with an HTTP status, a service error code and a message; subclasses pick the body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
 def new_request_id() -> str:
     return str(uuid.uuid4())
 

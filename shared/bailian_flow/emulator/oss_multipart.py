@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from .blobs import Blob, BlobStore, body_chunks, remove
+from .errors import ServiceError
 
 MAX_PART_NUMBER = 10_000
 MAX_COMPLETE_BODY = 1024 * 1024
@@ -53,12 +54,8 @@ class MultipartUploads:
 MULTIPART_KEY = web.AppKey("bailian_flow.emulator.oss_multipart", MultipartUploads)
 
 
-class MultipartError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+class MultipartError(ServiceError):
+    """A refused multipart step (answered as OSS XML)."""
 
 
 def _encode(request: web.Request, value: str) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from .blobs import MB
-from .errors import native_error, new_request_id
+from .errors import ServiceError, native_error, new_request_id
 from .oss_events import iso_time
 from .state import STATE_KEY
 
@@ -41,12 +41,8 @@ def sign(policy_b64: str) -> str:
     return base64.b64encode(digest).decode()
 
 
-class PolicyRejection(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+class PolicyRejection(ServiceError):
+    """A PostObject form the policy refuses (answered as OSS XML)."""
 
 
 def _parse_expiration(text: str) -> float:
