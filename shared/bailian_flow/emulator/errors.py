@@ -44,6 +44,11 @@ def compat_error(
     return web.json_response(body, status=status)
 
 
+def new_oss_request_id() -> str:
+    """OSS request ids are 24 upper-case hex digits."""
+    return uuid.uuid4().hex[:24].upper()
+
+
 def is_compatible_path(path: str) -> bool:
     return path == COMPATIBLE_PREFIX or path.startswith(COMPATIBLE_PREFIX + "/")
 
@@ -63,7 +68,7 @@ def error_for_path(path: str, status: int, code: str, message: str) -> web.Respo
 
 def oss_error(status: int, code: str, message: str) -> web.Response:
     """OSS answers errors in XML; the OSS SDK reads ``Code`` and ``Message`` from it."""
-    request_id = new_request_id().replace("-", "").upper()[:24]
+    request_id = new_oss_request_id()
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f"<Error><Code>{_xml_escape(code)}</Code><Message>{_xml_escape(message)}</Message>"

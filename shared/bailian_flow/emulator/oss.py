@@ -19,8 +19,9 @@ from aiohttp import web
 
 from . import oss_multipart as multipart
 from .blobs import BlobTooLarge, body_chunks, remove, stream_file
+from .errors import new_oss_request_id
 from .oss_events import OSS_EVENTS_KEY, setup_events
-from .oss_http import MAX_OBJECT_BYTES, OSS_STORE_KEY, error, new_oss_request_id, object_target, publish, reserved
+from .oss_http import MAX_OBJECT_BYTES, OSS_STORE_KEY, error, object_target, publish, reserved
 from .oss_list import list_objects
 from .oss_post import post_object
 from .oss_store import ObjectMeta, OssStore

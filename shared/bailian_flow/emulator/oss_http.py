@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import time
-import uuid
 
 from aiohttp import web
 
 from .blobs import Blob
-from .errors import error_for_path, oss_error
+from .errors import error_for_path, new_oss_request_id, oss_error
 from .oss_events import OSS_EVENTS_KEY
 from .oss_store import BUCKET_NAME, ObjectMeta, OssStore, valid_key
 from .state import STATE_KEY
@@ -25,10 +24,6 @@ UNSUPPORTED_SUBRESOURCES = (
 )
 
 OSS_STORE_KEY = web.AppKey("bailian_flow.emulator.oss_store", OssStore)
-
-
-def new_oss_request_id() -> str:
-    return uuid.uuid4().hex[:24].upper()
 
 
 def error(request: web.Request, status: int, code: str, message: str) -> web.Response:
