@@ -10,7 +10,8 @@ from client_helpers import LIMITERS
 
 from bailian_flow.client import BailianClient, Family, RetryConfig
 from bailian_flow.client._config import resolve_endpoints
-from bailian_flow.client._retry import backoff_delay, parse_retry_after, retry_wait
+from bailian_flow.client._retry import backoff_delay, is_retryable, parse_retry_after, retry_wait
+from bailian_flow.client.errors import APIConnectionError, APITimeoutError, BailianError, status_error
 
 
 def test_regions_and_the_batch_host() -> None:
@@ -60,3 +61,24 @@ def test_backoff_doubles_from_half_a_second_capped_with_jitter() -> None:
         assert 0.75 * ceiling <= delay <= ceiling
     assert retry_wait(0, config, retry_after=3.0) == 3.0  # the server asked for longer
     assert retry_wait(0, config, retry_after=600.0) is None  # too long: give up rather than hang
+
+
+@pytest.mark.parametrize(
+    ("error", "for_any_call", "for_idempotent_only"),
+    [
+        (status_error(429, "Throttling", "slow down"), True, False),
+        (status_error(503, "ModelUnavailable", "busy"), True, False),
+        (status_error(408, "RequestTimeOut", "too slow"), True, False),
+        (status_error(500, "InternalError", "oops"), False, True),
+        (status_error(502, None, "bad gateway"), False, True),
+        (status_error(501, None, "not implemented"), False, False),
+        (status_error(404, "NotFound", "gone"), False, False),
+        (status_error(None, "Throttling", "an SSE error frame has no status"), False, False),
+        (APIConnectionError("refused", maybe_processed=False), True, False),
+        (APIConnectionError("dropped", maybe_processed=True), False, True),
+        (APITimeoutError("no answer"), False, True),
+    ],
+)
+def test_which_failures_are_retried(error: BailianError, for_any_call: bool, for_idempotent_only: bool) -> None:
+    assert is_retryable(error, idempotent=False) is for_any_call
+    assert is_retryable(error, idempotent=True) is (for_any_call or for_idempotent_only)

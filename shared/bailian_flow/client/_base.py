@@ -27,7 +27,7 @@ from ._config import (
     resolve_endpoints,
 )
 from ._ratelimit import TokenBucket
-from ._retry import RETRYABLE_STATUSES, SAFE_FOR_CREATE_STATUSES, parse_retry_after, retry_wait
+from ._retry import is_retryable, parse_retry_after, retry_wait
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -259,35 +259,20 @@ class BailianClient:
                     data=form() if form else None,
                     headers=all_headers,
                 )
-            except aiohttp.ClientConnectorError as exc:
-                # Could not even connect: nothing was sent, any operation may be repeated.
-                error = errors.APIConnectionError(
-                    f"cannot connect: {type(exc).__name__}", maybe_processed=False, method=op.method, url=url
-                )
-                retryable = True
             except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
-                sent = not _is_connect_timeout(exc)
-                timed_out = isinstance(exc, asyncio.TimeoutError)
-                cls = errors.APITimeoutError if timed_out else errors.APIConnectionError
-                error = cls(
-                    f"{'timed out' if timed_out else 'connection failed'}: {type(exc).__name__}",
-                    maybe_processed=sent,
-                    method=op.method,
-                    url=url,
-                )
-                retryable = op.idempotent or not sent
-                ambiguous_before = ambiguous_before or sent
+                error = _no_answer(exc, op, url)
             else:
-                answer, error, retryable, retry_after = await self._settle(op, url, response, stream)
-                if answer is not None:
-                    return answer
-                if isinstance(error, errors.APIConnectionError):
-                    ambiguous_before = True
+                settled = await self._settle(op, url, response, stream)
+                if isinstance(settled, Answer):
+                    return settled
+                error, retry_after = settled
                 if op.absent_means_done and ambiguous_before and isinstance(error, errors.NotFoundError):
                     logger.debug("%s: gone after an ambiguous earlier attempt, counted as done", op.name)
                     return Answer(200, {}, b"")
-            if retryable and sources and not all(source.can_send for source in sources):
-                retryable = False  # a one-shot stream was (partly) sent: it cannot be sent again
+            if isinstance(error, errors.APIConnectionError) and error.maybe_processed:
+                ambiguous_before = True
+            # A one-shot stream that was (partly) sent cannot be sent again, whatever the error.
+            retryable = is_retryable(error, op.idempotent) and all(source.can_send for source in sources)
             wait = retry_wait(retry_index, config, retry_after) if retryable else None
             if wait is None or retry_index >= config.max_retries or time.monotonic() + wait > deadline:
                 logger.debug("%s %s failed: %s", op.method, op.name, error)
@@ -298,33 +283,31 @@ class BailianClient:
 
     async def _settle(
         self, op: Operation, url: str, response: aiohttp.ClientResponse, stream: bool
-    ) -> tuple[Answer | None, errors.BailianError, bool, float | None]:
-        """Turn an HTTP answer into (answer, -, -, -) or (None, error, retryable, retry_after)."""
+    ) -> Answer | tuple[errors.APIStatusError | errors.APIConnectionError, float | None]:
+        """Turn an HTTP answer into an `Answer`, or into (error, the server's Retry-After)."""
         status = response.status
         headers = response.headers
         if status < 400:
             if stream:
-                return Answer(status, headers, b"", response), _NO_ERROR, False, None
+                return Answer(status, headers, b"", response)
             try:
                 body = await response.read()
             except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
                 error = errors.APIConnectionError(
                     f"answer cut short: {type(exc).__name__}", maybe_processed=True, method=op.method, url=url
                 )
-                return None, error, op.idempotent, None
+                return error, None
             finally:
                 response.release()
             logger.debug("%s %s -> %d request_id=%s", op.method, op.name, status, header_request_id(headers))
-            return Answer(status, headers, body), _NO_ERROR, False, None
+            return Answer(status, headers, body)
         try:
             body = await response.read()
         except (asyncio.TimeoutError, aiohttp.ClientError):
             body = b""
         finally:
             response.release()
-        status_error = self._status_error(op, url, status, headers, body)
-        retryable = status in RETRYABLE_STATUSES and (op.idempotent or status in SAFE_FOR_CREATE_STATUSES)
-        return None, status_error, retryable, parse_retry_after(headers)
+        return self._status_error(op, url, status, headers, body), parse_retry_after(headers)
 
     # -- helpers for resources
     # ----------------------------------------------------------------------------------
@@ -342,7 +325,15 @@ class BailianClient:
             ) from exc
 
 
-_NO_ERROR = errors.BailianError("no error")
+def _no_answer(exc: BaseException, op: Operation, url: str) -> errors.APIConnectionError:
+    """The error for an attempt that got no HTTP answer; `maybe_processed` unless nothing was sent."""
+    name = type(exc).__name__
+    if isinstance(exc, aiohttp.ClientConnectorError):  # could not even connect
+        return errors.APIConnectionError(f"cannot connect: {name}", maybe_processed=False, method=op.method, url=url)
+    sent = not _is_connect_timeout(exc)
+    if isinstance(exc, asyncio.TimeoutError):
+        return errors.APITimeoutError(f"timed out: {name}", maybe_processed=sent, method=op.method, url=url)
+    return errors.APIConnectionError(f"connection failed: {name}", maybe_processed=sent, method=op.method, url=url)
 
 
 def _is_connect_timeout(exc: BaseException) -> bool:

@@ -3,8 +3,9 @@
 Which calls are retried
 -----------------------
 * Idempotent operations (GET, DELETE, cancel, PUT of an absolute value such as scale/update): every 408,
-  429 and 5xx answer and every connection error or timeout. Repeating them cannot create a second resource; a DELETE
-  retried after an ambiguous failure that then finds nothing (404) counts as done (see `_base`).
+  429, 500, 502, 503 and 504 answer and every connection error or timeout. Repeating them cannot create a
+  second resource; a DELETE retried after an ambiguous failure that then finds nothing (404) counts as done
+  (see `_base`).
 * Non-idempotent operations (POST creates and uploads):
   - 429 and 503 answers: the server said it did not take the request (throttled / unavailable), so it is safe.
     408 likewise means the server never received the whole request.
@@ -24,12 +25,14 @@ import random
 import time
 from collections.abc import Mapping
 
+from . import errors
 from ._config import RetryConfig
 
 __all__ = [
     "RETRYABLE_STATUSES",
     "SAFE_FOR_CREATE_STATUSES",
     "backoff_delay",
+    "is_retryable",
     "parse_retry_after",
     "retry_wait",
 ]
@@ -37,6 +40,15 @@ __all__ = [
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # Answers that prove the request was not processed, so even a create may be repeated.
 SAFE_FOR_CREATE_STATUSES = frozenset({408, 429, 503})
+
+
+def is_retryable(error: errors.BailianError, idempotent: bool) -> bool:
+    """Whether an attempt that failed with `error` may be repeated (the rules above)."""
+    if isinstance(error, errors.APIConnectionError):
+        return idempotent or not error.maybe_processed
+    if isinstance(error, errors.APIStatusError) and error.status is not None:
+        return error.status in RETRYABLE_STATUSES and (idempotent or error.status in SAFE_FOR_CREATE_STATUSES)
+    return False
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
