@@ -15,6 +15,8 @@ from .errors import ServiceError, compat_error, native_error, new_request_id
 # The service reports wall-clock times in Beijing time without an offset.
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 
+DEFAULT_WORKSPACE = "llm-emulator"
+
 T = TypeVar("T")
 
 
@@ -55,6 +57,11 @@ def format_iso_offset(epoch: float) -> str:
     """``2024-01-01T12:00:00.000+00:00`` (custom model import)."""
     moment = dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+00:00"
+
+
+def workspace_id(request: web.Request) -> str:
+    """The workspace the request names in ``X-DashScope-WorkSpace``, else the emulator's default one."""
+    return request.headers.get("X-DashScope-WorkSpace") or DEFAULT_WORKSPACE
 
 
 def hex4() -> str:

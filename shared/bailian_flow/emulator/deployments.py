@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from .catalogue import ModelInfo, catalogue
-from .common import ApiError, format_iso_centis, json_object, ok, paged
+from .common import ApiError, format_iso_centis, json_object, ok, paged, workspace_id
 from .state import STATE_KEY, EmulatorState
 from .timeline import Phase, Timeline
 
@@ -21,7 +21,6 @@ DELETING_SECONDS = 10.0
 MAX_CAPACITY = 1000
 PLANS = frozenset({"mu", "cu", "ptu", "lora"})
 SUFFIX_PATTERN = re.compile(r"^[a-z0-9]{1,8}$")
-DEFAULT_WORKSPACE = "llm-emulator"
 # A phase status that means the deployment no longer exists.
 GONE = "GONE"
 
@@ -187,8 +186,8 @@ async def create(request: web.Request) -> web.Response:
         raise ApiError(400, "InvalidParameter", f"Invalid suffix {suffix!r}: 1-8 lowercase letters or digits.")
     options = _plan_options(body)
     now = state.clock.now()
-    workspace_id = request.headers.get("X-DashScope-WorkSpace") or DEFAULT_WORKSPACE
-    deployed_model = _deployed_name(model_name, workspace_id, suffix)
+    workspace = workspace_id(request)
+    deployed_model = _deployed_name(model_name, workspace, suffix)
     live = store.live(now)
     if suffix is not None and any(item.suffix == suffix for item in live):
         raise ApiError(409, "Conflict", f"Suffix {suffix} already exists, please specify another suffix.")
@@ -207,7 +206,7 @@ async def create(request: web.Request) -> web.Response:
         suffix=suffix,
         created=now,
         timeline=timeline,
-        workspace_id=workspace_id,
+        workspace_id=workspace,
         options=options,
     )
     store.deployments[deployed_model] = deployment

@@ -9,14 +9,13 @@ from typing import Any
 from aiohttp import web
 
 from .catalogue import BASE_MODELS, ModelInfo, catalogue
-from .common import ApiError, beijing, hex4, int_param, json_object, ok, paged
+from .common import ApiError, beijing, hex4, int_param, json_object, ok, paged, workspace_id
 from .fine_tune_jobs import DEFAULT_HYPER_PARAMETERS, TERMINAL, TRAINING_TYPES, FineTuneJob
 from .state import STATE_KEY, EmulatorState
 
 PREFIX = "/api/v1/fine-tunes"
 QUOTA = 20
 QUOTA_MESSAGE = "Only 20 fine-tune job in running or succeeded allowed per user."
-DEFAULT_WORKSPACE = "llm-emulator"
 # Real seconds between two looks at the log while streaming events.
 STREAM_POLL_SECONDS = 0.2
 
@@ -155,7 +154,7 @@ async def create(request: web.Request) -> web.Response:
         training_type=training_type,
         created=now,
         timeline=FineTuneJob.schedule(now, state.take_scripted_outcome("fine_tune")),
-        workspace_id=request.headers.get("X-DashScope-WorkSpace") or DEFAULT_WORKSPACE,
+        workspace_id=workspace_id(request),
         request_extras=extras,
     )
     store.jobs[job_id] = job
