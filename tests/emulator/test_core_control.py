@@ -144,6 +144,10 @@ async def test_fault_on_an_oss_path_answers_in_xml(api: Api) -> None:
 async def test_invalid_fault_rules_are_rejected(api: Api) -> None:
     async with api.session.post(f"{api.url}/_emulator/faults", json={"rules": [{"drop": "sideways"}]}) as response:
         assert response.status == 400
+        assert (await response.json())["code"] == "InvalidParameter"
+    async with api.session.post(f"{api.url}/_emulator/faults", data=b"{not json") as response:
+        assert response.status == 400
+        assert (await response.json())["code"] == "InvalidParameter"
     assert (await api.control("GET", "/faults"))["rules"] == []
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import native_error
+from .clock import Clock
+from .common import ApiError
 from .faults import FaultRules
 from .state import SCRIPT_KINDS, STATE_KEY
 
@@ -29,15 +30,20 @@ class ClockRequest(BaseModel):
     advance: float = Field(ge=0)
 
 
-async def _json_body(request: web.Request) -> Any:
+Body = TypeVar("Body", bound=BaseModel)
+
+
+async def _parse(request: web.Request, model: type[Body], what: str) -> Body:
+    """The request body as ``model``; an empty body reads as ``{}``. Refused with a native 400."""
     raw = await request.read()
-    if not raw:
-        return {}
-    return json.loads(raw)
+    try:
+        return model.model_validate(json.loads(raw) if raw else {})
+    except (ValueError, ValidationError) as exc:
+        raise ApiError(400, "InvalidParameter", f"invalid {what}: {exc}") from None
 
 
-def _invalid(message: str) -> web.Response:
-    return native_error(400, "InvalidParameter", message)
+def _clock_answer(clock: Clock) -> web.Response:
+    return web.json_response({"now": clock.now(), "elapsed": clock.elapsed(), "scale": clock.scale})
 
 
 @routes.get("/_emulator/state")
@@ -58,10 +64,7 @@ async def list_faults(request: web.Request) -> web.Response:
 
 @routes.post("/_emulator/faults")
 async def add_faults(request: web.Request) -> web.Response:
-    try:
-        rules = FaultRules.model_validate(await _json_body(request)).rules
-    except (ValueError, ValidationError) as exc:
-        return _invalid(f"invalid fault rules: {exc}")
+    rules = (await _parse(request, FaultRules, "fault rules")).rules
     state = request.app[STATE_KEY]
     state.faults.extend(rules)
     return web.json_response({"rules": [rule.model_dump() for rule in state.faults]})
@@ -80,12 +83,10 @@ async def get_scripts(request: web.Request) -> web.Response:
 
 @routes.post("/_emulator/script")
 async def add_script(request: web.Request) -> web.Response:
-    try:
-        script = ScriptRequest.model_validate(await _json_body(request))
-    except (ValueError, ValidationError) as exc:
-        return _invalid(f"invalid script: {exc}")
+    script = await _parse(request, ScriptRequest, "script")
     if script.kind not in SCRIPT_KINDS:
-        return _invalid(f"unknown kind {script.kind!r}; expected one of {', '.join(SCRIPT_KINDS)}")
+        message = f"unknown kind {script.kind!r}; expected one of {', '.join(SCRIPT_KINDS)}"
+        raise ApiError(400, "InvalidParameter", message)
     state = request.app[STATE_KEY]
     state.script(script.kind, script.outcome.upper(), script.count)
     return web.json_response({"scripts": state.scripts()})
@@ -93,19 +94,15 @@ async def add_script(request: web.Request) -> web.Response:
 
 @routes.get("/_emulator/clock")
 async def get_clock(request: web.Request) -> web.Response:
-    clock = request.app[STATE_KEY].clock
-    return web.json_response({"now": clock.now(), "elapsed": clock.elapsed(), "scale": clock.scale})
+    return _clock_answer(request.app[STATE_KEY].clock)
 
 
 @routes.post("/_emulator/clock")
 async def advance_clock(request: web.Request) -> web.Response:
-    try:
-        body = ClockRequest.model_validate(await _json_body(request))
-    except (ValueError, ValidationError) as exc:
-        return _invalid(f"invalid clock request: {exc}")
+    body = await _parse(request, ClockRequest, "clock request")
     clock = request.app[STATE_KEY].clock
     clock.advance(body.advance)
-    return web.json_response({"now": clock.now(), "elapsed": clock.elapsed(), "scale": clock.scale})
+    return _clock_answer(clock)
 
 
 def setup(app: web.Application) -> None:
