@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 from client_helpers import SFT_LINE, Control, client_fixture, control_fixture  # noqa: F401 - fixtures
 
 from bailian_flow.client import BailianClient, FineTuneStatus
 from bailian_flow.client.errors import BadRequestError, NotFoundError, RateLimitError
+from bailian_flow.client.resources.fine_tunes import _sse_frames
 
 
 async def _file(client: BailianClient) -> str:
@@ -111,3 +113,12 @@ async def test_scripted_failure_is_reported(client: BailianClient, control: Cont
     await control.script("fine_tune", "FAILED")
     job = await client.fine_tunes.create("qwen3-14b", training_file_ids=[await _file(client)])
     assert await _wait_terminal(client, job.job_id) == FineTuneStatus.FAILED
+
+
+async def test_sse_frames_join_data_lines_skip_comments_and_keep_an_unterminated_last_frame() -> None:
+    async def lines() -> AsyncIterator[bytes]:
+        for line in [": heartbeat", "id: 1", "data: first", "data:  second", "", "", "event: error", "data: {}"]:
+            yield line.encode() + b"\r\n"
+
+    frames = [frame async for frame in _sse_frames(lines())]
+    assert frames == [({"id": "1"}, "first\n second"), ({"event": "error"}, "{}")]

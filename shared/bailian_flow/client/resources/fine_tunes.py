@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -142,26 +142,8 @@ class FineTunes(Resource):
         assert answer.response is not None
         response = answer.response
         try:
-            fields: dict[str, str] = {}
-            data_lines: list[str] = []
-            async for raw in response.content:
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                if line:
-                    name, _, value = line.partition(":")
-                    value = value[1:] if value.startswith(" ") else value
-                    if name == "data":
-                        data_lines.append(value)
-                    elif name:  # a line starting with ':' is a comment (heartbeat)
-                        fields[name] = value
-                    continue
-                if data_lines:
-                    event = FineTuneEvent(event=fields.get("event"), id=fields.get("id"), data="\n".join(data_lines))
-                    if event.event == "error":
-                        raise _stream_error(event, fields.get("status"), answer.request_id, self._client.scrub)
-                    yield event
-                fields, data_lines = {}, []
-            if data_lines:  # a last frame without its blank line
-                event = FineTuneEvent(event=fields.get("event"), id=fields.get("id"), data="\n".join(data_lines))
+            async for fields, data in _sse_frames(response.content):
+                event = FineTuneEvent(event=fields.get("event"), id=fields.get("id"), data=data)
                 if event.event == "error":
                     raise _stream_error(event, fields.get("status"), answer.request_id, self._client.scrub)
                 yield event
@@ -169,6 +151,27 @@ class FineTunes(Resource):
             raise stream_broken(answer, exc) from exc
         finally:
             response.release()
+
+
+async def _sse_frames(lines: AsyncIterable[bytes]) -> AsyncIterator[tuple[dict[str, str], str]]:
+    """(fields, data) of each server-sent event frame that has data, a last frame without its blank line too."""
+    fields: dict[str, str] = {}
+    data_lines: list[str] = []
+    async for raw in lines:
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if line:
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                data_lines.append(value)
+            elif name:  # a line starting with ':' is a comment (heartbeat)
+                fields[name] = value
+            continue
+        if data_lines:
+            yield fields, "\n".join(data_lines)
+        fields, data_lines = {}, []
+    if data_lines:
+        yield fields, "\n".join(data_lines)
 
 
 def _stream_error(
