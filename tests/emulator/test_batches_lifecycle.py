@@ -4,22 +4,15 @@ step, output and error files, validation failures, cancel, scripts and listing."
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-from core_api import frozen_emulator
 from emulator_support import Emulator
 
 CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
-
-
-@pytest.fixture(scope="module")
-def frozen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with frozen_emulator(tmp_path_factory.mktemp("frozen-batches")) as emulator:
-        yield emulator
 
 
 class Client:

@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 from core_api import Api, frozen_emulator
-from emulator_support import Emulator
 
 KINDS = {"fine_tunes", "deployments", "imports", "files", "compat_files", "batches", "responses", "oss_objects"}
-
-
-@pytest.fixture(scope="module")
-def frozen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with frozen_emulator(tmp_path_factory.mktemp("frozen")) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def api(frozen: Emulator) -> AsyncIterator[Api]:
-    frozen.reset()
-    async with aiohttp.ClientSession() as session:
-        yield Api(session, frozen.url, frozen.api_key)
 
 
 async def add_faults(api: Api, *rules: dict[str, Any]) -> None:

@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aiohttp
 import pytest
-from core_api import Api, frozen_emulator
-from emulator_support import Emulator
-
-
-@pytest.fixture(scope="module")
-def frozen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with frozen_emulator(tmp_path_factory.mktemp("frozen")) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def api(frozen: Emulator) -> AsyncIterator[Api]:
-    frozen.reset()
-    async with aiohttp.ClientSession() as session:
-        yield Api(session, frozen.url, frozen.api_key)
+from core_api import Api
 
 
 async def deploy(api: Api, **body: Any) -> dict[str, Any]:

@@ -4,27 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator
 
-import aiohttp
 import pytest
-from core_api import Api, frozen_emulator
-from emulator_support import Emulator
+from core_api import Api
 
 QUOTA_MESSAGE = "Only 20 fine-tune job in running or succeeded allowed per user."
-
-
-@pytest.fixture(scope="module")
-def frozen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with frozen_emulator(tmp_path_factory.mktemp("frozen")) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def api(frozen: Emulator) -> AsyncIterator[Api]:
-    frozen.reset()
-    async with aiohttp.ClientSession() as session:
-        yield Api(session, frozen.url, frozen.api_key)
 
 
 async def status_of(api: Api, job_id: str) -> str:
