@@ -59,12 +59,7 @@ class Batches(Resource):
         return self._client.parse(BatchList, answer.json(), answer)
 
     def list(self, limit: int = 100, **filters: str) -> AsyncIterator[Batch]:
-        async def fetch(after: str | None) -> tuple[list[Batch], bool, str | None]:
-            page = await self.list_page(after=after, limit=limit, **filters)
-            last = page.last_id or (page.data[-1].id if page.data else None)
-            return page.data, page.has_more, last
-
-        return iterate_cursor(fetch)
+        return iterate_cursor(lambda after: self.list_page(after=after, limit=limit, **filters))
 
     async def cancel(self, batch_id: str) -> Batch:
         answer = await self._client.request(_CANCEL, f"/batches/{quote(batch_id)}/cancel")

@@ -65,12 +65,7 @@ class CompatFiles(Resource):
         return self._client.parse(CompatFileList, answer.json(), answer)
 
     def list(self, purpose: str | None = None, limit: int = 100) -> AsyncIterator[CompatFile]:
-        async def fetch(after: str | None) -> tuple[list[CompatFile], bool, str | None]:
-            page = await self.list_page(after=after, limit=limit, purpose=purpose)
-            last = page.last_id or (page.data[-1].id if page.data else None)
-            return page.data, page.has_more, last
-
-        return iterate_cursor(fetch)
+        return iterate_cursor(lambda after: self.list_page(after=after, limit=limit, purpose=purpose))
 
     async def get(self, file_id: str) -> CompatFile:
         answer = await self._client.request(_GET, f"/files/{quote(file_id)}")

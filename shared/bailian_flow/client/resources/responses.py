@@ -60,9 +60,4 @@ class Responses(Resource):
     def input_items(
         self, response_id: str, *, order: Literal["asc", "desc"] = "desc", limit: int = 100
     ) -> AsyncIterator[InputItem]:
-        async def fetch(after: str | None) -> tuple[list[InputItem], bool, str | None]:
-            page = await self.input_items_page(response_id, after=after, limit=limit, order=order)
-            last = page.last_id or (page.data[-1].id if page.data else None)
-            return page.data, page.has_more, last
-
-        return iterate_cursor(fetch)
+        return iterate_cursor(lambda after: self.input_items_page(response_id, after=after, limit=limit, order=order))
