@@ -70,3 +70,18 @@ def test_key_is_scrubbed_from_stream_error_frames_and_shape_errors() -> None:
         client.parse(FileInfo, {"file_id": [key]})
     for error in (streamed, shaped.value):
         assert key not in str(error) and key not in repr(error.args)
+
+
+def test_key_is_scrubbed_from_successful_answers_quoted_in_errors() -> None:
+    # A 2xx answer that is not JSON, or JSON without output/data, is quoted in the error: never the key.
+    from bailian_flow.client._answers import Answer
+    from bailian_flow.client.resources._resource import native_payload
+
+    key = "sk-not-a-real-key-9876543210"
+    client = BailianClient(api_key=key, base_url="http://127.0.0.1:1")
+    not_json = Answer(200, {}, f"<html>echo {key}</html>".encode(), scrub=client.scrub)
+    no_payload = Answer(200, {}, json.dumps({"echo": key}).encode(), scrub=client.scrub)
+    for answer in (not_json, no_payload):
+        with pytest.raises(APIResponseValidationError) as raised:
+            native_payload(answer)
+        assert key not in str(raised.value) and "**********" in str(raised.value)

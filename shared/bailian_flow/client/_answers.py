@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,8 @@ class Answer:
     headers: Mapping[str, str]
     body: bytes = b""
     response: aiohttp.ClientResponse | None = field(default=None, repr=False)
+    # Masks the API key in any of this answer's text quoted into an error (the client's `scrub`).
+    scrub: Callable[[str], str] = field(default=str, repr=False)
 
     @property
     def request_id(self) -> str | None:
@@ -53,7 +55,7 @@ class Answer:
             return jsonlib.loads(self.body)
         except ValueError as exc:
             raise errors.APIResponseValidationError(
-                f"answer is not JSON: {self.body[:200]!r}", request_id=self.request_id
+                self.scrub(f"answer is not JSON: {self.body[:200]!r}"), request_id=self.request_id
             ) from exc
 
 

@@ -300,7 +300,7 @@ class BailianClient:
             finally:
                 response.release()
             logger.debug("%s %s -> %d request_id=%s", op.method, op.name, status, header_request_id(headers))
-            return Answer(status, headers, body)
+            return Answer(status, headers, body, scrub=self.scrub)
         try:
             body = await response.read()
         except (asyncio.TimeoutError, aiohttp.ClientError):

@@ -29,7 +29,7 @@ def native_payload(answer: Answer) -> Any:
         if "data" in body:
             return body["data"]
     raise errors.APIResponseValidationError(
-        f"native answer without output/data: {str(body)[:200]}", request_id=answer.request_id
+        answer.scrub(f"native answer without output/data: {str(body)[:200]}"), request_id=answer.request_id
     )
 
 
