@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from store_support import BACKENDS, emulator_store, keys, open_backend
 
-from bailian_flow.runlog import RunEntry, RunLog, RunLogError, run_id_for, short_suffix
+from bailian_flow.runlog import RunEntry, RunLog, RunLogError, is_run_id, run_id_for
 from bailian_flow.store import ObjectStore
 
 
@@ -221,8 +221,5 @@ def test_run_id_is_deterministic_short_and_etag_quote_blind() -> None:
     assert a != run_id_for("bucket2", "datasets/train.jsonl", "688A7BF4F233DC9C88A80BF985AB0000")
     # The separator keeps ("ab", "c") and ("a", "bc") apart.
     assert run_id_for("ab", "c", "e") != run_id_for("a", "bc", "e")
-
-    suffix = short_suffix(a)
-    assert suffix == a[1:9] and len(suffix) <= 8
-    other = short_suffix("manual-run_1")
-    assert len(other) == 8 and other.isalnum() and other == other.lower()
+    assert is_run_id(a) and is_run_id("manual-run_1")
+    assert not any(is_run_id(v) for v in ("", "_scan-cursor.json", "../x", "a/b", "x" * 65))

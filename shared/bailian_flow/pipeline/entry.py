@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bailian_flow.config import Settings
 from bailian_flow.pipeline.runtime import Flow, open_flow
+from bailian_flow.runlog import is_run_id
 
 log = logging.getLogger("bailian_flow.pipeline")
 
@@ -31,16 +31,13 @@ def _invoke(work: Work, event: bytes | str, context: Any) -> dict[str, Any]:
     return asyncio.run(main())
 
 
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-
-
 def run_id_from_key(flow: Flow, key: str) -> str | None:
     """The run an object under the runs prefix belongs to: `runs/<run_id>/...`; None for anything else."""
     prefix = flow.settings.runs_prefix
     if not key.startswith(prefix):
         return None
     run_id, slash, _ = key[len(prefix) :].partition("/")
-    return run_id if slash and _RUN_ID.fullmatch(run_id) else None
+    return run_id if slash and is_run_id(run_id) else None
 
 
 async def _chained(flow: Flow, raw: bytes, function: str, acts: frozenset[str]) -> dict[str, Any]:

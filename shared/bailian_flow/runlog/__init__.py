@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from bailian_flow.runlog._log import RunEntry, RunLog, RunLogError, run_id_for, short_suffix
+from bailian_flow.runlog._log import RunEntry, RunLog, RunLogError, is_run_id, run_id_for
 
-__all__ = ["RunEntry", "RunLog", "RunLogError", "run_id_for", "short_suffix"]
+__all__ = ["RunEntry", "RunLog", "RunLogError", "is_run_id", "run_id_for"]

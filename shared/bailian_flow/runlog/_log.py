@@ -78,6 +78,11 @@ def _utcnow() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def is_run_id(value: str) -> bool:
+    """Whether `value` can name a run (an object-key segment of the run log)."""
+    return _RUN_ID.fullmatch(value) is not None
+
+
 def _check_run_id(run_id: str) -> None:
     if not _RUN_ID.fullmatch(run_id):
         raise ValueError(f"run_id must match {_RUN_ID.pattern}: {run_id!r}")
@@ -297,10 +302,3 @@ def run_id_for(bucket: str, key: str, etag: str) -> str:
     """
     material = "\0".join((bucket, key, bare_etag(etag).upper()))
     return "r" + hashlib.sha256(material.encode()).hexdigest()[:15]
-
-
-def short_suffix(run_id: str) -> str:
-    """≤ 8 characters of [a-z0-9] for a deployment suffix, derived from the run id alone."""
-    if re.fullmatch(r"r[0-9a-f]{15}", run_id):
-        return run_id[1:9]
-    return hashlib.sha256(run_id.encode()).hexdigest()[:8]
