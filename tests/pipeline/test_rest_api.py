@@ -90,6 +90,20 @@ def test_list_runs_and_filter_by_stage(pipeline: Pipeline) -> None:
     assert status == 400 and body["error"]["code"] == "InvalidParameter"
 
 
+def test_runs_carry_their_kind_and_filter_by_it(pipeline: Pipeline) -> None:
+    failed_id, done_id = _failed_and_done_runs(pipeline)
+
+    status, body = pipeline.api("GET", "/runs?kind=fine-tune")
+    assert status == 200
+    assert {run["run_id"]: run["kind"] for run in body["runs"]} == {done_id: "fine-tune", failed_id: "fine-tune"}
+
+    status, body = pipeline.api("GET", "/runs?kind=batch")
+    assert status == 200 and body["runs"] == []
+
+    status, body = pipeline.api("GET", "/runs?kind=bogus")
+    assert status == 400 and body["error"]["code"] == "InvalidParameter"
+
+
 def test_show_run_gives_state_and_full_history(pipeline: Pipeline) -> None:
     run_id = pipeline.upload(KEY, SFT_SAMPLE)
     pipeline.pump(run_id)

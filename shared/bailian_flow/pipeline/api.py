@@ -17,7 +17,7 @@ from bailian_flow.client.errors import APIStatusError, NotFoundError
 from bailian_flow.pipeline import reconcile
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.pipeline.settings import SettingsError, resolve_settings
-from bailian_flow.pipeline.state import RunState, Stage
+from bailian_flow.pipeline.state import RUN_KINDS, RunState, Stage
 from bailian_flow.pipeline.transitions import commit, load
 
 log = logging.getLogger("bailian_flow.pipeline")
@@ -116,9 +116,14 @@ async def list_runs(flow: Flow, query: dict[str, str]) -> tuple[list[dict[str, A
     run_ids, next_cursor = await flow.runs.recent(limit=limit, after=query.get("after"))
     loaded = await asyncio.gather(*(load(flow, run_id) for run_id in run_ids))
     wanted_stage = query.get("stage")
+    wanted_kind = query.get("kind")
+    if wanted_kind is not None and wanted_kind not in RUN_KINDS:
+        raise HttpError(400, "InvalidParameter", f"kind must be one of {', '.join(sorted(RUN_KINDS))}")
     runs = [current.state.public() for current in loaded if current is not None]
     if wanted_stage:
         runs = [run for run in runs if run["stage"] == wanted_stage]
+    if wanted_kind:
+        runs = [run for run in runs if run["kind"] == wanted_kind]
     return runs, next_cursor
 
 

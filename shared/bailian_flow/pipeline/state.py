@@ -36,6 +36,10 @@ TERMINAL: frozenset[str] = frozenset({"done", "failed", "canceled"})
 # Stages whose progress only the timer can see (Bailian has no callbacks for them).
 POLLED: frozenset[str] = frozenset({"training", "import-running", "deployment-pending"})
 
+# What a run does; every kind shares the run log, the transitions and the exactly-once rules.
+RunKind = Literal["fine-tune", "batch", "import"]
+RUN_KINDS: frozenset[str] = frozenset({"fine-tune", "batch", "import"})
+
 # Names the REST API and notifications use for the terminal stages.
 PUBLIC_STAGE = {"done": "DONE", "failed": "FAILED", "canceled": "CANCELED"}
 
@@ -67,6 +71,7 @@ class RunState(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     run_id: str
+    kind: RunKind = "fine-tune"
     # The sequence number of the log entry holding this state (set when the entry is written or read).
     seq: int = 0
     stage: Stage
