@@ -19,6 +19,8 @@ from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.pipeline.settings import SettingsError, resolve_settings
 from bailian_flow.pipeline.state import RUN_KINDS, RunState, Stage
 from bailian_flow.pipeline.transitions import commit, load
+from bailian_flow.runlog import run_id_for
+from bailian_flow.store import bare_etag
 
 log = logging.getLogger("bailian_flow.pipeline")
 
@@ -203,6 +205,18 @@ def _resume_stage(state: RunState) -> Stage | None:
     return None
 
 
+def _refuse_superseded(state: RunState, current_etag: str | None) -> None:
+    """A run is bound to one version of its object: once the key holds another, that version's run is the one."""
+    source = state.source
+    if current_etag is None or source.etag is None or source.bucket is None or source.key is None:
+        return
+    if bare_etag(current_etag).upper() != bare_etag(source.etag).upper():
+        newer = run_id_for(source.bucket, source.key, current_etag)
+        raise HttpError(
+            409, "Superseded", f"{source.key} was overwritten since run {state.run_id} began; its run is {newer}"
+        )
+
+
 async def retry_run(flow: Flow, run_id: str, settings: Any = None) -> dict[str, Any]:
     from bailian_flow.pipeline.intake import settings_for
 
@@ -216,13 +230,12 @@ async def retry_run(flow: Flow, run_id: str, settings: Any = None) -> dict[str, 
     if resume is None:
         raise HttpError(409, "Conflict", f"run {run_id} has no source to retry from")
     updates: dict[str, Any] = {"attempt": state.attempt + 1, "error": None, "claims": {}, "redrives": 0}
+    info = await flow.store.head(state.source.key) if state.source.key else None
+    _refuse_superseded(state, info.etag if info else None)
     if resume == "requested" and state.source.key:
         # The user may have fixed the sidecar or metadata: read the settings again.
         try:
-            metadata = await flow.store.head(state.source.key)
-            updates["settings"] = await settings_for(
-                flow, state.source.key, metadata.metadata if metadata else {}, settings
-            )
+            updates["settings"] = await settings_for(flow, state.source.key, info.metadata if info else {}, settings)
         except SettingsError as exc:
             raise HttpError(400, "InvalidSettings", exc.reason) from None
     if resume in ("requested", "file-ready"):

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from bailian_flow.pipeline.runtime import Flow
+from bailian_flow.store import ObjectChangedError, bare_etag
 from bailian_flow.validate import DatasetError, DatasetValidator, kind_for_training_type, safe_file_name, validating
 
 
@@ -26,18 +27,38 @@ class SourceMissing(LookupError):
         self.key = key
 
 
-async def ingest(flow: Flow, key: str, *, training_type: str, description: str) -> IngestResult:
+class SourceSuperseded(LookupError):
+    """The object now holds another version than the one the run was opened for (`newer_etag`, if any)."""
+
+    def __init__(self, key: str, newer_etag: str | None) -> None:
+        super().__init__(f"object {key} was overwritten by a newer version")
+        self.key = key
+        self.newer_etag = newer_etag
+
+
+async def _superseded(flow: Flow, key: str) -> SourceSuperseded:
+    info = await flow.store.head(key)
+    return SourceSuperseded(key, info.etag if info else None)
+
+
+async def ingest(
+    flow: Flow, key: str, *, training_type: str, description: str, etag: str | None = None
+) -> IngestResult:
+    """Validate `key` while uploading it; with `etag`, only that version of it (SourceSuperseded otherwise)."""
     info = await flow.store.head(key)
     if info is None:
         raise SourceMissing(key)
+    if etag is not None and bare_etag(etag).upper() != info.etag.upper():
+        raise SourceSuperseded(key, info.etag)
     validator = DatasetValidator(kind_for_training_type(training_type), object_name=key)
-    failures: list[DatasetError] = []
+    failures: list[DatasetError | ObjectChangedError] = []
 
     async def validated() -> AsyncIterator[bytes]:
         try:
-            async for chunk in validating(flow.store.stream(key), validator):
+            # Every ranged read carries If-Match: an overwrite mid-stream cannot splice another version in.
+            async for chunk in validating(flow.store.stream(key, if_match=etag or info.etag), validator):
                 yield chunk
-        except DatasetError as exc:
+        except (DatasetError, ObjectChangedError) as exc:
             # Kept aside: the HTTP library may wrap what the body generator raises.
             failures.append(exc)
             raise
@@ -52,10 +73,16 @@ async def ingest(flow: Flow, key: str, *, training_type: str, description: str) 
         )
     except Exception:
         if failures:
-            raise failures[0] from None
+            raise await _as_raised(flow, key, failures[0]) from None
         raise
     stats = validator.stats
     if failures or stats is None:
         # The server answered before the body ended: it cannot have stored a file we did not finish validating.
-        raise failures[0] if failures else RuntimeError(f"upload of {key} answered before its body was sent")
+        if failures:
+            raise await _as_raised(flow, key, failures[0])
+        raise RuntimeError(f"upload of {key} answered before its body was sent")
     return IngestResult(file_id=uploaded.file_id, records=stats.records, warnings=list(stats.warnings))
+
+
+async def _as_raised(flow: Flow, key: str, failure: DatasetError | ObjectChangedError) -> Exception:
+    return await _superseded(flow, key) if isinstance(failure, ObjectChangedError) else failure

@@ -31,6 +31,12 @@ def _normal_etag(etag: str | None) -> str:
     return bare_etag(etag).upper()
 
 
+async def _keep_marked(flow: Flow, state: RunState) -> None:
+    """A redelivery of an open run re-marks it: runs written before markers came first may have lost theirs."""
+    if not state.terminal:
+        await flow.runs.mark_active(state.run_id)
+
+
 async def settings_for(
     flow: Flow, key: str, metadata: Mapping[str, str], explicit: Mapping[str, Any] | None
 ) -> RunSettings:
@@ -72,6 +78,7 @@ async def open_run_for_object(
     run_id = run_id_for(bucket, key, _normal_etag(info.etag))
     existing = await load(flow, run_id)
     if existing is not None:
+        await _keep_marked(flow, existing.state)
         return existing.state, False
     source = Source(bucket=bucket, key=key, etag=_normal_etag(info.etag), size=info.size)
     error: RunError | None = None
@@ -102,6 +109,7 @@ async def open_run_for_file(
     run_id = run_id_for("bailian-file", file_id, "")
     existing = await load(flow, run_id)
     if existing is not None:
+        await _keep_marked(flow, existing.state)
         return existing.state, False
     settings = resolve_settings(flow.settings.defaults, explicit=explicit)
     state = RunState(

@@ -14,7 +14,7 @@ from bailian_flow.pipeline.runtime import MAX_REDRIVES, Flow
 from bailian_flow.pipeline.scan import adopt_orphans
 from bailian_flow.pipeline.state import INTENTS, RunError
 from bailian_flow.pipeline.steps import POLLING, REANNOUNCE_AS, advance
-from bailian_flow.pipeline.transitions import Current, commit, fail, load
+from bailian_flow.pipeline.transitions import Current, commit, fail, load, settle_marker
 
 log = logging.getLogger("bailian_flow.pipeline")
 
@@ -74,13 +74,9 @@ async def _redrive(flow: Flow, current: Current, report: TickReport) -> None:
 async def _visit(flow: Flow, run_id: str, current: Current, report: TickReport) -> None:
     stage = current.state.stage
     if current.state.terminal:
-        await flow.runs.clear_active(run_id)
-        # A retry may have revived the run since it was read: keep it active then.
-        latest = await load(flow, run_id)
-        if latest is not None and not latest.state.terminal:
-            await flow.runs.mark_active(run_id)
-            return
-        report.finished.append(run_id)
+        # A retry may have revived the run since it was read: `settle_marker` keeps it active then.
+        if await settle_marker(flow, run_id):
+            report.finished.append(run_id)
     elif stage in POLLING:
         await advance(flow, run_id, POLLING)
         report.polled.append(run_id)

@@ -138,13 +138,29 @@ async def create_or_find(
 
 async def create(flow: Flow, state: RunState, changed: str) -> RunState | None:
     """Write a run's first entry (sequence 0)."""
-    # Indexed before the commit, so that no run that exists is missing from the list; a delivery that then loses
-    # the race leaves a second index entry, which listing folds away.
+    # Indexed and marked active before the commit: nothing a run needs to be found again is written after the
+    # commit that needs it, so a crash or a refused write in between leaves no run that exists unlisted or
+    # unpolled. A delivery that then loses the race leaves a second index entry, which listing folds away, and a
+    # marker the winner's run would have had anyway (a terminal winner's is cleared by the timer's next visit).
     await flow.runs.add_to_index(state.run_id, utc_now())
-    written = await _write(flow, 0, state, changed)
-    if written is not None:
+    if not state.terminal:
         await flow.runs.mark_active(state.run_id)
-    return written
+    return await _write(flow, 0, state, changed)
+
+
+async def settle_marker(flow: Flow, run_id: str) -> bool:
+    """Clear a finished run's active marker; True when it stays cleared.
+
+    The clear is re-checked against the log: a retry may revive the run between our terminal read and the DELETE
+    (its own `mark_active` is a no-op while the old marker still exists), so after deleting we read the newest
+    entry again and put the marker back for a run that is no longer terminal.
+    """
+    await flow.runs.clear_active(run_id)
+    latest = await load(flow, run_id)
+    if latest is not None and not latest.state.terminal:
+        await flow.runs.mark_active(run_id)
+        return False
+    return True
 
 
 async def fail(flow: Flow, current: Current, error: RunError, changed: str | None = None) -> RunState | None:
@@ -161,7 +177,7 @@ async def _write(flow: Flow, seq: int, state: RunState, changed: str) -> RunStat
         return None
     log.info("run %s: #%d %s (%s)", state.run_id, seq, state.stage, changed)
     if state.terminal:
-        await flow.runs.clear_active(state.run_id)
+        await settle_marker(flow, state.run_id)
     # Only the winner notifies, and the message id is stable, so a receiver can dedupe a repeated send.
     await flow.notifier.send(
         f"run.{state.stage}",

@@ -4,7 +4,7 @@ Errors:
 
     StoreError                  any failure of the backing store (the SDK's error is chained as __cause__)
     ├── ObjectNotFoundError     stream() of a key that does not exist (get/head answer None instead)
-    ├── ObjectChangedError      the object was overwritten while it was being streamed
+    ├── ObjectChangedError      the object is not (or no longer) the version the read was pinned to
     └── InvalidKeyError         a key the backend cannot hold (also a ValueError)
 """
 
@@ -75,8 +75,14 @@ class ObjectStore(Protocol):
 
     async def head(self, key: str) -> ObjectInfo | None: ...
 
-    def stream(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> AsyncIterator[bytes]:
-        """Chunks of at most `chunk_size` bytes, in constant memory; raises ObjectNotFoundError if missing."""
+    def stream(
+        self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE, if_match: str | None = None
+    ) -> AsyncIterator[bytes]:
+        """Chunks of at most `chunk_size` bytes, in constant memory; raises ObjectNotFoundError if missing.
+
+        `if_match` pins the read to one version (an ETag, quoted or bare): ObjectChangedError when the object
+        holds another version, before the first chunk or at any chunk after it.
+        """
         ...
 
     def list(self, prefix: str, *, start_after: str | None = None) -> AsyncIterator[ObjectInfo]:

@@ -29,9 +29,11 @@ from typing import Any, BinaryIO
 from bailian_flow.store._base import (
     DEFAULT_CHUNK_SIZE,
     InvalidKeyError,
+    ObjectChangedError,
     ObjectInfo,
     ObjectNotFoundError,
     StoreError,
+    bare_etag,
 )
 
 _META_DIR = ".flow-meta"
@@ -198,7 +200,9 @@ class FileStore:
             content_type=sidecar.get("content_type"),
         )
 
-    async def stream(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> AsyncIterator[bytes]:
+    async def stream(
+        self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE, if_match: str | None = None
+    ) -> AsyncIterator[bytes]:
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
         path = self._path(key)
@@ -208,6 +212,12 @@ class FileStore:
             raise ObjectNotFoundError(f"no such object: {key!r}", status=404, code="NoSuchKey") from None
         # The open handle pins this version of the file: an overwrite (replace) cannot tear the stream.
         try:
+            if if_match is not None:
+                opened = await asyncio.to_thread(self._info, key, os.fstat(handle.fileno()))
+                if bare_etag(if_match).upper() != opened.etag.upper():
+                    raise ObjectChangedError(
+                        f"{key!r} is not the version asked for", status=412, code="PreconditionFailed"
+                    )
             while chunk := await asyncio.to_thread(handle.read, chunk_size):
                 yield chunk
         finally:

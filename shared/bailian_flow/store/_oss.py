@@ -239,8 +239,10 @@ class OssStore:
             content_type=result.content_type,
         )
 
-    async def stream(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> AsyncIterator[bytes]:
-        """One ranged GET per chunk, each pinned to the first ETag with If-Match.
+    async def stream(
+        self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE, if_match: str | None = None
+    ) -> AsyncIterator[bytes]:
+        """One ranged GET per chunk, each pinned with If-Match to `if_match` (or to the ETag HEAD saw first).
 
         Each request holds at most `chunk_size` bytes, is idempotent (so the SDK's retryer may repeat it
         safely), and an overwrite mid-read fails loudly (412) instead of splicing two versions together.
@@ -250,6 +252,10 @@ class OssStore:
         info = await self.head(key)
         if info is None:
             raise ObjectNotFoundError(f"no such object: {self.bucket}/{key}", status=404, code="NoSuchKey")
+        if if_match is not None and bare_etag(if_match).upper() != info.etag.upper():
+            raise ObjectChangedError(
+                f"{self.bucket}/{key} is not the version asked for", status=412, code="PreconditionFailed"
+            )
         client = self._sdk()
         offset = 0
         while offset < info.size:

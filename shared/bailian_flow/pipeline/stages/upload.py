@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from bailian_flow.client.errors import APIConnectionError, APIStatusError, RateLimitError, UploadFailedError
 from bailian_flow.pipeline import reconcile
-from bailian_flow.pipeline.ingest import SourceMissing, ingest
+from bailian_flow.pipeline.ingest import SourceMissing, SourceSuperseded, ingest
 from bailian_flow.pipeline.runtime import Flow
-from bailian_flow.pipeline.state import RunError
+from bailian_flow.pipeline.state import RunError, RunState
 from bailian_flow.pipeline.transitions import (
     Current,
     Outcome,
@@ -17,6 +17,7 @@ from bailian_flow.pipeline.transitions import (
     may_exist,
     server_fault,
 )
+from bailian_flow.runlog import run_id_for
 from bailian_flow.validate import DatasetError
 
 
@@ -31,14 +32,16 @@ async def step_received(flow: Flow, current: Current) -> Outcome:
     return "again"
 
 
-async def _ensure_file(flow: Flow, current: Current, key: str, role: str) -> tuple[str, int, list[str]]:
+async def _ensure_file(
+    flow: Flow, current: Current, key: str, role: str, etag: str | None = None
+) -> tuple[str, int, list[str]]:
     """The file id of `key` uploaded for this run: found by its description, or streamed up now."""
     state = current.state
     description = reconcile.file_description(state.run_id, state.attempt, role)
     if may_exist(current) and (found := await reconcile.find_file(flow, description)) is not None:
         return found.file_id, state.records or 0, []
     try:
-        result = await ingest(flow, key, training_type=state.settings.training_type, description=description)
+        result = await ingest(flow, key, training_type=state.settings.training_type, description=description, etag=etag)
     except APIConnectionError as exc:
         if exc.maybe_processed and (found := await reconcile.find_file(flow, description)) is not None:
             return found.file_id, state.records or 0, []
@@ -50,7 +53,8 @@ async def act_upload(flow: Flow, current: Current) -> None:
     state = current.state
     assert state.source.key is not None
     try:
-        file_id, records, warnings = await _ensure_file(flow, current, state.source.key, "train")
+        # Pinned to the version the run was opened for: a re-upload of the key is another run's to train.
+        file_id, records, warnings = await _ensure_file(flow, current, state.source.key, "train", state.source.etag)
         validation_id = None
         if state.settings.validation_key:
             validation_id, _, _ = await _ensure_file(flow, current, state.settings.validation_key, "validation")
@@ -60,6 +64,9 @@ async def act_upload(flow: Flow, current: Current) -> None:
         return
     except SourceMissing as exc:
         await fail(flow, current, RunError(reason=str(exc), object=exc.key, code="SourceMissing"))
+        return
+    except SourceSuperseded as exc:
+        await fail(flow, current, superseded_error(state, exc.newer_etag))
         return
     except UploadFailedError as exc:
         await fail(flow, current, RunError(reason=f"Bailian rejected the file: {exc}", object=state.source.key))
@@ -80,3 +87,14 @@ async def act_upload(flow: Flow, current: Current) -> None:
         records=records,
         warnings=warnings,
     )
+
+
+def superseded_error(state: RunState, newer_etag: str | None) -> RunError:
+    """The run's version of its object is gone: name the run of the version that replaced it."""
+    key = state.source.key
+    if newer_etag is None or state.source.bucket is None or key is None:
+        reason = f"object {key} was overwritten and the version this run was opened for is gone"
+    else:
+        newer = run_id_for(state.source.bucket, key, newer_etag)
+        reason = f"superseded by run {newer}: object {key} was overwritten by a newer version"
+    return RunError(reason=reason, object=key, code="Superseded")
