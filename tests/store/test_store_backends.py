@@ -108,6 +108,21 @@ async def test_overwrite_during_stream_never_splices_versions(store: ObjectStore
     assert await store.get("datasets/moving.jsonl") == replacement
 
 
+async def test_stream_pinned_to_a_version_refuses_any_other(store: ObjectStore) -> None:
+    assert await store.put("datasets/pinned.jsonl", b"first version\n")
+    first = await store.head("datasets/pinned.jsonl")
+    assert first is not None
+    # Quoted (as listings spell it) or bare (as events do), the pin is the same.
+    for spelling in (first.etag, f'"{first.etag}"', first.etag.lower()):
+        chunks = [chunk async for chunk in store.stream("datasets/pinned.jsonl", if_match=spelling)]
+        assert b"".join(chunks) == b"first version\n"
+    assert await store.put("datasets/pinned.jsonl", b"second version\n")
+    with pytest.raises(ObjectChangedError) as raised:
+        async for _ in store.stream("datasets/pinned.jsonl", if_match=first.etag):
+            pass
+    assert raised.value.status == 412
+
+
 async def test_stream_of_empty_object_yields_nothing(store: ObjectStore) -> None:
     assert await store.put("empty.jsonl", b"")
     assert [chunk async for chunk in store.stream("empty.jsonl")] == []
