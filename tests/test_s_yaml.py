@@ -159,7 +159,13 @@ def test_ram_policy_is_valid_and_scoped_to_the_layout() -> None:
     ]
     allowed = {
         f"acs:oss:*:*:bailian-flow/{p}*"
-        for p in (layout.DATASETS_PREFIX, layout.RUNS_PREFIX, layout.ACTIVE_PREFIX, layout.INDEX_PREFIX)
+        for p in (
+            layout.DATASETS_PREFIX,
+            layout.RUNS_PREFIX,
+            layout.ACTIVE_PREFIX,
+            layout.INDEX_PREFIX,
+            layout.TTL_PREFIX,
+        )
     } | {"acs:oss:*:*:bailian-flow"}
     assert set(oss_resources) <= allowed
     for statement in policy["Statement"]:
@@ -189,6 +195,9 @@ def test_ram_policy_grants_everything_the_pipeline_does() -> None:
         assert granted("oss:ListObjects", prefix), prefix
     assert granted("oss:GetObject", layout.DATASETS_PREFIX)
     assert granted("oss:DeleteObject", layout.ACTIVE_PREFIX)
+    # The deployment-TTL index: written when a run finishes, listed and cleared by the timer.
+    for action in ("oss:PutObject", "oss:ListObjects", "oss:DeleteObject"):
+        assert granted(action, layout.TTL_PREFIX), action
 
 
 def test_build_script_targets_the_declared_runtime(app: AppSpec) -> None:

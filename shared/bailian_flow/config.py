@@ -32,6 +32,8 @@ class RunDefaults(BaseModel):
     deploy_plan: str = "lora"
     deploy_capacity: int = 1
     deploy_spec: str | None = None
+    job_retention: str = "keep-last-10"
+    deployment_ttl: str | None = None
 
 
 class Settings(BaseModel):
@@ -88,6 +90,8 @@ class Settings(BaseModel):
             "deploy_plan": get("BAILIAN_FLOW_DEPLOY_PLAN"),
             "deploy_capacity": get("BAILIAN_FLOW_DEPLOY_CAPACITY"),
             "deploy_spec": get("BAILIAN_FLOW_DEPLOY_SPEC"),
+            "job_retention": get("BAILIAN_FLOW_JOB_RETENTION"),
+            "deployment_ttl": get("BAILIAN_FLOW_DEPLOYMENT_TTL"),
         }
         fields: dict[str, Any] = {
             "api_key": get("DASHSCOPE_API_KEY"),

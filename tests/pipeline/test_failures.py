@@ -172,7 +172,7 @@ def test_service_unavailable_on_create_raises_and_fc_retry_makes_one_job(pipelin
 # --- retry and cancel through the REST API ---------------------------------------------------------------------
 
 
-def test_retry_of_a_failed_training_resumes_at_the_job_with_attempt_two(pipeline: Pipeline) -> None:
+def test_retry_of_a_failed_training_uploads_again_and_starts_job_two(pipeline: Pipeline) -> None:
     pipeline.script("fine_tune")
     run_id = pipeline.upload(KEY, SFT_SAMPLE)
     failed = pipeline.pump(run_id)
@@ -182,7 +182,8 @@ def test_retry_of_a_failed_training_resumes_at_the_job_with_attempt_two(pipeline
     status, body = pipeline.api("POST", f"/runs/{run_id}/retry")
 
     assert status == 202, body
-    assert body["run"]["stage"] == "file-ready"
+    # The failed job's file was deleted when the job ended (the file quota is the account's): upload again.
+    assert body["run"]["stage"] == "requested"
     assert body["run"]["attempt"] == 2
     assert body["run"]["error"] is None
     run = pipeline.pump(run_id)
@@ -190,8 +191,9 @@ def test_retry_of_a_failed_training_resumes_at_the_job_with_attempt_two(pipeline
     assert run["attempt"] == 2
     assert run["job_name"] == f"bf-{run_id}-2"
     assert run["job_id"] != first_job
+    assert run["file_id"] != failed["file_id"]
     created = pipeline.created()
-    assert (created["files"], created["fine_tunes"], created["deployments"]) == (1, 2, 1), "file reused"
+    assert (created["files"], created["fine_tunes"], created["deployments"]) == (2, 2, 1)
 
 
 def test_retry_of_a_failed_deployment_redeploys_under_a_new_suffix(pipeline: Pipeline) -> None:

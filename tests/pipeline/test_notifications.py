@@ -165,3 +165,17 @@ def _keys(pipeline: Pipeline, prefix: str) -> list[str]:
     found: list[str] = pipeline._store_call(keys)
     assert found
     return found
+
+
+def test_teardown_is_notified_as_run_undeployed(notifying: Pipeline, receiver: Receiver) -> None:
+    run_id = notifying.upload(KEY, SFT_SAMPLE)
+    notifying.pump(run_id)
+
+    status, body = notifying.api("POST", f"/runs/{run_id}/teardown")
+
+    assert status == 200
+    last = notifying.history(run_id)[-1]
+    payload = _messages_of(receiver, run_id)[f"{run_id}-{last['seq']}"]
+    assert payload["type"] == "run.undeployed"
+    assert payload["data"]["stage"] == "DONE"
+    assert payload["data"]["undeployed_at"] == body["run"]["undeployed_at"]

@@ -24,7 +24,7 @@ from bailian_flow.store import bare_etag
 
 log = logging.getLogger("bailian_flow.pipeline")
 
-_RUN_PATH = re.compile(r"^/runs/(?P<run_id>[A-Za-z0-9_-]+)(?P<action>/cancel|/retry)?/?$")
+_RUN_PATH = re.compile(r"^/runs/(?P<run_id>[A-Za-z0-9_-]+)(?P<action>/cancel|/retry|/teardown)?/?$")
 MAX_LIST = 200
 
 
@@ -102,6 +102,8 @@ async def _route(flow: Flow, method: str, path: str, body: dict[str, Any], query
             return 200, {"run": await cancel_run(flow, run_id)}
         if action == "/retry" and method == "POST":
             return 202, {"run": await retry_run(flow, run_id, body.get("settings"))}
+        if action == "/teardown" and method == "POST":
+            return 200, {"run": await teardown_run(flow, run_id)}
     if path.startswith("/callbacks/") and method == "POST":
         return 200, await callback(flow, path.removeprefix("/callbacks/"), body)
     raise HttpError(404, "NotFound", f"no route for {method} {path}")
@@ -195,10 +197,29 @@ async def cancel_run(flow: Flow, run_id: str) -> dict[str, Any]:
     raise HttpError(409, "Conflict", f"run {run_id} kept changing; try again")
 
 
+async def teardown_run(flow: Flow, run_id: str) -> dict[str, Any]:
+    """Undeploy a DONE run's model; asking again once it is undeployed answers the same run."""
+    from bailian_flow.pipeline.lifecycle import can_tear_down, tear_down
+
+    for _ in range(5):
+        current = await load(flow, run_id)
+        if current is None:
+            raise HttpError(404, "NotFound", f"run {run_id} does not exist")
+        if current.state.undeployed_at:
+            return current.state.public()
+        refusal = can_tear_down(current.state)
+        if refusal is not None:
+            raise HttpError(409, "Conflict", refusal)
+        written = await tear_down(flow, current, "torn down through the API")
+        if written is not None:
+            return written.public()
+    raise HttpError(409, "Conflict", f"run {run_id} kept changing; try again")
+
+
 def _resume_stage(state: RunState) -> Stage | None:
     if state.finetuned_output or state.imported_model:
         return "job-succeeded"
-    if state.file_id:
+    if state.file_id and not state.files_deleted:
         return "file-ready"
     if state.source.key or state.source.file_id:
         return "requested"
@@ -239,8 +260,18 @@ async def retry_run(flow: Flow, run_id: str, settings: Any = None) -> dict[str, 
         except SettingsError as exc:
             raise HttpError(400, "InvalidSettings", exc.reason) from None
     if resume in ("requested", "file-ready"):
-        updates.update(job_id=None, job_name=None, job_status=None, finetuned_output=None)
-    updates.update(deployed_model=None, deploy_suffix=None, deployment_status=None, import_job_id=None)
+        updates.update(job_id=None, job_name=None, job_status=None, finetuned_output=None, job_deleted=False)
+    if resume == "requested":
+        # The files were deleted when the job ended: the retry uploads the dataset again.
+        updates.update(file_id=None, validation_file_id=None, files_deleted=[])
+    updates.update(
+        deployed_model=None,
+        deploy_suffix=None,
+        deployment_status=None,
+        import_job_id=None,
+        deployment_expires_at=None,
+        undeployed_at=None,
+    )
     # `commit` puts the revived run back on the timer's list.
     written = await commit(flow, current, resume, f"retry #{state.attempt + 1} from {resume}", **updates)
     if written is None:

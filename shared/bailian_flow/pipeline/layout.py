@@ -20,6 +20,7 @@ SIDECAR_SUFFIX = ".flow.yaml"
 RUNS_PREFIX = "runs/"
 ACTIVE_PREFIX = "active/"
 INDEX_PREFIX = "index/"  # newest-first index of runs, for listing
+TTL_PREFIX = "ttl/"  # deployments to undeploy, soonest first: `ttl/<expiry>-<run_id>`
 
 # Stage markers: the entry that records a stage carries it in its key, so an OSS suffix filter can chain the
 # next function on it.

@@ -11,11 +11,12 @@ Unknown keys are rejected by name, so a typo fails the run with the field it con
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from bailian_flow.config import RunDefaults
 
@@ -51,15 +52,86 @@ class ImportSpec(BaseModel):
         return value
 
 
+class PtuCapacity(BaseModel):
+    """Provisioned throughput of a `ptu` deployment, in tokens per minute."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_tpm: int = Field(gt=0)
+    output_tpm: int = Field(gt=0)
+
+
+_RETENTION = re.compile(r"^(delete-after-deploy|keep|keep-last-(?P<n>\d{1,3}))$")
+_DURATION = re.compile(r"^(?P<n>\d{1,7})\s*(?P<unit>[smhd]?)$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# A deployment that lives longer than a year is not what a TTL is for; beyond it a typo is likelier.
+MAX_TTL_SECONDS = 366 * 86400
+
+
+def retention_keep_last(value: str) -> int | None:
+    """N of `keep-last-N`; None for the other policies."""
+    match = _RETENTION.match(value)
+    return int(match["n"]) if match and match["n"] is not None else None
+
+
+def _check_retention(value: str) -> str:
+    if not _RETENTION.match(value):
+        raise ValueError("must be delete-after-deploy, keep-last-N (N a number) or keep")
+    return value
+
+
+def parse_duration(value: Any) -> int | None:
+    """Seconds from a number of seconds or a string such as `90m`, `24h`, `7d`; None stays None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 3600, 90m, 24h or 7d")
+    match = _DURATION.match(str(value).strip().lower())
+    if match is None:
+        raise ValueError("must be a duration such as 3600, 90m, 24h or 7d")
+    seconds = int(match["n"]) * _UNIT_SECONDS[match["unit"]]
+    if not 1 <= seconds <= MAX_TTL_SECONDS:
+        raise ValueError(f"must be between 1 second and {MAX_TTL_SECONDS // 86400} days")
+    return seconds
+
+
 class OnSuccess(BaseModel):
     action: Literal["deploy", "import", "none"] = "deploy"
     plan: Literal["mu", "cu", "ptu", "lora"] = "lora"
     capacity: int = Field(default=1, ge=1, lt=1000)
-    deploy_spec: str | None = None
+    # Validated even when left out, so that a plan missing its companion setting is blamed on that setting.
+    deploy_spec: str | None = Field(default=None, validate_default=True)
+    ptu_capacity: PtuCapacity | None = Field(default=None, validate_default=True)
+    # Applied with an update once the deployment runs (the create call's own limits are not in every plan).
+    rpm_limit: int | None = Field(default=None, gt=0)
+    tpm_limit: int | None = Field(default=None, gt=0)
+    # `last` deploys the job's final model; a checkpoint name (`checkpoint-20`) is exported first, then deployed.
+    checkpoint: str = Field(default="last", pattern=r"^(last|checkpoint-\d{1,9})$")
+    # Undeploy this long after the deployment runs (seconds, or `90m`, `24h`, `7d`); None keeps it.
+    deployment_ttl: int | None = None
     deploy_after_import: bool = True
     import_: ImportSpec | None = Field(default=None, alias="import")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("deployment_ttl", mode="before")
+    @classmethod
+    def _ttl(cls, value: Any) -> int | None:
+        return parse_duration(value)
+
+    @field_validator("deploy_spec")
+    @classmethod
+    def _spec_for_mu(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("plan") == "mu" and not value:
+            raise ValueError("plan 'mu' needs deploy_spec (for example MU1)")
+        return value
+
+    @field_validator("ptu_capacity")
+    @classmethod
+    def _capacity_for_ptu(cls, value: PtuCapacity | None, info: ValidationInfo) -> PtuCapacity | None:
+        if info.data.get("plan") == "ptu" and value is None:
+            raise ValueError("plan 'ptu' needs ptu_capacity with input_tpm and output_tpm")
+        return value
 
     @model_validator(mode="after")
     def _import_needs_weights(self) -> OnSuccess:
@@ -76,6 +148,13 @@ class RunSettings(BaseModel):
     hyper_parameters: dict[str, Any] = Field(default_factory=dict)
     validation_key: str | None = None
     on_success: OnSuccess = Field(default_factory=OnSuccess)
+    # What becomes of the run's succeeded fine-tune job (it counts against the account's 20-job quota).
+    job_retention: str = "keep-last-10"
+
+    @field_validator("job_retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        return _check_retention(value)
 
     @classmethod
     def from_defaults(cls, defaults: RunDefaults) -> RunSettings:
@@ -84,11 +163,13 @@ class RunSettings(BaseModel):
                 "model": defaults.model,
                 "training_type": defaults.training_type,
                 "hyper_parameters": dict(defaults.hyper_parameters),
+                "job_retention": defaults.job_retention,
                 "on_success": {
                     "action": defaults.on_success,
                     "plan": defaults.deploy_plan,
                     "capacity": defaults.deploy_capacity,
                     "deploy_spec": defaults.deploy_spec,
+                    "deployment_ttl": defaults.deployment_ttl,
                 },
             }
         )
@@ -102,6 +183,16 @@ _METADATA_FIELDS = {
     "flow-plan": ("on_success", "plan"),
     "flow-capacity": ("on_success", "capacity"),
     "flow-deploy-spec": ("on_success", "deploy_spec"),
+    "flow-rpm-limit": ("on_success", "rpm_limit"),
+    "flow-tpm-limit": ("on_success", "tpm_limit"),
+    "flow-checkpoint": ("on_success", "checkpoint"),
+    "flow-deployment-ttl": ("on_success", "deployment_ttl"),
+    "flow-job-retention": ("job_retention",),
+}
+# Metadata values that are JSON documents, and where they go.
+_METADATA_JSON_FIELDS = {
+    "flow-hyper-parameters": ("hyper_parameters",),
+    "flow-ptu-capacity": ("on_success", "ptu_capacity"),
 }
 
 
@@ -122,24 +213,25 @@ def metadata_overrides(metadata: Mapping[str, str], *, object_key: str) -> dict[
         name = raw_name.lower().removeprefix("x-oss-meta-")
         if not name.startswith("flow-"):
             continue
-        if name == "flow-hyper-parameters":
+        parsed: Any = value
+        path = _METADATA_JSON_FIELDS.get(name)
+        if path is not None:
             try:
                 parsed = json.loads(value)
             except json.JSONDecodeError as exc:
                 raise SettingsError(
                     f"metadata {raw_name} is not JSON: {exc.msg}",
                     object_key=object_key,
-                    field="hyper_parameters",
+                    field=".".join(path),
                 ) from None
-            overrides["hyper_parameters"] = parsed
-            continue
-        path = _METADATA_FIELDS.get(name)
+        else:
+            path = _METADATA_FIELDS.get(name)
         if path is None:
             raise SettingsError(f"unknown metadata setting {raw_name}", object_key=object_key, field=name)
         target = overrides
         for part in path[:-1]:
             target = target.setdefault(part, {})
-        target[path[-1]] = value
+        target[path[-1]] = parsed
     return overrides
 
 

@@ -92,6 +92,11 @@ class RunState(BaseModel):
     deploy_suffix: str | None = None
     deployed_model: str | None = None
     deployment_status: str | None = None
+    # Cleanup and the delivery's end of life (pipeline/cleanup.py, pipeline/lifecycle.py).
+    files_deleted: list[str] = Field(default_factory=list)
+    job_deleted: bool = False
+    deployment_expires_at: str | None = None
+    undeployed_at: str | None = None
     error: RunError | None = None
     warnings: list[str] = Field(default_factory=list)
     # How often each intent was claimed in this attempt: above one, the resource may exist already.

@@ -35,6 +35,7 @@ class TickReport:
     adopted: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
+    undeployed: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -44,6 +45,7 @@ class TickReport:
             "adopted": self.adopted,
             "finished": self.finished,
             "deferred": self.deferred,
+            "undeployed": self.undeployed,
         }
 
 
@@ -125,4 +127,11 @@ async def tick(flow: Flow) -> TickReport:
                 report.deferred.append(run_id)
 
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    try:
+        # DONE runs are off the active list; those whose deployment has a TTL wait in their own index.
+        from bailian_flow.pipeline.lifecycle import expire_deployments
+
+        report.undeployed = await expire_deployments(flow)
+    except Exception:
+        log.exception("expiring deployments failed; the next tick tries again")
     return report

@@ -53,14 +53,19 @@ async def load(flow: Flow, run_id: str) -> Current | None:
     return None if entry is None else current_of(entry)
 
 
-async def commit(flow: Flow, current: Current, stage: Stage, changed: str, **updates: Any) -> RunState | None:
-    """Write the run's next entry. None means another delivery wrote that sequence number first: re-read."""
+async def commit(
+    flow: Flow, current: Current, stage: Stage, changed: str, *, event: str | None = None, **updates: Any
+) -> RunState | None:
+    """Write the run's next entry. None means another delivery wrote that sequence number first: re-read.
+
+    `event` names the notification when it is not the stage's own (`run.<stage>`), e.g. `run.undeployed`.
+    """
     state = current.state.model_copy(update={"stage": stage, **updates})
     revived = current.state.terminal and not state.terminal
     if revived:
         # A retried run must be on the timer's list again before its first event can need polling.
         await flow.runs.mark_active(state.run_id)
-    written = await _write(flow, current.seq + 1, state, changed)
+    written = await _write(flow, current.seq + 1, state, changed, event=event)
     if written is not None and revived:
         # Again: a tick that saw the run still terminal may have cleared the marker meanwhile.
         await flow.runs.mark_active(state.run_id)
@@ -163,11 +168,13 @@ async def settle_marker(flow: Flow, run_id: str) -> bool:
     return True
 
 
-async def fail(flow: Flow, current: Current, error: RunError, changed: str | None = None) -> RunState | None:
-    return await commit(flow, current, "failed", changed or f"failed: {error.reason}", error=error)
+async def fail(
+    flow: Flow, current: Current, error: RunError, changed: str | None = None, **updates: Any
+) -> RunState | None:
+    return await commit(flow, current, "failed", changed or f"failed: {error.reason}", error=error, **updates)
 
 
-async def _write(flow: Flow, seq: int, state: RunState, changed: str) -> RunState | None:
+async def _write(flow: Flow, seq: int, state: RunState, changed: str, event: str | None = None) -> RunState | None:
     state = state.model_copy(update={"seq": seq})
     won = await flow.runs.append(
         state.run_id, seq, state.stage, state.model_dump(mode="json"), changed=changed, writer=flow.writer
@@ -180,7 +187,7 @@ async def _write(flow: Flow, seq: int, state: RunState, changed: str) -> RunStat
         await settle_marker(flow, state.run_id)
     # Only the winner notifies, and the message id is stable, so a receiver can dedupe a repeated send.
     await flow.notifier.send(
-        f"run.{state.stage}",
+        event or f"run.{state.stage}",
         {"changed": changed, "seq": seq, **state.public()},
         msg_id=f"{state.run_id}-{seq}",
     )

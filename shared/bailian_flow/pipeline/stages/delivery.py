@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from bailian_flow.client.errors import APIStatusError
 from bailian_flow.pipeline import reconcile
+from bailian_flow.pipeline.lifecycle import finish
 from bailian_flow.pipeline.runtime import Flow
-from bailian_flow.pipeline.state import RunError
-from bailian_flow.pipeline.transitions import Current, Outcome, claim, commit, create_or_find, fail, fetch_or_fail
+from bailian_flow.pipeline.state import RunError, RunState
+from bailian_flow.pipeline.transitions import (
+    Current,
+    Outcome,
+    api_error,
+    claim,
+    commit,
+    create_or_find,
+    fail,
+    fetch_or_fail,
+    server_fault,
+)
 
 
 async def step_job_succeeded(flow: Flow, current: Current) -> Outcome:
@@ -22,15 +34,46 @@ async def step_job_succeeded(flow: Flow, current: Current) -> Outcome:
         if claimed is not None:
             await act_import(flow, claimed)
     else:
-        await commit(flow, current, "done", f"training done; nothing more to do: {state.finetuned_output}")
+        await finish(flow, current, f"training done; nothing more to do: {state.finetuned_output}")
     return "again"
+
+
+async def _model_to_deploy(flow: Flow, current: Current) -> str | None:
+    """The model the run deploys: imported weights, the job's final model, or an exported checkpoint.
+
+    A checkpoint is exported under the name Bailian lists for it (export is repeatable under the same name, so
+    a resumed intent just exports again). None when the run was failed instead.
+    """
+    state = current.state
+    wanted = state.settings.on_success.checkpoint
+    if state.imported_model or wanted == "last":
+        return state.imported_model or state.finetuned_output
+    assert state.job_id is not None and state.finetuned_output is not None
+    job_id = state.job_id
+    try:
+        checkpoints = await flow.client.fine_tunes.checkpoints(job_id)
+        found = next((item for item in checkpoints if item.checkpoint == wanted), None)
+        if found is None:
+            have = ", ".join(item.checkpoint or "?" for item in checkpoints) or "none"
+            reason = f"checkpoint {wanted} does not exist in fine-tune {job_id} (it has: {have})"
+            await fail(flow, current, RunError(reason=reason, field="on_success.checkpoint", code="NoCheckpoint"))
+            return None
+        name = found.model_name or f"{state.finetuned_output}-{wanted}"
+        await flow.client.fine_tunes.export(job_id, wanted, name)
+    except APIStatusError as exc:
+        if server_fault(exc):
+            raise
+        await fail(flow, current, api_error(exc, f"exporting {wanted} of {job_id}"))
+        return None
+    return name
 
 
 async def act_deploy(flow: Flow, current: Current) -> None:
     state = current.state
     suffix = state.deploy_suffix or reconcile.deploy_suffix(state.run_id, state.attempt)
-    model = state.imported_model or state.finetuned_output
-    assert model is not None
+    model = await _model_to_deploy(flow, current)
+    if model is None:
+        return
     plan = state.settings.on_success
     deployment = await create_or_find(
         flow,
@@ -40,6 +83,7 @@ async def act_deploy(flow: Flow, current: Current) -> None:
             plan=plan.plan,
             capacity=plan.capacity,
             deploy_spec=plan.deploy_spec,
+            ptu_capacity=plan.ptu_capacity.model_dump() if plan.ptu_capacity else None,
             suffix=suffix,
             name=f"bf-{state.run_id}",
         ),
@@ -68,7 +112,9 @@ async def poll_deployment(flow: Flow, current: Current) -> Outcome:
         return "again"
     status = deployment.status
     if status == "RUNNING":
-        await commit(flow, current, "done", f"deployed {deployment.deployed_model}", deployment_status=status)
+        changed, warnings = await _apply_limits(flow, state)
+        changed = f"deployed {deployment.deployed_model}{changed}"
+        await finish(flow, current, changed, deployment_status=status, warnings=state.warnings + warnings)
     elif status == "FAILED":
         reason = f"deployment {deployment.deployed_model} FAILED"
         await fail(flow, current, RunError(reason=reason, code="DeploymentFailed", retryable=True))
@@ -76,6 +122,24 @@ async def poll_deployment(flow: Flow, current: Current) -> Outcome:
         changed = f"deployment {deployment.deployed_model} {status}"
         await commit(flow, current, "deployment-pending", changed, deployment_status=status)
     return "stop"
+
+
+async def _apply_limits(flow: Flow, state: RunState) -> tuple[str, list[str]]:
+    """Set the deployment's rpm/tpm limits (an update, which repeats harmlessly); (note, warnings)."""
+    wanted = state.settings.on_success
+    if wanted.rpm_limit is None and wanted.tpm_limit is None:
+        return "", []
+    assert state.deployed_model is not None
+    try:
+        await flow.client.deployments.update(
+            state.deployed_model, rpm_limit=wanted.rpm_limit, tpm_limit=wanted.tpm_limit
+        )
+    except APIStatusError as exc:
+        if server_fault(exc):
+            raise
+        # The model is deployed and serving: a refused limit is worth a warning, not undoing the delivery.
+        return "", [f"rpm/tpm limits not applied: Bailian answered {exc.status} {exc.code}: {exc.message}"]
+    return f"; limits rpm={wanted.rpm_limit} tpm={wanted.tpm_limit}", []
 
 
 async def act_import(flow: Flow, current: Current) -> None:
@@ -112,7 +176,7 @@ async def poll_import(flow: Flow, current: Current) -> Outcome:
         return "again"
     if job.status == "SUCCEEDED":
         if not state.settings.on_success.deploy_after_import:
-            await commit(flow, current, "done", f"imported {job.model_name}", imported_model=job.model_name)
+            await finish(flow, current, f"imported {job.model_name}", imported_model=job.model_name)
             return "stop"
         suffix = reconcile.deploy_suffix(state.run_id, state.attempt)
         changed = f"import done ({job.model_name}); deploying"

@@ -6,6 +6,7 @@ import logging
 
 from bailian_flow.client.errors import BailianError
 from bailian_flow.pipeline import reconcile
+from bailian_flow.pipeline.cleanup import delete_run_files
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.pipeline.state import RunError
 from bailian_flow.pipeline.transitions import Current, Outcome, claim, commit, create_or_find, fail, fetch_or_fail
@@ -70,14 +71,18 @@ async def poll_training(flow: Flow, current: Current) -> Outcome:
     if job is None:
         return "again"
     status = job.status
+    # An ended job no longer reads its files: they would only hold the account's file quota (the dataset stays).
+    gone = await delete_run_files(flow, state) if job.is_terminal else []
+    noted = f"; files deleted: {', '.join(gone)}" if gone else ""
     if status == "SUCCEEDED":
         await commit(
             flow,
             current,
             "job-succeeded",
-            f"fine-tune {job.job_id} succeeded: {job.finetuned_output}",
+            f"fine-tune {job.job_id} succeeded: {job.finetuned_output}{noted}",
             job_status=status,
             finetuned_output=job.finetuned_output,
+            files_deleted=gone,
         )
     elif status == "FAILED":
         detail = await _failure_detail(flow, job.job_id)
@@ -85,10 +90,12 @@ async def poll_training(flow: Flow, current: Current) -> Outcome:
             flow,
             current,
             RunError(reason=f"fine-tune {job.job_id} FAILED: {detail}", code="JobFailed", retryable=True),
-            changed=f"fine-tune {job.job_id} failed",
+            changed=f"fine-tune {job.job_id} failed{noted}",
+            files_deleted=gone,
         )
     elif status == "CANCELED":
-        await commit(flow, current, "canceled", f"fine-tune {job.job_id} was canceled", job_status=status)
+        changed = f"fine-tune {job.job_id} was canceled{noted}"
+        await commit(flow, current, "canceled", changed, job_status=status, files_deleted=gone)
     elif status != state.job_status:
         await commit(flow, current, "training", f"fine-tune {job.job_id} {status}", job_status=status)
     return "stop"
