@@ -27,6 +27,8 @@ OPTIONAL_VARIABLES = {
     "DASHSCOPE_BASE_URL": "only to point at the emulator; the cloud uses the region's endpoint",
     "BAILIAN_FLOW_LEASE_SECONDS": "tuning knob with a default longer than every function's timeout",
     "BAILIAN_FLOW_REDRIVE_AFTER": "tuning knob with a sensible default",
+    "BAILIAN_FLOW_BATCH_SHARD_LINES": "the service's limit by default; lowered only in tests",
+    "BAILIAN_FLOW_BATCH_SHARD_BYTES": "the service's limit by default; lowered only in tests",
 }
 
 
@@ -83,11 +85,13 @@ def _overlap(a: str, b: str) -> bool:
 def test_no_trigger_can_loop_or_fire_twice(app: AppSpec) -> None:
     """State writes never reach the dataset trigger, and one state entry triggers at most one function."""
     triggers = [(spec.name, t) for spec in app.functions for t in spec.oss_triggers]
-    dataset_triggers = [t for _, t in triggers if t.prefix == layout.DATASETS_PREFIX]
-    state_triggers = [(name, t) for name, t in triggers if t.prefix != layout.DATASETS_PREFIX]
-    assert len(dataset_triggers) == 1
-    for state_prefix in (layout.RUNS_PREFIX, layout.ACTIVE_PREFIX):
-        assert not _overlap(state_prefix, layout.DATASETS_PREFIX)
+    inputs = (layout.DATASETS_PREFIX, layout.BATCHES_PREFIX)
+    input_triggers = [t for _, t in triggers if t.prefix in inputs]
+    state_triggers = [(name, t) for name, t in triggers if t.prefix not in inputs]
+    assert sorted(t.prefix for t in input_triggers) == sorted(inputs)
+    for state_prefix in (layout.RUNS_PREFIX, layout.ACTIVE_PREFIX, layout.RESULTS_PREFIX):
+        for input_prefix in inputs:
+            assert not _overlap(state_prefix, input_prefix)
     for _, trigger in state_triggers:
         assert trigger.prefix == layout.RUNS_PREFIX
         assert trigger.suffix.endswith(".json") and not trigger.suffix.endswith(layout.DATASET_SUFFIX)
@@ -161,6 +165,8 @@ def test_ram_policy_is_valid_and_scoped_to_the_layout() -> None:
         f"acs:oss:*:*:bailian-flow/{p}*"
         for p in (
             layout.DATASETS_PREFIX,
+            layout.BATCHES_PREFIX,
+            layout.RESULTS_PREFIX,
             layout.RUNS_PREFIX,
             layout.ACTIVE_PREFIX,
             layout.INDEX_PREFIX,
@@ -170,8 +176,9 @@ def test_ram_policy_is_valid_and_scoped_to_the_layout() -> None:
     assert set(oss_resources) <= allowed
     for statement in policy["Statement"]:
         assert "*" not in statement["Action"] and "oss:*" not in statement["Action"]
-        if "acs:oss:*:*:bailian-flow/datasets/*" in statement["Resource"]:
-            assert statement["Action"] == ["oss:GetObject"]  # the pipeline never writes datasets
+        for inputs in ("datasets", "batches"):
+            if f"acs:oss:*:*:bailian-flow/{inputs}/*" in statement["Resource"]:
+                assert statement["Action"] == ["oss:GetObject"]  # the pipeline never writes its inputs
 
 
 def test_ram_policy_grants_everything_the_pipeline_does() -> None:
@@ -194,6 +201,10 @@ def test_ram_policy_grants_everything_the_pipeline_does() -> None:
     for prefix in (layout.DATASETS_PREFIX, layout.RUNS_PREFIX, layout.ACTIVE_PREFIX, layout.INDEX_PREFIX):
         assert granted("oss:ListObjects", prefix), prefix
     assert granted("oss:GetObject", layout.DATASETS_PREFIX)
+    # Batch runs read their input and write (then tidy) their results.
+    assert granted("oss:GetObject", layout.BATCHES_PREFIX)
+    for action in ("oss:GetObject", "oss:PutObject", "oss:DeleteObject", "oss:AbortMultipartUpload"):
+        assert granted(action, layout.RESULTS_PREFIX), action
     assert granted("oss:DeleteObject", layout.ACTIVE_PREFIX)
     # The deployment-TTL index: written when a run finishes, listed and cleared by the timer.
     for action in ("oss:PutObject", "oss:ListObjects", "oss:DeleteObject"):

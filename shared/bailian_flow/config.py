@@ -50,12 +50,21 @@ class Settings(BaseModel):
     store: str = "oss"
     datasets_prefix: str = "datasets/"
     runs_prefix: str = "runs/"
+    batches_prefix: str = "batches/"
+    results_prefix: str = "results/"
 
     defaults: RunDefaults = Field(default_factory=RunDefaults)
 
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     api_token: SecretStr | None = None
+    # Batch inference: the webhook function's public base URL (for Bailian's finish callbacks; none = the timer
+    # polls alone) and the secret its per-run callback paths are signed with.
+    callback_url: str | None = None
+    callback_secret: SecretStr | None = None
+    # A shard is one Bailian batch: its service limits, lowered only to force multi-shard runs in tests.
+    batch_shard_lines: int = Field(default=50_000, ge=1, le=50_000)
+    batch_shard_bytes: int = Field(default=500 * 1024 * 1024, ge=1024, le=500 * 1024 * 1024)
 
     # An intent older than this is presumed abandoned (its actor died): longer than the longest function timeout.
     lease_seconds: float = Field(default=660.0, ge=0)
@@ -104,6 +113,12 @@ class Settings(BaseModel):
             "store": get("BAILIAN_FLOW_STORE"),
             "datasets_prefix": get("BAILIAN_FLOW_DATASETS_PREFIX"),
             "runs_prefix": get("BAILIAN_FLOW_RUNS_PREFIX"),
+            "batches_prefix": get("BAILIAN_FLOW_BATCHES_PREFIX"),
+            "results_prefix": get("BAILIAN_FLOW_RESULTS_PREFIX"),
+            "callback_url": get("BAILIAN_FLOW_CALLBACK_URL"),
+            "callback_secret": get("BAILIAN_FLOW_CALLBACK_SECRET"),
+            "batch_shard_lines": get("BAILIAN_FLOW_BATCH_SHARD_LINES"),
+            "batch_shard_bytes": get("BAILIAN_FLOW_BATCH_SHARD_BYTES"),
             "webhook_url": get("BAILIAN_FLOW_WEBHOOK_URL"),
             "webhook_secret": get("BAILIAN_FLOW_WEBHOOK_SECRET"),
             "api_token": get("BAILIAN_FLOW_API_TOKEN"),

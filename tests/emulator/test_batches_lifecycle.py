@@ -3,6 +3,7 @@ step, output and error files, validation failures, cancel, scripts and listing."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -321,3 +322,78 @@ async def test_list_filters_and_paginates_newest_first(client: Client) -> None:
         state = await response.json()
     assert state["created"]["batches"] == 3
     assert state["live"]["batches"] == 3
+
+
+async def test_at_most_two_batches_run_at_once(client: Client) -> None:
+    file_id = await client.upload([chat_line("1", "hi")])
+    first = await client.create(file_id)
+    await client.create(file_id)
+    status, refused = await client.call(
+        "POST", "/batches", json_body={"input_file_id": file_id, "endpoint": CHAT, "completion_window": "24h"}
+    )
+    assert status == 429, refused
+    assert refused["error"]["code"] == "LimitExceeded.BatchTasks"
+    # A slot frees when a batch ends.
+    await client.call("POST", f"/batches/{first['id']}/cancel")
+    await client.advance(6)
+    assert (await client.get(first["id"]))["status"] == "cancelled"
+    await client.create(file_id)
+
+
+async def test_a_scripted_share_of_lines_fails_deterministically(client: Client) -> None:
+    lines = [chat_line(str(n), f"question {n}") for n in range(200)]
+    file_id = await client.upload(lines)
+    await client.control("/script", {"kind": "batch", "outcome": "PARTIAL:0.25", "count": 1})
+    batch = await client.create(file_id)
+    await client.advance(31)
+    done = await client.get(batch["id"])
+    assert done["status"] == "completed"
+    failed = await client.content(done["error_file_id"])
+    assert 20 < len(failed) < 80
+    assert {line["error"]["code"] for line in failed} == {"internal_error"}
+    answered = await client.content(done["output_file_id"])
+    assert len(answered) + len(failed) == 200
+    # The same input again fails the same lines (answers derive from the lines only).
+    await client.control("/script", {"kind": "batch", "outcome": "PARTIAL:0.25", "count": 1})
+    again = await client.create(file_id)
+    await client.advance(31)
+    rerun = await client.get(again["id"])
+    assert [line["custom_id"] for line in await client.content(rerun["error_file_id"])] == [
+        line["custom_id"] for line in failed
+    ]
+
+
+async def test_a_finished_batch_posts_to_its_callback(client: Client) -> None:
+    from aiohttp import web
+
+    received: list[dict[str, Any]] = []
+    attempts = 0
+
+    async def hook(request: web.Request) -> web.Response:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            return web.Response(status=503)  # the receiver hiccups once: the emulator tries again
+        received.append(await request.json())
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/hook/{token}", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        file_id = await client.upload([chat_line("1", "hi")])
+        url = f"http://127.0.0.1:{port}/hook/abc"
+        batch = await client.create(file_id, metadata={"ds_batch_finish_callback": url})
+        await client.advance(31)
+        for _ in range(50):
+            if received:
+                break
+            await asyncio.sleep(0.1)
+        assert [(body["id"], body["status"]) for body in received] == [(batch["id"], "completed")]
+        assert attempts == 2
+    finally:
+        await runner.cleanup()

@@ -57,8 +57,13 @@ def model_known(model: str, endpoint: str) -> bool:
     return model.startswith(prefixes)
 
 
-def run_batch(input_path: Path, endpoint: str, created_at: int, blobs: BlobStore) -> BatchResult:
-    """Validate ``input_path`` and write the output and error files (kept only when they have lines)."""
+def run_batch(
+    input_path: Path, endpoint: str, created_at: int, blobs: BlobStore, failed_share: float = 0.0
+) -> BatchResult:
+    """Validate ``input_path`` and write the output and error files (kept only when they have lines).
+
+    ``failed_share`` of the lines (chosen by their content, so reruns agree) fail with ``internal_error``.
+    """
     result = BatchResult()
     output = blobs.open_writer()
     error_output = blobs.open_writer()
@@ -98,7 +103,7 @@ def run_batch(input_path: Path, endpoint: str, created_at: int, blobs: BlobStore
                 seen_ids.add(custom_id)
                 if result.errors:
                     continue  # the batch is invalid already; keep scanning only to report more errors
-                _answer(request, raw, endpoint, created_at, result, output, error_output)
+                _answer(request, raw, endpoint, created_at, result, output, error_output, failed_share)
         if result.total == 0 and not result.errors:
             _fail(result, "empty_file", "The input file has no requests.", None)
     except BaseException:
@@ -165,6 +170,7 @@ def _answer(
     result: BatchResult,
     output: BlobWriter,
     error_output: BlobWriter,
+    failed_share: float,
 ) -> None:
     digest = hashlib.sha256(raw.strip()).hexdigest()
     body: dict[str, Any] = request["body"]
@@ -187,6 +193,8 @@ def _answer(
                 "model_not_found",
                 f"The model {model!r} does not exist or you do not have access to it.",
             )
+    if error is None and int(digest[:8], 16) / 0xFFFFFFFF < failed_share:
+        error = (500, "internal_error", "The request failed inside the service (scripted).")
     if error is None:
         try:
             answer = _fake_chat(body, digest, created_at) if endpoint == CHAT_ENDPOINT else _fake_embedding(body)

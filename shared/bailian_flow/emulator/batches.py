@@ -32,6 +32,10 @@ CANCELLING_SECONDS = 5.0
 ACTIVE = ("validating", "in_progress", "finalizing")
 STATUSES = (*ACTIVE, "failed", "completed", "expired", "cancelling", "cancelled")
 METADATA_LIMITS = {"ds_name": 100, "ds_description": 200}
+# The service runs at most this many batches at once per account; more are refused with a 429.
+MAX_PARALLEL = 2
+CALLBACK_ATTEMPTS = 3
+CALLBACK_POLL_SECONDS = 0.1
 _WINDOW = re.compile(r"^(\d+)([hd])$")
 
 
@@ -51,6 +55,7 @@ class BatchRecord:
     output_file_id: str | None = None
     error_file_id: str | None = None
     result: BatchResult | None = None
+    callback_sent: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def to_json(self, now: float) -> dict[str, Any]:
@@ -131,6 +136,12 @@ async def _validate(app: web.Application, record: BatchRecord, at: int) -> None:
         record.status = "expired"
         record.times["expired_at"] = at
         return
+    failed_share = 0.0
+    if outcome is not None and outcome.startswith("PARTIAL"):
+        # `PARTIAL:<share>`: the batch completes with that share of its lines failed.
+        _, _, share = outcome.partition(":")
+        failed_share = float(share or 0.25)
+        outcome = None
     if outcome is not None and outcome not in ("SUCCEEDED", "COMPLETED"):
         _fail(record, at, "scripted_failure", f"The batch ended in the scripted outcome {outcome}.")
         return
@@ -139,7 +150,7 @@ async def _validate(app: web.Application, record: BatchRecord, at: int) -> None:
         _fail(record, at, "file_not_found", f"The input file {record.input_file_id} no longer exists.")
         return
     result = await asyncio.to_thread(
-        run_batch, input_file.path, record.endpoint, record.created_at, compat_files(app).blobs
+        run_batch, input_file.path, record.endpoint, record.created_at, compat_files(app).blobs, failed_share
     )
     record.result = result
     if result.errors:
@@ -228,6 +239,14 @@ async def create(request: web.Request) -> web.Response:
     if problem is not None:
         return _invalid(problem, "metadata")
     state = request.app[STATE_KEY]
+    running = 0
+    for other in request.app[BATCHES_KEY].records.values():
+        await advance(request.app, other)
+        running += other.status in (*ACTIVE, "cancelling")
+    if running >= MAX_PARALLEL:
+        return compat_error(
+            429, "LimitExceeded.BatchTasks", f"At most {MAX_PARALLEL} batch tasks may run at once.", type_="rate_limit"
+        )
     record = BatchRecord(
         id=f"batch_{uuid.uuid4()}",
         input_file_id=input_file_id,
@@ -290,6 +309,48 @@ async def list_batches(request: web.Request) -> web.Response:
     return web.json_response({"object": "list", "data": [r.to_json(now) for r in listed], **cursor})
 
 
+async def _send_callback(url: str, body: dict[str, Any]) -> None:
+    """POST the finished batch to its callback URL, a few times if the receiver fails."""
+    import aiohttp
+
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        for attempt in range(CALLBACK_ATTEMPTS):
+            try:
+                async with session.post(url, json=body) as response:
+                    if response.status < 500:
+                        return
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                pass
+            await asyncio.sleep(0.5 * 2**attempt)
+
+
+async def _callbacks(app: web.Application) -> Any:
+    """Background task: a batch that reaches a terminal state calls its ``ds_batch_finish_callback``."""
+    sending: set[asyncio.Task[None]] = set()
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(CALLBACK_POLL_SECONDS)
+            now = app[STATE_KEY].clock.now()
+            for record in list(app[BATCHES_KEY].records.values()):
+                url = (record.metadata or {}).get("ds_batch_finish_callback")
+                if not url or record.callback_sent:
+                    continue
+                await advance(app, record)
+                if record.status in ("completed", "failed", "expired", "cancelled"):
+                    record.callback_sent = True
+                    task = asyncio.create_task(_send_callback(url, record.to_json(now)))
+                    sending.add(task)
+                    task.add_done_callback(sending.discard)
+
+    runner = asyncio.create_task(loop())
+    yield
+    runner.cancel()
+    for task in sending:
+        task.cancel()
+
+
 def setup(app: web.Application) -> None:
     state = app[STATE_KEY]
     batches = Batches()
@@ -302,3 +363,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get(prefix, list_batches)
     app.router.add_get(prefix + "/{batch_id}", retrieve)
     app.router.add_post(prefix + "/{batch_id}/cancel", cancel)
+    app.cleanup_ctx.append(_callbacks)

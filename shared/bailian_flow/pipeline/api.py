@@ -25,6 +25,7 @@ from bailian_flow.store import bare_etag
 log = logging.getLogger("bailian_flow.pipeline")
 
 _RUN_PATH = re.compile(r"^/runs/(?P<run_id>[A-Za-z0-9_-]+)(?P<action>/cancel|/retry|/teardown)?/?$")
+_BATCH_CALLBACK = re.compile(r"^/callbacks/batch/(?P<run_id>[A-Za-z0-9_-]{1,64})/(?P<token>[0-9a-f]{1,128})/?$")
 MAX_LIST = 200
 
 
@@ -66,6 +67,10 @@ async def handle(flow: Flow, raw: bytes) -> dict[str, Any]:
     try:
         if path.rstrip("/") in ("", "/health") and method == "GET":
             return _response(200, {"status": "ok"})
+        callback = _BATCH_CALLBACK.match(path)
+        if callback and method == "POST":
+            # Bailian calls this without our token: the path's HMAC is the credential, the body is ignored.
+            return _response(200, await batch_callback(flow, callback["run_id"], callback["token"]))
         _authorized(flow, event.header("authorization"))
         body = _json_body(event.decoded_body()) if method == "POST" else {}
         status, payload = await _route(flow, method, path, body, event.query)
@@ -179,6 +184,10 @@ async def cancel_run(flow: Flow, run_id: str) -> dict[str, Any]:
         state = current.state
         if state.terminal:
             raise HttpError(409, "Conflict", f"run {run_id} is already {state.public()['stage']}")
+        if state.batch is not None:
+            from bailian_flow.pipeline.stages.batch import cancel_batches
+
+            await cancel_batches(flow, state.batch)
         job_id = state.job_id
         if job_id is None and state.job_name:
             found = await reconcile.find_job(flow, state.job_name)
@@ -239,7 +248,7 @@ def _refuse_superseded(state: RunState, current_etag: str | None) -> None:
 
 
 async def retry_run(flow: Flow, run_id: str, settings: Any = None) -> dict[str, Any]:
-    from bailian_flow.pipeline.intake import settings_for
+    from bailian_flow.pipeline.intake import batch_settings_for, settings_for
 
     current = await load(flow, run_id)
     if current is None:
@@ -256,7 +265,12 @@ async def retry_run(flow: Flow, run_id: str, settings: Any = None) -> dict[str, 
     if resume == "requested" and state.source.key:
         # The user may have fixed the sidecar or metadata: read the settings again.
         try:
-            updates["settings"] = await settings_for(flow, state.source.key, info.metadata if info else {}, settings)
+            found = info.metadata if info else {}
+            if state.kind == "batch":
+                # A batch run starts over: a new plan, shards named after the new attempt.
+                updates["batch"] = await batch_settings_for(flow, state.source.key, found, settings)
+            else:
+                updates["settings"] = await settings_for(flow, state.source.key, found, settings)
         except SettingsError as exc:
             raise HttpError(400, "InvalidSettings", exc.reason) from None
     if resume in ("requested", "file-ready"):
@@ -277,6 +291,22 @@ async def retry_run(flow: Flow, run_id: str, settings: Any = None) -> dict[str, 
     if written is None:
         raise HttpError(409, "Conflict", f"run {run_id} changed meanwhile; try again")
     return written.public()
+
+
+async def batch_callback(flow: Flow, run_id: str, token: str) -> dict[str, Any]:
+    """A batch finished (says the caller): read the run's batches from Bailian now, not at the next tick."""
+    from bailian_flow.pipeline.batch_state import callback_matches
+    from bailian_flow.pipeline.steps import POLLING, advance
+
+    secret = flow.settings.callback_secret
+    if secret is None or not callback_matches(secret.get_secret_value(), run_id, token):
+        # The same answer as for a run that does not exist: a forger learns nothing.
+        raise HttpError(404, "NotFound", "no such callback")
+    current = await load(flow, run_id)
+    if current is None or current.state.kind != "batch":
+        raise HttpError(404, "NotFound", "no such callback")
+    await advance(flow, run_id, POLLING)
+    return {"received": True}
 
 
 async def callback(flow: Flow, kind: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -78,7 +78,8 @@ async def _upload(flow: Flow, raw: bytes) -> dict[str, Any]:
         key = await _real_key(flow, record.key_candidates)
         run_id = run_id_from_key(flow, key)
         if run_id is None:
-            if not key.startswith(flow.settings.datasets_prefix):
+            batch = key.startswith(flow.settings.batches_prefix)
+            if not batch and not key.startswith(flow.settings.datasets_prefix):
                 log.warning("on_upload: ignoring %s (outside %s)", key, flow.settings.datasets_prefix)
                 continue
             if record.bucket_name != flow.settings.bucket:
@@ -86,7 +87,9 @@ async def _upload(flow: Flow, raw: bytes) -> dict[str, Any]:
                 bad = await record_bad_event(flow, raw, reason, function="on_upload")
                 runs.append(bad.public())
                 continue
-            opened, _ = await open_run_for_object(flow, record.bucket_name, key, record.etag)
+            opened, _ = await open_run_for_object(
+                flow, record.bucket_name, key, record.etag, kind="batch" if batch else "fine-tune"
+            )
             if opened is None:
                 continue
             run_id = opened.run_id

@@ -11,10 +11,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from bailian_flow.pipeline.batch_settings import resolve_batch_settings
+from bailian_flow.pipeline.batch_state import BatchRun
 from bailian_flow.pipeline.layout import SIDECAR_SUFFIX
 from bailian_flow.pipeline.runtime import Flow, utc_now
 from bailian_flow.pipeline.settings import RunSettings, SettingsError, parse_sidecar, resolve_settings
-from bailian_flow.pipeline.state import RunError, RunState, Source
+from bailian_flow.pipeline.state import RunError, RunKind, RunState, Source
 from bailian_flow.pipeline.transitions import create, load
 from bailian_flow.runlog import run_id_for
 from bailian_flow.store import bare_etag
@@ -53,6 +55,19 @@ async def settings_for(
     )
 
 
+async def batch_settings_for(
+    flow: Flow, key: str, metadata: Mapping[str, str], explicit: Mapping[str, Any] | None
+) -> BatchRun:
+    """A batch input's settings (metadata < sidecar < explicit), as the run's empty batch plan."""
+    sidecar_key = key + SIDECAR_SUFFIX
+    raw = await flow.store.get(sidecar_key)
+    sidecar = parse_sidecar(raw, object_key=sidecar_key) if raw is not None else None
+    settings = resolve_batch_settings(
+        metadata=metadata, sidecar=sidecar, explicit=explicit, object_key=key, sidecar_key=sidecar_key
+    )
+    return BatchRun(settings=settings)
+
+
 async def open_run_for_object(
     flow: Flow,
     bucket: str,
@@ -61,6 +76,7 @@ async def open_run_for_object(
     *,
     explicit: Mapping[str, Any] | None = None,
     first_stage: Literal["received", "requested"] = "received",
+    kind: RunKind = "fine-tune",
 ) -> tuple[RunState | None, bool]:
     """Find or create the run of one uploaded object. Returns (state, created); state None = nothing to do.
 
@@ -82,13 +98,19 @@ async def open_run_for_object(
         return existing.state, False
     source = Source(bucket=bucket, key=key, etag=_normal_etag(info.etag), size=info.size)
     error: RunError | None = None
+    settings = RunSettings.from_defaults(flow.settings.defaults)
+    batch: BatchRun | None = BatchRun() if kind == "batch" else None
     try:
-        settings = await settings_for(flow, key, info.metadata or {}, explicit)
+        if kind == "batch":
+            batch = await batch_settings_for(flow, key, info.metadata or {}, explicit)
+        else:
+            settings = await settings_for(flow, key, info.metadata or {}, explicit)
     except SettingsError as exc:
-        settings = RunSettings.from_defaults(flow.settings.defaults)
         error = RunError(reason=exc.reason, object=exc.object_key, field=exc.field, code="InvalidSettings")
     state = RunState(
         run_id=run_id,
+        kind=kind,
+        batch=batch,
         stage="failed" if error else first_stage,
         source=source,
         settings=settings,

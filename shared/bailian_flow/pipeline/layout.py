@@ -17,6 +17,8 @@ class OssFilter(TypedDict):
 DATASETS_PREFIX = "datasets/"
 DATASET_SUFFIX = ".jsonl"
 SIDECAR_SUFFIX = ".flow.yaml"
+BATCHES_PREFIX = "batches/"  # batch inference inputs, one run each
+RESULTS_PREFIX = "results/"  # batch outputs: results/<input path>/<run_id>/...
 RUNS_PREFIX = "runs/"
 ACTIVE_PREFIX = "active/"
 INDEX_PREFIX = "index/"  # newest-first index of runs, for listing
@@ -27,6 +29,7 @@ TTL_PREFIX = "ttl/"  # deployments to undeploy, soonest first: `ttl/<expiry>-<ru
 REQUESTED_SUFFIX = "-requested.json"
 FILE_READY_SUFFIX = "-file-ready.json"
 JOB_SUCCEEDED_SUFFIX = "-job-succeeded.json"
+BATCH_READY_SUFFIX = "-batch-ready.json"
 
 # The three creation events; never `oss:ObjectCreated:*`, which fires once per uploaded part.
 CREATED_EVENTS = (
@@ -41,7 +44,10 @@ CREATED_EVENTS = (
 OSS_TRIGGERS: dict[str, list[OssFilter]] = {
     "on_upload": [
         {"prefix": DATASETS_PREFIX, "suffix": DATASET_SUFFIX},
+        {"prefix": BATCHES_PREFIX, "suffix": DATASET_SUFFIX},
         {"prefix": RUNS_PREFIX, "suffix": REQUESTED_SUFFIX},
+        # A batch run's pending work, handed over by the timer or a callback (never written by on_upload).
+        {"prefix": RUNS_PREFIX, "suffix": BATCH_READY_SUFFIX},
     ],
     "on_file_ready": [{"prefix": RUNS_PREFIX, "suffix": FILE_READY_SUFFIX}],
     "on_success": [{"prefix": RUNS_PREFIX, "suffix": JOB_SUCCEEDED_SUFFIX}],

@@ -11,7 +11,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bailian_flow.client.models import Deployment, FileInfo, FineTuneJob, ImportJob
+    from bailian_flow.client.models import Batch, CompatFile, Deployment, FileInfo, FineTuneJob, ImportJob
     from bailian_flow.pipeline.runtime import Flow
 
 _SUFFIX_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -65,4 +65,20 @@ async def find_import(flow: Flow, display_name: str) -> ImportJob | None:
     async for job in flow.client.custom_models.list():
         if job.display_name == display_name:
             return job
+    return None
+
+
+async def find_compat_file(flow: Flow, filename: str) -> CompatFile | None:
+    async for found in flow.client.compat_files.list(purpose="batch"):
+        if found.filename == filename:
+            return found
+    return None
+
+
+async def find_batch(flow: Flow, tag: str) -> Batch | None:
+    """The batch whose metadata ds_name ends with the run's tag (a user's own name may precede it)."""
+    async for batch in flow.client.batches.list():
+        name = (batch.metadata or {}).get("ds_name")
+        if isinstance(name, str) and name.split(" ")[-1] == tag:
+            return batch
     return None

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bailian_flow.pipeline.batch_state import BatchRun
 from bailian_flow.pipeline.settings import RunSettings
 
 Stage = Literal[
@@ -26,15 +27,33 @@ Stage = Literal[
     "import-running",
     "deploying",
     "deployment-pending",
+    # Batch inference (pipeline/stages/batch.py).
+    "batch-planning",
+    "batch-running",
+    "batch-ready",
+    "batch-submitting",
+    "batch-collecting",
+    "batch-merging",
     "done",
     "failed",
     "canceled",
 ]
 
-INTENTS: frozenset[str] = frozenset({"uploading", "starting-job", "importing", "deploying"})
+INTENTS: frozenset[str] = frozenset(
+    {
+        "uploading",
+        "starting-job",
+        "importing",
+        "deploying",
+        "batch-planning",
+        "batch-submitting",
+        "batch-collecting",
+        "batch-merging",
+    }
+)
 TERMINAL: frozenset[str] = frozenset({"done", "failed", "canceled"})
 # Stages whose progress only the timer can see (Bailian has no callbacks for them).
-POLLED: frozenset[str] = frozenset({"training", "import-running", "deployment-pending"})
+POLLED: frozenset[str] = frozenset({"training", "import-running", "deployment-pending", "batch-running"})
 
 # What a run does; every kind shares the run log, the transitions and the exactly-once rules.
 RunKind = Literal["fine-tune", "batch", "import"]
@@ -97,6 +116,8 @@ class RunState(BaseModel):
     job_deleted: bool = False
     deployment_expires_at: str | None = None
     undeployed_at: str | None = None
+    # A batch inference run's settings, shard plan and progress (kind "batch" only).
+    batch: BatchRun | None = None
     error: RunError | None = None
     warnings: list[str] = Field(default_factory=list)
     # How often each intent was claimed in this attempt: above one, the resource may exist already.

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from bailian_flow.pipeline.runtime import Flow
+from bailian_flow.pipeline.stages.batch import RESUME_BATCH, poll_batch_run, step_batch_ready, step_batch_received
 from bailian_flow.pipeline.stages.delivery import (
     act_deploy,
     act_import,
@@ -37,13 +38,30 @@ REANNOUNCE_AS: dict[str, Stage] = {
     "job-succeeded": "job-succeeded",
     "importing": "job-succeeded",
     "deploying": "job-succeeded",
+    "batch-planning": "requested",
+    "batch-ready": "batch-ready",
+    "batch-submitting": "batch-ready",
+    "batch-collecting": "batch-ready",
+    "batch-merging": "batch-ready",
 }
 
 # The stages each function acts on.
-ON_UPLOAD: frozenset[str] = frozenset({"received", "requested", "uploading"})
+ON_UPLOAD: frozenset[str] = frozenset(
+    {
+        "received",
+        "requested",
+        "uploading",
+        # Batch runs: planning, and the work the timer hands over through `batch-ready`.
+        "batch-planning",
+        "batch-ready",
+        "batch-submitting",
+        "batch-collecting",
+        "batch-merging",
+    }
+)
 ON_FILE_READY: frozenset[str] = frozenset({"file-ready", "starting-job"})
 ON_SUCCESS: frozenset[str] = frozenset({"job-succeeded", "importing", "deploying"})
-POLLING: frozenset[str] = frozenset({"training", "import-running", "deployment-pending"})
+POLLING: frozenset[str] = frozenset({"training", "import-running", "deployment-pending", "batch-running"})
 
 FACT_STEPS: dict[str, Step] = {
     "received": step_received,
@@ -54,11 +72,19 @@ FACT_STEPS: dict[str, Step] = {
     "import-running": poll_import,
     "deployment-pending": poll_deployment,
 }
+# A batch run shares the first and terminal stages with fine-tunes, and has steps of its own for the rest.
+BATCH_FACT_STEPS: dict[str, Step] = {
+    "received": step_batch_received,
+    "requested": step_batch_received,
+    "batch-running": poll_batch_run,
+    "batch-ready": step_batch_ready,
+}
 RESUMES: dict[str, Callable[[Flow, Current], Awaitable[None]]] = {
     "uploading": act_upload,
     "starting-job": act_start_job,
     "importing": act_import,
     "deploying": act_deploy,
+    **RESUME_BATCH,
 }
 
 
@@ -80,7 +106,8 @@ async def advance(flow: Flow, run_id: str, acts: frozenset[str], *, max_steps: i
         if current is None or current.state.stage not in acts:
             break
         stage = current.state.stage
-        step = resume_intent if stage in INTENTS else FACT_STEPS[stage]
+        facts = BATCH_FACT_STEPS if current.state.kind == "batch" else FACT_STEPS
+        step = resume_intent if stage in INTENTS else facts[stage]
         outcome = await step(flow, current)
         current = await load(flow, run_id)
         if outcome == "stop":

@@ -19,9 +19,9 @@ from bailian_flow.pipeline.transitions import Current, commit, fail, load, settl
 log = logging.getLogger("bailian_flow.pipeline")
 
 # Stages that wait for an OSS event to chain the next function (`received` is acted on by its writer directly).
-CHAINED: frozenset[str] = frozenset({"received", "requested", "file-ready", "job-succeeded"})
+CHAINED: frozenset[str] = frozenset({"received", "requested", "file-ready", "job-succeeded", "batch-ready"})
 # Of those, the ones whose own stage marker is that event.
-TRIGGERING: frozenset[str] = frozenset({"requested", "file-ready", "job-succeeded"})
+TRIGGERING: frozenset[str] = frozenset({"requested", "file-ready", "job-succeeded", "batch-ready"})
 # Leave this much of the timeout for finishing the run in hand and returning.
 SAFETY_MARGIN_SECONDS = 10.0
 CONCURRENCY = 4

@@ -11,7 +11,7 @@ Errors:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -67,6 +67,10 @@ class ObjectStore(Protocol):
         content_type: str | None = None,
     ) -> bool:
         """Write `data` whole. False when `forbid_overwrite` and the key already exists; True when written."""
+        ...
+
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str | None = None) -> None:
+        """Write an object of any size from `chunks` in constant memory (it appears whole or not at all)."""
         ...
 
     async def get(self, key: str) -> bytes | None:

@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -106,27 +106,61 @@ class FileStore:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            sidecar = {
-                "etag": hashlib.md5(data, usedforsecurity=False).hexdigest().upper(),
-                "metadata": {name.lower(): value for name, value in metadata.items()},
-                "content_type": content_type,
-                "inode": os.stat(tmp).st_ino,
-            }
+            etag = hashlib.md5(data, usedforsecurity=False).hexdigest().upper()
+            return self._install(key, path, tmp, etag, metadata, content_type, forbid_overwrite)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _install(
+        self,
+        key: str,
+        path: Path,
+        tmp: Path,
+        etag: str,
+        metadata: dict[str, str],
+        content_type: str | None,
+        forbid_overwrite: bool,
+    ) -> bool:
+        """Move a fully written temporary file into place under `key`."""
+        sidecar = {
+            "etag": etag,
+            "metadata": {name.lower(): value for name, value in metadata.items()},
+            "content_type": content_type,
+            "inode": os.stat(tmp).st_ino,
+        }
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if forbid_overwrite:
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    return False
+                self._write_sidecar(key, sidecar)
+            else:
+                # Sidecar first: until the replace lands, its inode does not match and it is ignored.
+                self._write_sidecar(key, sidecar)
+                os.replace(tmp, path)
+        except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
+            raise StoreError(f"key {key!r} collides with a directory or object: {exc.strerror}") from exc
+        return True
+
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str | None = None) -> None:
+        path = self._path(key)
+        tmp_dir = self.root / _TMP_DIR
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_dir / uuid.uuid4().hex
+        digest = hashlib.md5(usedforsecurity=False)
+        try:
+            handle = await asyncio.to_thread(open, tmp, "xb")
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                if forbid_overwrite:
-                    try:
-                        os.link(tmp, path)
-                    except FileExistsError:
-                        return False
-                    self._write_sidecar(key, sidecar)
-                else:
-                    # Sidecar first: until the replace lands, its inode does not match and it is ignored.
-                    self._write_sidecar(key, sidecar)
-                    os.replace(tmp, path)
-            except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
-                raise StoreError(f"key {key!r} collides with a directory or object: {exc.strerror}") from exc
-            return True
+                async for chunk in chunks:
+                    digest.update(chunk)
+                    await asyncio.to_thread(handle.write, chunk)
+                await asyncio.to_thread(os.fsync, handle.fileno())
+            finally:
+                handle.close()
+            etag = digest.hexdigest().upper()
+            await asyncio.to_thread(self._install, key, path, tmp, etag, {}, content_type, False)
         finally:
             tmp.unlink(missing_ok=True)
 

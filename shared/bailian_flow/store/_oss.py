@@ -11,10 +11,11 @@ signatures), anonymous requests.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +30,8 @@ from bailian_flow.store._base import (
 )
 
 DEFAULT_REGION = "cn-hangzhou"
+# put_stream holds one part at a time; OSS wants at least 100 KB per part but the last.
+PART_SIZE = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,58 @@ class OssStore:
                 return False
             raise self._fail("put", key, exc) from exc
         return True
+
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str | None = None) -> None:
+        """A multipart upload, one part in memory at a time; a small object goes up in one PUT."""
+        client = self._sdk()
+        oss = self._oss
+        part = bytearray()
+        upload_id: str | None = None
+        parts: list[Any] = []
+
+        async def send(upload_id: str) -> None:
+            number = len(parts) + 1
+            request = oss.UploadPartRequest(
+                bucket=self.bucket, key=key, upload_id=upload_id, part_number=number, body=bytes(part)
+            )
+            sent = await client.upload_part(request)
+            parts.append(oss.UploadPart(part_number=number, etag=sent.etag))
+
+        try:
+            async for chunk in chunks:
+                part += chunk
+                if len(part) < PART_SIZE:
+                    continue
+                if upload_id is None:
+                    started = await client.initiate_multipart_upload(
+                        oss.InitiateMultipartUploadRequest(bucket=self.bucket, key=key, content_type=content_type)
+                    )
+                    upload_id = started.upload_id
+                await send(upload_id)
+                part = bytearray()
+            if upload_id is None:
+                await self.put(key, bytes(part), content_type=content_type)
+                return
+            if part:
+                await send(upload_id)
+            await client.complete_multipart_upload(
+                oss.CompleteMultipartUploadRequest(
+                    bucket=self.bucket,
+                    key=key,
+                    upload_id=upload_id,
+                    complete_multipart_upload=oss.CompleteMultipartUpload(parts=parts),
+                )
+            )
+        except BaseException as exc:
+            if upload_id is not None:
+                # Should the abort fail too, the bucket's lifecycle rule removes the unfinished upload.
+                with contextlib.suppress(oss.exceptions.OperationError):
+                    await client.abort_multipart_upload(
+                        oss.AbortMultipartUploadRequest(bucket=self.bucket, key=key, upload_id=upload_id)
+                    )
+            if isinstance(exc, oss.exceptions.OperationError):
+                raise self._fail("multipart put", key, exc) from exc
+            raise
 
     async def delete(self, key: str) -> None:
         client = self._sdk()

@@ -7,6 +7,7 @@ Memory stays flat: only the current line is buffered.
 
 from __future__ import annotations
 
+from ._batch import MAX_BATCH_LINE_BYTES, BatchLine, check_batch_line
 from ._errors import DatasetError, DatasetKind, DatasetStats
 from ._names import MAX_STEM_LENGTH, check_file_name, kind_for_training_type, safe_file_name
 from ._stream import (
@@ -21,12 +22,15 @@ from ._stream import (
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_LINE_BYTES",
+    "MAX_BATCH_LINE_BYTES",
     "MAX_STEM_LENGTH",
     "RECOMMENDED_RECORDS",
+    "BatchLine",
     "DatasetError",
     "DatasetKind",
     "DatasetStats",
     "DatasetValidator",
+    "check_batch_line",
     "check_file_name",
     "kind_for_training_type",
     "safe_file_name",

@@ -1,0 +1,305 @@
+"""Batch inference runs end to end through the real functions and the emulator's batch service."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+from harness import Pipeline, http_json
+
+KEY = "batches/team/questions.jsonl"
+CHAT = "/v1/chat/completions"
+
+
+def request_line(number: int, model: str = "qwen-plus", custom_id: str | None = None, **overrides: Any) -> bytes:
+    line: dict[str, Any] = {
+        "custom_id": custom_id or f"req-{number}",
+        "method": "POST",
+        "url": CHAT,
+        "body": {"model": model, "messages": [{"role": "user", "content": f"question {number}"}]},
+    }
+    line.update(overrides)
+    return json.dumps(line).encode() + b"\n"
+
+
+def batch_input(count: int, models: tuple[str, ...] = ("qwen-plus",)) -> bytes:
+    return b"".join(request_line(n, models[n % len(models)]) for n in range(1, count + 1))
+
+
+@pytest.fixture
+def batch_pipeline(emulator_reset: Any, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
+    # Tiny shards, so that a few dozen lines make several batches.
+    return Pipeline(emulator_reset.url, monkeypatch, BAILIAN_FLOW_BATCH_SHARD_LINES="40")
+
+
+def results(pipeline: Pipeline, run_id: str, name: str) -> bytes:
+    data = pipeline.get(f"results/team/questions/{run_id}/{name}")
+    assert data is not None, name
+    return data
+
+
+def answered_ids(pipeline: Pipeline, run_id: str, name: str = "output.jsonl") -> list[str]:
+    return [json.loads(line)["custom_id"] for line in results(pipeline, run_id, name).splitlines()]
+
+
+def test_a_small_input_is_answered_in_order(pipeline: Pipeline) -> None:
+    run_id = pipeline.upload(KEY, batch_input(5))
+
+    run = pipeline.pump(run_id)
+
+    assert run["stage"] == "DONE", run
+    assert run["kind"] == "batch"
+    assert answered_ids(pipeline, run_id) == [f"req-{n}" for n in range(1, 6)]
+    first = json.loads(results(pipeline, run_id, "output.jsonl").splitlines()[0])
+    assert first["response"]["status_code"] == 200
+    assert results(pipeline, run_id, "errors.jsonl") == b""
+    summary = json.loads(results(pipeline, run_id, "summary.json"))
+    assert (summary["total"], summary["completed"], summary["failed"]) == (5, 5, 0)
+    assert summary["input_tokens"] > 0 and summary["output_tokens"] > 0
+    assert summary["cost"]["amount"] > 0
+    assert pipeline.created()["batches"] == 1
+    # The service's copies (input, output) are deleted once the results are in the bucket.
+    assert pipeline_live(pipeline)["compat_files"] == 0
+    kinds = {run["run_id"]: run["kind"] for run in pipeline.runs()}
+    assert kinds[run_id] == "batch"
+    status, body = pipeline.api("GET", "/runs?kind=batch")
+    assert status == 200 and [r["run_id"] for r in body["runs"]] == [run_id]
+
+
+def service_batch(pipeline: Pipeline, batch_id: str) -> dict[str, Any]:
+    url = f"{pipeline.url}/compatible-mode/v1/batches/{batch_id}"
+    request = urllib.request.Request(url, headers={"Authorization": "Bearer sk-test-pipeline"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.loads(response.read()))
+
+
+def pipeline_live(pipeline: Pipeline) -> dict[str, int]:
+    return dict(http_json(f"{pipeline.url}/_emulator/state")["live"])
+
+
+def test_mixed_models_over_many_shards_come_back_in_input_order(batch_pipeline: Pipeline) -> None:
+    data = batch_input(130, models=("qwen-plus", "qwen-turbo"))
+    run_id = batch_pipeline.upload(KEY, data)
+
+    run = batch_pipeline.pump(run_id, timeout=120)
+
+    assert run["stage"] == "DONE", run
+    shards = run["batch"]["shards"]
+    # 65 lines per model, 40 per shard: two shards per model, each of one model.
+    assert sorted((shard["model"], shard["lines"]) for shard in shards) == [
+        ("qwen-plus", 25),
+        ("qwen-plus", 40),
+        ("qwen-turbo", 25),
+        ("qwen-turbo", 40),
+    ]
+    assert answered_ids(batch_pipeline, run_id) == [f"req-{n}" for n in range(1, 131)]
+    models = [
+        json.loads(line)["response"]["body"]["model"]
+        for line in results(batch_pipeline, run_id, "output.jsonl").splitlines()
+    ]
+    assert models == ["qwen-plus" if n % 2 == 0 else "qwen-turbo" for n in range(1, 131)]
+    assert batch_pipeline.created()["batches"] == 4
+
+
+def test_a_bad_line_fails_the_run_naming_it_and_submits_nothing(batch_pipeline: Pipeline) -> None:
+    lines = [request_line(n) for n in range(1, 101)]
+    lines[69] = request_line(70, url="/v1/embeddings")
+    run_id = batch_pipeline.upload(KEY, b"".join(lines))
+
+    run = batch_pipeline.pump(run_id)
+
+    assert run["stage"] == "FAILED", run
+    assert (run["error"]["object"], run["error"]["line"], run["error"]["field"]) == (KEY, 70, "url")
+    assert batch_pipeline.created()["compat_files"] == 0
+
+
+def test_a_custom_id_repeated_in_another_shard_fails_the_run(batch_pipeline: Pipeline) -> None:
+    lines = [request_line(n) for n in range(1, 101)]
+    lines[89] = request_line(90, custom_id="req-3")
+    run_id = batch_pipeline.upload(KEY, b"".join(lines))
+
+    run = batch_pipeline.pump(run_id)
+
+    assert run["stage"] == "FAILED", run
+    assert (run["error"]["line"], run["error"]["field"]) == (90, "custom_id")
+    assert "line 3" in run["error"]["reason"]
+    assert batch_pipeline.created()["batches"] == 0
+
+
+def test_failed_lines_are_reported_in_errors_jsonl(pipeline: Pipeline) -> None:
+    pipeline.script("batch", "PARTIAL:0.3")
+    run_id = pipeline.upload(KEY, batch_input(40))
+
+    run = pipeline.pump(run_id)
+
+    assert run["stage"] == "DONE", run
+    answered = answered_ids(pipeline, run_id)
+    failed = answered_ids(pipeline, run_id, "errors.jsonl")
+    assert failed and answered
+    assert sorted(answered + failed, key=lambda cid: int(cid.split("-")[1])) == [f"req-{n}" for n in range(1, 41)]
+    assert failed == sorted(failed, key=lambda cid: int(cid.split("-")[1]))
+    summary = json.loads(results(pipeline, run_id, "summary.json"))
+    assert (summary["completed"], summary["failed"]) == (len(answered), len(failed))
+
+
+def test_an_expired_shard_is_resubmitted(batch_pipeline: Pipeline) -> None:
+    batch_pipeline.script("batch", "EXPIRED")
+    run_id = batch_pipeline.upload(KEY, batch_input(60))
+
+    run = batch_pipeline.pump(run_id, timeout=60)
+
+    assert run["stage"] == "DONE", run
+    assert answered_ids(batch_pipeline, run_id) == [f"req-{n}" for n in range(1, 61)]
+    generations = sorted((shard["root"], shard["generation"], shard["status"]) for shard in run["batch"]["shards"])
+    assert generations == [(0, 1, "expired"), (0, 2, "completed"), (1, 1, "completed")]
+
+
+def test_lines_never_run_are_reported_once_the_resubmission_limit_is_reached(pipeline: Pipeline) -> None:
+    pipeline.put(KEY + ".flow.yaml", b"resubmit_limit: 1\n")
+    pipeline.script("batch", "EXPIRED", count=2)
+    run_id = pipeline.upload(KEY, batch_input(10))
+
+    run = pipeline.pump(run_id, timeout=60)
+
+    assert run["stage"] == "DONE", run
+    assert results(pipeline, run_id, "output.jsonl") == b""
+    errors = [json.loads(line) for line in results(pipeline, run_id, "errors.jsonl").splitlines()]
+    assert [e["custom_id"] for e in errors] == [f"req-{n}" for n in range(1, 11)]
+    assert {e["error"]["code"] for e in errors} == {"not_run"}
+    assert pipeline.created()["batches"] == 2
+
+
+def test_five_concurrent_deliveries_of_the_upload_make_one_set_of_shards(batch_pipeline: Pipeline) -> None:
+    batch_pipeline.put(KEY, batch_input(100))
+
+    batch_pipeline.pump(duplicates=5, timeout=120)
+
+    run = batch_pipeline.run_for_key(KEY)
+    assert run["stage"] == "DONE", run
+    # 100 lines, 40 per shard: three shards, each one file and one batch, whatever the duplicates did.
+    assert batch_pipeline.created()["batches"] == 3
+    assert len(run["batch"]["shards"]) == 3
+    assert answered_ids(batch_pipeline, run["run_id"]) == [f"req-{n}" for n in range(1, 101)]
+
+
+@pytest.mark.parametrize("path", ["/compatible-mode/v1/files", "/compatible-mode/v1/batches"])
+def test_a_create_whose_answer_is_lost_is_found_not_repeated(pipeline: Pipeline, path: str) -> None:
+    pipeline.fault(method="POST", path=path, drop="after", times=1)
+    run_id = pipeline.upload(KEY, batch_input(5))
+
+    run = pipeline.pump(run_id, timeout=60)
+
+    assert run["stage"] == "DONE", run
+    assert pipeline.created()["batches"] == 1
+    assert answered_ids(pipeline, run_id) == [f"req-{n}" for n in range(1, 6)]
+
+
+class CallbackRelay:
+    """Bailian's side of the callback: an HTTP server handing each POST to the webhook function, as FC would."""
+
+    def __init__(self, pipeline: Pipeline, port: int) -> None:
+        calls: list[tuple[str, int]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0)).decode()
+                status, _ = pipeline.api("POST", self.path, token=None, raw_body=body)
+                calls.append((self.path, status))
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.calls = calls
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_finish_callbacks_drive_the_run_without_the_timer(emulator_reset: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    pipeline = Pipeline(
+        emulator_reset.url,
+        monkeypatch,
+        BAILIAN_FLOW_CALLBACK_URL=f"http://127.0.0.1:{port}",
+        BAILIAN_FLOW_CALLBACK_SECRET="callback-secret-for-tests",
+    )
+    relay = CallbackRelay(pipeline, port)
+    try:
+        run_id = pipeline.upload(KEY, batch_input(5))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and pipeline.run(run_id)["run"]["stage"] != "DONE":
+            for record in pipeline.new_records():  # OSS events only: never a tick
+                pipeline.deliver(record)
+            time.sleep(0.1)
+        assert pipeline.run(run_id)["run"]["stage"] == "DONE"
+        assert relay.calls and all(status == 200 for _, status in relay.calls)
+        assert relay.calls[0][0].startswith(f"/callbacks/batch/{run_id}/")
+    finally:
+        relay.close()
+
+
+def test_a_callback_that_never_comes_leaves_the_timer_to_poll(
+    emulator_reset: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    pipeline = Pipeline(
+        emulator_reset.url, monkeypatch, BAILIAN_FLOW_CALLBACK_URL=nobody, BAILIAN_FLOW_CALLBACK_SECRET="s3cret"
+    )
+    run_id = pipeline.upload(KEY, batch_input(5))
+
+    assert pipeline.pump(run_id)["stage"] == "DONE"
+    assert answered_ids(pipeline, run_id) == [f"req-{n}" for n in range(1, 6)]
+
+
+def test_a_forged_callback_changes_nothing(pipeline: Pipeline) -> None:
+    run_id = pipeline.upload(KEY, batch_input(5))
+    history = pipeline.run(run_id)["history"]
+
+    for path in (
+        f"/callbacks/batch/{run_id}/{'0' * 40}",
+        f"/callbacks/batch/{run_id}/deadbeef",
+        "/callbacks/batch/r0000000000000000/abc",
+        f"/callbacks/batch/{run_id}",
+    ):
+        status, body = pipeline.api("POST", path, token=None, raw_body='{"status": "completed"}')
+        assert status in (401, 404), (path, status, body)
+
+    assert pipeline.run(run_id)["history"] == history
+
+
+def test_cancel_mid_way_stops_the_batches(batch_pipeline: Pipeline) -> None:
+    run_id = batch_pipeline.upload(KEY, batch_input(120))
+    submitted = batch_pipeline.created()["batches"]
+    assert submitted >= 1
+
+    status, body = batch_pipeline.api("POST", f"/runs/{run_id}/cancel")
+
+    assert status == 200, body
+    assert body["run"]["stage"] == "CANCELED"
+    for shard in body["run"]["batch"]["shards"]:
+        if shard["batch_id"]:
+            got = service_batch(batch_pipeline, shard["batch_id"])
+            assert got["status"] in ("cancelling", "cancelled", "completed"), got
+    batch_pipeline.pump()
+    # Nothing goes on after the cancel: no more batches, no results.
+    assert batch_pipeline.created()["batches"] == submitted
+    assert batch_pipeline.run(run_id)["run"]["stage"] == "CANCELED"
+    assert batch_pipeline.get(f"results/team/questions/{run_id}/output.jsonl") is None
