@@ -303,7 +303,9 @@ async def test_scripted_failure(client: Client) -> None:
 
 async def test_list_filters_and_paginates_newest_first(client: Client) -> None:
     file_id = await client.upload([chat_line("1", "x")])
-    ids = [(await client.create(file_id))["id"] for _ in range(3)]
+    ids = [(await client.create(file_id))["id"]]
+    await client.advance(31)  # the first ends: at most two batches run at once
+    ids += [(await client.create(file_id))["id"] for _ in range(2)]
     status, page = await client.call("GET", "/batches", limit=2)
     assert status == 200
     assert page["object"] == "list"

@@ -126,9 +126,9 @@ def test_batches_list_and_cancel(client: openai.OpenAI) -> None:
     input_file_id = upload(client, requests_file(1))
     ids = [
         client.batches.create(input_file_id=input_file_id, endpoint="/v1/chat/completions", completion_window="24h").id
-        for _ in range(3)
+        for _ in range(2)  # the service runs at most two at once
     ]
-    assert [batch.id for batch in client.batches.list(limit=2)] == list(reversed(ids))
+    assert [batch.id for batch in client.batches.list(limit=1)] == list(reversed(ids))
     cancelling = client.batches.cancel(ids[0])
     assert cancelling.status in ("cancelling", "cancelled")
     assert cancelling.cancelling_at is not None
