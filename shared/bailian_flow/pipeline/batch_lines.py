@@ -70,10 +70,17 @@ async def split_lines(
 
 
 def iter_lines(
-    store: ObjectStore, key: str, *, start: int = 0, end: int | None = None, first_line: int = 1
+    store: ObjectStore,
+    key: str,
+    *,
+    start: int = 0,
+    end: int | None = None,
+    first_line: int = 1,
+    etag: str | None = None,
 ) -> AsyncIterator[tuple[int, int, bytes]]:
-    """The lines of an object in the store, as `split_lines` gives them."""
-    return split_lines(store.stream(key, chunk_size=CHUNK_SIZE), start=start, end=end, first_line=first_line)
+    """The lines of an object in the store, as `split_lines` gives them; `etag` pins the version read."""
+    chunks = store.stream(key, chunk_size=CHUNK_SIZE, if_match=etag)
+    return split_lines(chunks, start=start, end=end, first_line=first_line)
 
 
 def _digest(custom_id: str) -> int:
@@ -96,7 +103,9 @@ class Plan:
     shards: list[Shard]
 
 
-async def plan_shards(store: ObjectStore, key: str, settings: BatchSettings, *, max_lines: int, max_bytes: int) -> Plan:
+async def plan_shards(
+    store: ObjectStore, key: str, settings: BatchSettings, *, max_lines: int, max_bytes: int, etag: str | None
+) -> Plan:
     """Validate the whole input and cut it into shards of one model each; DatasetError names the first problem."""
     seen: set[int] = set()
     filling: dict[str, _Filling] = {}
@@ -104,7 +113,7 @@ async def plan_shards(store: ObjectStore, key: str, settings: BatchSettings, *, 
     total = 0
     override = settings.model
     try:
-        async for line_no, offset, raw in iter_lines(store, key):
+        async for line_no, offset, raw in iter_lines(store, key, etag=etag):
             if not raw.strip():
                 continue
             line = check_batch_line(
@@ -112,7 +121,7 @@ async def plan_shards(store: ObjectStore, key: str, settings: BatchSettings, *, 
             )
             digest = _digest(line.custom_id)
             if digest in seen:
-                earlier = await _line_of(store, key, line.custom_id, before=line_no)
+                earlier = await _line_of(store, key, line.custom_id, before=line_no, etag=etag)
                 if earlier is not None:
                     raise DatasetError(
                         key,
@@ -155,9 +164,9 @@ async def plan_shards(store: ObjectStore, key: str, settings: BatchSettings, *, 
     return Plan(total=total, shards=shards)
 
 
-async def _line_of(store: ObjectStore, key: str, custom_id: str, *, before: int) -> int | None:
+async def _line_of(store: ObjectStore, key: str, custom_id: str, *, before: int, etag: str | None) -> int | None:
     """The earlier line carrying `custom_id` (a digest match is confirmed before it fails a run)."""
-    async for line_no, _, raw in iter_lines(store, key):
+    async for line_no, _, raw in iter_lines(store, key, etag=etag):
         if line_no >= before:
             return None
         if raw.strip() and json.loads(raw).get("custom_id") == custom_id:
@@ -173,10 +182,12 @@ async def shard_lines(
     override: str | None,
     mixed: bool,
     skip: frozenset[str] = frozenset(),
+    etag: str | None = None,
 ) -> AsyncIterator[tuple[int, str | None, bytes]]:
     """(line number, custom_id, line as sent) of the shard's lines; the id is None when nothing needed parsing."""
     parse = mixed or override is not None or bool(skip)
-    async for line_no, _, raw in iter_lines(store, key, start=shard.start, end=shard.end, first_line=shard.first_line):
+    lines = iter_lines(store, key, start=shard.start, end=shard.end, first_line=shard.first_line, etag=etag)
+    async for line_no, _, raw in lines:
         if not raw.strip():
             continue
         if not raw.endswith(b"\n"):
@@ -194,20 +205,27 @@ async def shard_lines(
 
 
 async def shard_index(
-    store: ObjectStore, key: str, shard: Shard, *, override: str | None, skip: frozenset[str]
+    store: ObjectStore, key: str, shard: Shard, *, override: str | None, skip: frozenset[str], etag: str | None
 ) -> dict[str, int]:
     """custom_id → line number for the shard's lines (at most a shard's worth of entries)."""
-    lines = shard_lines(store, key, shard, override=override, mixed=True, skip=skip)
+    lines = shard_lines(store, key, shard, override=override, mixed=True, skip=skip, etag=etag)
     return {custom_id: line_no async for line_no, custom_id, _ in lines if custom_id is not None}
 
 
 async def shard_body(
-    store: ObjectStore, key: str, shard: Shard, *, override: str | None, mixed: bool, skip: frozenset[str]
+    store: ObjectStore,
+    key: str,
+    shard: Shard,
+    *,
+    override: str | None,
+    mixed: bool,
+    skip: frozenset[str],
+    etag: str | None,
 ) -> AsyncIterator[bytes]:
     """The shard as the JSONL body of a Bailian file, in blocks."""
     block: list[bytes] = []
     size = 0
-    async for _, _, raw in shard_lines(store, key, shard, override=override, mixed=mixed, skip=skip):
+    async for _, _, raw in shard_lines(store, key, shard, override=override, mixed=mixed, skip=skip, etag=etag):
         block.append(raw)
         size += len(raw)
         if size >= BODY_BLOCK:

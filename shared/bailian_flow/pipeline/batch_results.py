@@ -58,11 +58,18 @@ async def finished_ids(flow: Flow, batch: BatchRun, root: int) -> frozenset[str]
 
 
 async def collect_shard(
-    flow: Flow, source_key: str, batch: BatchRun, shard: Shard, part_key: str, *, resubmit: bool
+    flow: Flow,
+    source_key: str,
+    batch: BatchRun,
+    shard: Shard,
+    part_key: str,
+    *,
+    resubmit: bool,
+    etag: str | None,
 ) -> Collected:
     """Write the shard's part object; lines it did not run are returned (`resubmit`) or reported as errors."""
     skip = await finished_ids(flow, batch, shard.root) if shard.generation > 1 else frozenset()
-    index = await shard_index(flow.store, source_key, shard, override=batch.settings.model, skip=skip)
+    index = await shard_index(flow.store, source_key, shard, override=batch.settings.model, skip=skip, etag=etag)
     result = Collected()
     records: list[tuple[int, int, int, int]] = []  # (line, kind, offset in spill, length)
     with tempfile.TemporaryFile(prefix="bf-shard-") as spill:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bailian_flow.client.errors import NotFoundError, RateLimitError
@@ -27,10 +28,12 @@ from bailian_flow.pipeline.batch_state import (
 from bailian_flow.pipeline.runtime import Flow, utc_now
 from bailian_flow.pipeline.state import RunError, Stage
 from bailian_flow.pipeline.transitions import Current, Outcome, claim, commit, create_or_find, fail, load
-from bailian_flow.store import ObjectNotFoundError
+from bailian_flow.store import ObjectChangedError, ObjectNotFoundError
 from bailian_flow.validate import DatasetError
 
 log = logging.getLogger("bailian_flow.pipeline")
+
+Act = Callable[[Flow, Current], Awaitable[None]]
 
 # Bailian runs at most this many batches at once per account; a run never holds more.
 MAX_PARALLEL = 2
@@ -67,7 +70,7 @@ async def step_batch_received(flow: Flow, current: Current) -> Outcome:
     key = current.state.source.key
     claimed = await claim(flow, current, "batch-planning", f"validating and planning shards of {key}")
     if claimed is not None:
-        await act_plan(flow, claimed)
+        await RESUME_BATCH["batch-planning"](flow, claimed)
         await work(flow, current.state.run_id)
     return "again"
 
@@ -84,6 +87,7 @@ async def act_plan(flow: Flow, current: Current) -> None:
             batch.settings,
             max_lines=flow.settings.batch_shard_lines,
             max_bytes=flow.settings.batch_shard_bytes,
+            etag=state.source.etag,
         )
     except DatasetError as exc:
         error = RunError(reason=str(exc), object=exc.object_name, line=exc.line, field=exc.field, code="InvalidBatch")
@@ -267,7 +271,15 @@ async def _shard_file(flow: Flow, current: Current, key: str, batch: BatchRun, s
         flow,
         current,
         create=lambda: flow.client.compat_files.upload(
-            shard_body(flow.store, key, shard, override=batch.settings.model, mixed=_mixed(batch), skip=skip),
+            shard_body(
+                flow.store,
+                key,
+                shard,
+                override=batch.settings.model,
+                mixed=_mixed(batch),
+                skip=skip,
+                etag=current.state.source.etag,
+            ),
             purpose="batch",
             filename=filename,
         ),
@@ -303,7 +315,7 @@ async def act_collect(flow: Flow, current: Current) -> None:
     shard = batch.shards[batch.current]
     resubmit = shard.status != "completed" and shard.generation <= batch.settings.resubmit_limit
     part_key = results_key(flow, state.source.key, state.run_id, f"_parts/s{shard.root:05d}-g{shard.generation}.jsonl")
-    got = await collect_shard(flow, state.source.key, batch, shard, part_key, resubmit=resubmit)
+    got = await collect_shard(flow, state.source.key, batch, shard, part_key, resubmit=resubmit, etag=state.source.etag)
     shards = _replace(
         batch,
         shard.index,
@@ -387,9 +399,23 @@ async def cancel_batches(flow: Flow, batch: BatchRun) -> None:
             log.info("batch %s: cancel refused (%s)", shard.batch_id, type(exc).__name__)
 
 
-RESUME_BATCH = {
-    "batch-planning": act_plan,
-    "batch-submitting": act_submit,
-    "batch-collecting": act_collect,
-    "batch-merging": act_merge,
+def _pinned(act: Act) -> Act:
+    """An input overwritten mid-run fails the run: its answers must all come from the version it began with."""
+
+    async def acting(flow: Flow, current: Current) -> None:
+        try:
+            await act(flow, current)
+        except ObjectChangedError:
+            key = current.state.source.key
+            reason = f"object {key} was overwritten while the run read it; the new version has a run of its own"
+            await fail(flow, current, RunError(reason=reason, object=key, code="Superseded"))
+
+    return acting
+
+
+RESUME_BATCH: dict[str, Act] = {
+    "batch-planning": _pinned(act_plan),
+    "batch-submitting": _pinned(act_submit),
+    "batch-collecting": _pinned(act_collect),
+    "batch-merging": _pinned(act_merge),
 }
