@@ -133,8 +133,6 @@ def test_show_run_gives_state_and_full_history(pipeline: Pipeline) -> None:
         ("POST", "/runs/r0000000000000000/cancel"),
         ("POST", "/runs/r0000000000000000/retry"),
         ("GET", "/nowhere"),
-        ("DELETE", "/runs"),
-        ("GET", "/runs/r0000000000000000/cancel"),
         ("GET", "/runs/../active"),
     ],
 )
@@ -143,6 +141,20 @@ def test_unknown_runs_and_routes_are_404(pipeline: Pipeline, method: str, path: 
 
     assert status == 404, body
     assert body["error"]["code"] == "NotFound"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [("DELETE", "/runs", "GET, POST"), ("GET", "/runs/r0000000000000000/cancel", "POST")],
+)
+def test_a_known_route_with_another_method_is_405_naming_the_allowed_ones(
+    pipeline: Pipeline, method: str, path: str, allowed: str
+) -> None:
+    status, body = pipeline.api(method, path)
+
+    assert status == 405, body
+    assert body["error"]["code"] == "MethodNotAllowed"
+    assert allowed in body["error"]["message"]
 
 
 # --- starting runs --------------------------------------------------------------------------------------------
@@ -172,14 +184,18 @@ def test_start_from_an_object_then_driven_by_its_requested_event(pipeline: Pipel
     assert deployment["capacity"] == 2, "the API's settings reached the deployment"
 
 
-def test_start_from_a_registered_file(pipeline: Pipeline) -> None:
+def _registered_file(pipeline: Pipeline) -> str:
     from bailian_flow.client import BailianClient
 
     async def upload() -> str:
         async with BailianClient(api_key="sk-test-pipeline", base_url=pipeline.url) as client:
             return (await client.files.upload(SFT_SAMPLE, filename="given.jsonl")).file_id
 
-    file_id = asyncio.run(upload())
+    return asyncio.run(upload())
+
+
+def test_start_from_a_registered_file(pipeline: Pipeline) -> None:
+    file_id = _registered_file(pipeline)
 
     status, body = pipeline.api("POST", "/runs", {"file_id": file_id})
 
@@ -193,9 +209,10 @@ def test_start_from_a_registered_file(pipeline: Pipeline) -> None:
     assert pipeline.created()["files"] == 1, "no second upload"
 
 
-@pytest.mark.parametrize("source", [{"oss_key": KEY}, {"file_id": "file-ft-given"}])
-def test_starting_twice_returns_the_same_run(pipeline: Pipeline, source: dict[str, str]) -> None:
+@pytest.mark.parametrize("kind", ["oss_key", "file_id"])
+def test_starting_twice_returns_the_same_run(pipeline: Pipeline, kind: str) -> None:
     pipeline.put(KEY, SFT_SAMPLE)
+    source = {"oss_key": KEY} if kind == "oss_key" else {"file_id": _registered_file(pipeline)}
 
     first = pipeline.api("POST", "/runs", source)
     second = pipeline.api("POST", "/runs", source)

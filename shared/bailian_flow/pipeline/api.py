@@ -10,23 +10,24 @@ import asyncio
 import hmac
 import json
 import logging
-import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from bailian_flow.client.errors import APIStatusError, NotFoundError
-from bailian_flow.pipeline import reconcile
+from bailian_flow.pipeline import inputs, reconcile
 from bailian_flow.pipeline.runtime import Flow
-from bailian_flow.pipeline.settings import SettingsError, resolve_settings
+from bailian_flow.pipeline.settings import SettingsError, resolve_settings, with_overrides
 from bailian_flow.pipeline.state import RUN_KINDS, RunState, Stage
 from bailian_flow.pipeline.transitions import commit, load
 from bailian_flow.runlog import run_id_for
-from bailian_flow.store import bare_etag
+from bailian_flow.store import StoreError, bare_etag
 
 log = logging.getLogger("bailian_flow.pipeline")
 
-_RUN_PATH = re.compile(r"^/runs/(?P<run_id>[A-Za-z0-9_-]+)(?P<action>/cancel|/retry|/teardown)?/?$")
-_BATCH_CALLBACK = re.compile(r"^/callbacks/batch/(?P<run_id>[A-Za-z0-9_-]{1,64})/(?P<token>[0-9a-f]{1,128})/?$")
 MAX_LIST = 200
+# What `POST /runs` takes; anything else is refused by name, so a typo is not silently ignored.
+START_FIELDS = frozenset({"oss_key", "file_id", "settings"})
 
 
 class HttpError(Exception):
@@ -37,13 +38,53 @@ class HttpError(Exception):
         self.message = message
 
 
-def _response(status: int, body: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Request:
+    """A request that passed the door's checks: path parameters validated, body a bounded JSON object."""
+
+    method: str
+    params: dict[str, str]
+    query: dict[str, str]
+    body: dict[str, Any]
+
+
+Handler = Callable[[Flow, Request], Awaitable[tuple[int, Any]]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """`/runs/{run_id}/cancel`: `{run_id}` must be a run id (else 400), any other `{name}` a short plain segment."""
+
+    method: str
+    pattern: str
+    handler: Handler
+    authenticated: bool = True
+    reads_body: bool = True
+
+    def match(self, segments: list[str]) -> dict[str, str] | None:
+        parts = [part for part in self.pattern.split("/") if part]
+        if len(parts) != len(segments):
+            return None
+        params: dict[str, str] = {}
+        for part, segment in zip(parts, segments, strict=True):
+            if part.startswith("{"):
+                params[part[1:-1]] = segment
+            elif part != segment:
+                return None
+        return params
+
+
+def _response(status: int, body: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "statusCode": status,
-        "headers": {"Content-Type": "application/json"},
+        "headers": {"Content-Type": "application/json", **(headers or {})},
         "isBase64Encoded": False,
         "body": json.dumps(body, ensure_ascii=False),
     }
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return _response(status, {"error": {"code": code, "message": message}}, headers)
 
 
 def _authorized(flow: Flow, authorization: str | None) -> None:
@@ -51,83 +92,124 @@ def _authorized(flow: Flow, authorization: str | None) -> None:
     if token is None:
         raise HttpError(503, "NotConfigured", "the API token (BAILIAN_FLOW_API_TOKEN) is not configured")
     expected = f"Bearer {token.get_secret_value()}".encode()
-    if not authorization or not hmac.compare_digest(authorization.encode(), expected):
+    if not authorization or not hmac.compare_digest(authorization.encode("utf-8", "replace"), expected):
         raise HttpError(401, "Unauthorized", "missing or wrong bearer token")
 
 
 async def handle(flow: Flow, raw: bytes) -> dict[str, Any]:
     from bailian_flow.fc import InvalidEvent, parse_http_event
 
+    if len(raw) > inputs.MAX_EVENT_BYTES:
+        return _error(413, "PayloadTooLarge", f"request is larger than {inputs.MAX_BODY_BYTES} bytes")
     try:
         event = parse_http_event(raw)
     except InvalidEvent as exc:
-        return _response(400, {"error": {"code": "InvalidEvent", "message": str(exc)}})
-    method = event.method.upper()
-    path = event.path or "/"
+        return _error(400, "InvalidEvent", str(exc))
     try:
-        if path.rstrip("/") in ("", "/health") and method == "GET":
-            return _response(200, {"status": "ok"})
-        callback = _BATCH_CALLBACK.match(path)
-        if callback and method == "POST":
-            # Bailian calls this without our token: the path's HMAC is the credential, the body is ignored.
-            return _response(200, await batch_callback(flow, callback["run_id"], callback["token"]))
-        _authorized(flow, event.header("authorization"))
-        body = _json_body(event.decoded_body()) if method == "POST" else {}
-        status, payload = await _route(flow, method, path, body, event.query)
-        return _response(status, payload)
+        return await _dispatch(flow, event.method.upper(), event.path or "/", event)
     except HttpError as exc:
-        return _response(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+        return _error(exc.status, exc.code, exc.message)
+    except inputs.InputError as exc:
+        return _error(exc.status, exc.code, exc.message)
+    except StoreError as exc:
+        log.warning("API: the bucket failed: %s", exc)
+        return _error(503, "StoreUnavailable", "the bucket is unavailable; try again")
+    except Exception:
+        # Last resort, never reached by anything a client sends (tests/pipeline/test_hostile_api.py): no
+        # traceback, no token, nothing of the request in the answer.
+        log.exception("API: unexpected failure")
+        return _error(500, "InternalError", "internal error; see the function's log")
 
 
-def _json_body(raw: bytes) -> dict[str, Any]:
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HttpError(400, "InvalidJSON", f"request body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise HttpError(400, "InvalidJSON", "request body must be a JSON object")
-    return body
+async def _dispatch(flow: Flow, method: str, path: str, event: Any) -> dict[str, Any]:
+    if len(path) > inputs.MAX_PATH_CHARS:
+        raise HttpError(414, "URITooLong", f"path is longer than {inputs.MAX_PATH_CHARS} characters")
+    # A trailing slash is the same route; an empty or dot segment anywhere else matches none.
+    segments = path.removesuffix("/").split("/")[1:] if path.startswith("/") else [path]
+    matched = [(route, params) for route in ROUTES if (params := route.match(segments)) is not None]
+    if not matched:
+        raise HttpError(404, "NotFound", "no such route")
+    chosen = next(((route, params) for route, params in matched if route.method == method), None)
+    if chosen is None:
+        allowed = ", ".join(sorted({route.method for route, _ in matched}))
+        return _error(405, "MethodNotAllowed", f"{method} is not allowed here; use {allowed}", {"Allow": allowed})
+    route, params = chosen
+    if route.authenticated:
+        _authorized(flow, event.header("authorization"))
+    for name, value in params.items():
+        params[name] = inputs.run_id(value) if name == "run_id" else inputs.plain_id(value, field=name)
+    body = inputs.json_object(event.decoded_body()) if method == "POST" and route.reads_body else {}
+    status, payload = await route.handler(flow, Request(method, params, event.query, body))
+    return _response(status, payload)
 
 
-async def _route(flow: Flow, method: str, path: str, body: dict[str, Any], query: dict[str, str]) -> tuple[int, Any]:
-    if path.rstrip("/") == "/runs":
-        if method == "GET":
-            runs, next_cursor = await list_runs(flow, query)
-            return 200, {"runs": runs, "next": next_cursor}
-        if method == "POST":
-            return await start_run(flow, body)
-    match = _RUN_PATH.match(path)
-    if match:
-        run_id, action = match["run_id"], match["action"]
-        if action is None and method == "GET":
-            return 200, await show_run(flow, run_id)
-        if action == "/cancel" and method == "POST":
-            return 200, {"run": await cancel_run(flow, run_id)}
-        if action == "/retry" and method == "POST":
-            return 202, {"run": await retry_run(flow, run_id, body.get("settings"))}
-        if action == "/teardown" and method == "POST":
-            return 200, {"run": await teardown_run(flow, run_id)}
-    if path.startswith("/callbacks/") and method == "POST":
-        return 200, await callback(flow, path.removeprefix("/callbacks/"), body)
-    raise HttpError(404, "NotFound", f"no route for {method} {path}")
+async def _health(flow: Flow, request: Request) -> tuple[int, Any]:
+    return 200, {"status": "ok"}
+
+
+async def _list(flow: Flow, request: Request) -> tuple[int, Any]:
+    runs, next_cursor = await list_runs(flow, request.query)
+    return 200, {"runs": runs, "next": next_cursor}
+
+
+async def _start(flow: Flow, request: Request) -> tuple[int, Any]:
+    return await start_run(flow, request.body)
+
+
+async def _show(flow: Flow, request: Request) -> tuple[int, Any]:
+    return 200, await show_run(flow, request.params["run_id"])
+
+
+async def _cancel(flow: Flow, request: Request) -> tuple[int, Any]:
+    return 200, {"run": await cancel_run(flow, request.params["run_id"])}
+
+
+async def _retry(flow: Flow, request: Request) -> tuple[int, Any]:
+    return 202, {"run": await retry_run(flow, request.params["run_id"], request.body.get("settings"))}
+
+
+async def _teardown(flow: Flow, request: Request) -> tuple[int, Any]:
+    return 200, {"run": await teardown_run(flow, request.params["run_id"])}
+
+
+async def _batch_callback(flow: Flow, request: Request) -> tuple[int, Any]:
+    return 200, await batch_callback(flow, request.params["run_id"], request.params["token"])
+
+
+async def _callback(flow: Flow, request: Request) -> tuple[int, Any]:
+    return 200, await callback(flow, request.params["kind"], request.body)
+
+
+# One line per route; each inherits the checks above (auth unless said otherwise, parameters, body bounds).
+ROUTES: list[Route] = [
+    Route("GET", "/", _health, authenticated=False),
+    Route("GET", "/health", _health, authenticated=False),
+    Route("GET", "/runs", _list),
+    Route("POST", "/runs", _start),
+    Route("GET", "/runs/{run_id}", _show),
+    Route("POST", "/runs/{run_id}/cancel", _cancel),
+    Route("POST", "/runs/{run_id}/retry", _retry),
+    Route("POST", "/runs/{run_id}/teardown", _teardown),
+    Route("POST", "/callbacks/{kind}", _callback),
+    # Bailian calls this without our token: the path's HMAC is the credential, the body is ignored.
+    Route("POST", "/callbacks/batch/{run_id}/{token}", _batch_callback, authenticated=False, reads_body=False),
+]
 
 
 async def list_runs(flow: Flow, query: dict[str, str]) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first; `next` is the `after` value of the following page (None on the last)."""
+    limit_text, after = inputs.query_value(query, "limit"), inputs.query_value(query, "after")
+    wanted_stage, wanted_kind = inputs.query_value(query, "stage"), inputs.query_value(query, "kind")
     try:
-        limit = int(query.get("limit", "50"))
+        limit = int(limit_text or "50")
     except ValueError:
         raise HttpError(400, "InvalidParameter", "limit must be an integer") from None
     if not 1 <= limit <= MAX_LIST:
         raise HttpError(400, "InvalidParameter", f"limit must be between 1 and {MAX_LIST}")
-    run_ids, next_cursor = await flow.runs.recent(limit=limit, after=query.get("after"))
-    loaded = await asyncio.gather(*(load(flow, run_id) for run_id in run_ids))
-    wanted_stage = query.get("stage")
-    wanted_kind = query.get("kind")
     if wanted_kind is not None and wanted_kind not in RUN_KINDS:
         raise HttpError(400, "InvalidParameter", f"kind must be one of {', '.join(sorted(RUN_KINDS))}")
+    run_ids, next_cursor = await flow.runs.recent(limit=limit, after=after)
+    loaded = await asyncio.gather(*(load(flow, run_id) for run_id in run_ids))
     runs = [current.state.public() for current in loaded if current is not None]
     if wanted_stage:
         runs = [run for run in runs if run["stage"] == wanted_stage]
@@ -155,25 +237,49 @@ async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
     explicit = body.get("settings")
     if explicit is not None and not isinstance(explicit, dict):
         raise HttpError(400, "InvalidParameter", "settings must be an object")
+    unknown = sorted(set(body) - START_FIELDS)
+    if unknown:
+        raise HttpError(400, "InvalidParameter", f"unknown field {inputs.shown(unknown[0])}")
+    if ("oss_key" in body) == ("file_id" in body):
+        raise HttpError(400, "InvalidParameter", "give either oss_key or file_id")
     try:
         if explicit:
             # The request's own settings are the caller's to fix now (400, no run); a bad sidecar or metadata
             # on the object is the dataset's problem and fails its run instead.
             resolve_settings(flow.settings.defaults, explicit=explicit)
-        if isinstance(body.get("oss_key"), str):
-            key = body["oss_key"]
+        if "oss_key" in body:
+            key = inputs.object_key(body["oss_key"], prefix=flow.settings.datasets_prefix, field="oss_key")
             state, created = await open_run_for_object(
-                flow, flow.settings.bucket, key, None, explicit=explicit, first_stage="requested"
+                flow, flow.settings.bucket, key, None, explicit=explicit, first_stage="requested", field="oss_key"
             )
             if state is None:
                 raise HttpError(404, "NotFound", f"object {key} does not exist in {flow.settings.bucket}")
-        elif isinstance(body.get("file_id"), str):
-            state, created = await open_run_for_file(flow, body["file_id"], explicit=explicit)
         else:
-            raise HttpError(400, "InvalidParameter", "give either oss_key or file_id")
+            file_id = inputs.plain_id(body["file_id"], field="file_id")
+            try:
+                await flow.client.files.get(file_id)
+            except NotFoundError:
+                raise HttpError(404, "NotFound", f"file {file_id} is not registered with Bailian") from None
+            state, created = await open_run_for_file(flow, file_id, explicit=explicit)
     except SettingsError as exc:
         raise HttpError(400, "InvalidSettings", exc.reason) from None
+    if not created and explicit and not _agrees(state, explicit):
+        raise HttpError(
+            409,
+            "RunExists",
+            f"run {state.run_id} already exists for this source with other settings (it is "
+            f"{state.public()['stage']}); to run it with these settings, POST /runs/{state.run_id}/retry with "
+            '{"settings": ...} once it has FAILED, or upload the object again to start a new run',
+        )
     return (202 if created else 200), {"run": state.public(), "created": created}
+
+
+def _agrees(state: RunState, explicit: dict[str, Any]) -> bool:
+    """Whether the run already has these settings: a repeated request is the same request, not a conflict."""
+    try:
+        return with_overrides(state.settings, explicit) == state.settings
+    except SettingsError:
+        return False
 
 
 async def cancel_run(flow: Flow, run_id: str) -> dict[str, Any]:
@@ -313,9 +419,9 @@ async def callback(flow: Flow, kind: str, body: dict[str, Any]) -> dict[str, Any
     """Inbound notice that something a run waits on may have changed: poll that run now, not at the next tick."""
     from bailian_flow.pipeline.steps import POLLING, advance
 
-    run_id = body.get("run_id")
-    if not isinstance(run_id, str):
+    if "run_id" not in body:
         raise HttpError(400, "InvalidParameter", "callback body needs a run_id")
+    run_id = inputs.run_id(body["run_id"])
     state = await advance(flow, run_id, POLLING)
     if state is None:
         raise HttpError(404, "NotFound", f"run {run_id} does not exist")

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from bailian_flow.pipeline import inputs
 from bailian_flow.pipeline.batch_settings import resolve_batch_settings
 from bailian_flow.pipeline.batch_state import BatchRun
 from bailian_flow.pipeline.layout import SIDECAR_SUFFIX
@@ -19,7 +20,7 @@ from bailian_flow.pipeline.settings import RunSettings, SettingsError, parse_sid
 from bailian_flow.pipeline.state import RunError, RunKind, RunState, Source
 from bailian_flow.pipeline.transitions import create, load
 from bailian_flow.runlog import run_id_for
-from bailian_flow.store import bare_etag
+from bailian_flow.store import StoreError, bare_etag
 
 log = logging.getLogger("bailian_flow.pipeline")
 
@@ -39,13 +40,23 @@ async def _keep_marked(flow: Flow, state: RunState) -> None:
         await flow.runs.mark_active(state.run_id)
 
 
+async def read_sidecar(flow: Flow, key: str) -> tuple[str, dict[str, Any] | None]:
+    """The key of `key`'s settings file and what it holds (None when there is none)."""
+    sidecar_key = key + SIDECAR_SUFFIX
+    try:
+        raw = await flow.store.get(sidecar_key)
+    except StoreError as exc:
+        if exc.status != 403:
+            raise
+        raise SettingsError(_forbidden(sidecar_key), object_key=sidecar_key, field="sidecar") from None
+    return sidecar_key, (parse_sidecar(raw, object_key=sidecar_key) if raw is not None else None)
+
+
 async def settings_for(
     flow: Flow, key: str, metadata: Mapping[str, str], explicit: Mapping[str, Any] | None
 ) -> RunSettings:
-    sidecar_key = key + SIDECAR_SUFFIX
-    raw = await flow.store.get(sidecar_key)
-    sidecar = parse_sidecar(raw, object_key=sidecar_key) if raw is not None else None
-    return resolve_settings(
+    sidecar_key, sidecar = await read_sidecar(flow, key)
+    settings = resolve_settings(
         flow.settings.defaults,
         metadata=metadata,
         sidecar=sidecar,
@@ -53,15 +64,28 @@ async def settings_for(
         object_key=key,
         sidecar_key=sidecar_key,
     )
+    if settings.validation_key is not None:
+        # The validation file is read like the dataset: the same bounds, and it must be a dataset too.
+        try:
+            canonical = inputs.object_key(
+                settings.validation_key, prefix=flow.settings.datasets_prefix, field="validation_key"
+            )
+        except inputs.InputError as exc:
+            blame = sidecar_key if sidecar and "validation_key" in sidecar else key
+            raise SettingsError(exc.message, object_key=blame, field="validation_key") from None
+        settings = settings.model_copy(update={"validation_key": canonical})
+    return settings
+
+
+def _forbidden(key: str) -> str:
+    return f"the function's role may not read {key} (OSS answered 403 AccessDenied)"
 
 
 async def batch_settings_for(
     flow: Flow, key: str, metadata: Mapping[str, str], explicit: Mapping[str, Any] | None
 ) -> BatchRun:
     """A batch input's settings (metadata < sidecar < explicit), as the run's empty batch plan."""
-    sidecar_key = key + SIDECAR_SUFFIX
-    raw = await flow.store.get(sidecar_key)
-    sidecar = parse_sidecar(raw, object_key=sidecar_key) if raw is not None else None
+    sidecar_key, sidecar = await read_sidecar(flow, key)
     settings = resolve_batch_settings(
         metadata=metadata, sidecar=sidecar, explicit=explicit, object_key=key, sidecar_key=sidecar_key
     )
@@ -77,13 +101,20 @@ async def open_run_for_object(
     explicit: Mapping[str, Any] | None = None,
     first_stage: Literal["received", "requested"] = "received",
     kind: RunKind = "fine-tune",
+    field: str = "key",
 ) -> tuple[RunState | None, bool]:
     """Find or create the run of one uploaded object. Returns (state, created); state None = nothing to do.
 
     `received` when the caller goes on to act itself (on_upload); `requested` when it hands over to on_upload
-    through that entry's event (the REST API, the timer's scan).
+    through that entry's event (the REST API, the timer's scan). `field` names the key in a FAILED run's error.
     """
-    info = await flow.store.head(key)
+    try:
+        info = await flow.store.head(key)
+    except StoreError as exc:
+        if exc.status != 403:
+            raise
+        # Retrying cannot help until the role changes: a FAILED run says so (FC would retry an exception).
+        return await _record_forbidden(flow, bucket, key, field, kind)
     if info is None:
         log.warning("object %s is gone; no run", key)
         return None, False
@@ -117,9 +148,35 @@ async def open_run_for_object(
         created_at=_now(),
         error=error,
     )
-    written = await create(flow, state, f"failed: {error.reason}" if error else f"{first_stage} {key}")
+    return await _create_or_load(flow, state, f"failed: {error.reason}" if error else f"{first_stage} {key}")
+
+
+async def _record_forbidden(
+    flow: Flow, bucket: str, key: str, field: str, kind: RunKind
+) -> tuple[RunState | None, bool]:
+    # No ETag can be read: the run is named by the key alone, so every request for it finds the same run.
+    run_id = run_id_for(bucket, key, "ACCESS-DENIED")
+    existing = await load(flow, run_id)
+    if existing is not None:
+        return existing.state, False
+    error = RunError(reason=_forbidden(key), object=key, field=field, code="AccessDenied")
+    state = RunState(
+        run_id=run_id,
+        kind=kind,
+        stage="failed",
+        source=Source(bucket=bucket, key=key),
+        settings=RunSettings.from_defaults(flow.settings.defaults),
+        created_at=_now(),
+        error=error,
+    )
+    return await _create_or_load(flow, state, f"failed: {error.reason}")
+
+
+async def _create_or_load(flow: Flow, state: RunState, changed: str) -> tuple[RunState | None, bool]:
+    """Create the run's first entry; a rival that created it first wins, and its state is the answer."""
+    written = await create(flow, state, changed)
     if written is None:
-        again = await load(flow, run_id)
+        again = await load(flow, state.run_id)
         return (again.state if again else None), False
     return written, True
 

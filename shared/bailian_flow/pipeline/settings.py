@@ -13,14 +13,24 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from bailian_flow.config import RunDefaults
+from bailian_flow.pipeline.inputs import (
+    MAX_HYPER_PARAMETERS_BYTES,
+    MAX_KEY_BYTES,
+    MAX_NAME_CHARS,
+    MAX_SIDECAR_BYTES,
+    bounded_json,
+)
 
 TrainingType = Literal["sft", "efficient_sft", "cpt", "dpo_full", "dpo_lora"]
+# Bounds (inputs.py sets them): every setting is copied into each entry of its run's log.
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
+Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_BYTES)]
 
 
 class SettingsError(ValueError):
@@ -38,11 +48,11 @@ class ImportSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model_name: str | None = None
-    bucket: str | None = None
-    object_key: str
+    model_name: Name | None = None
+    bucket: Annotated[str, Field(min_length=3, max_length=63)] | None = None
+    object_key: Key
     weight_type: Literal["full", "lora"] = "lora"
-    display_name: str | None = None
+    display_name: Name | None = None
 
     @field_validator("object_key")
     @classmethod
@@ -100,7 +110,7 @@ class OnSuccess(BaseModel):
     plan: Literal["mu", "cu", "ptu", "lora"] = "lora"
     capacity: int = Field(default=1, ge=1, lt=1000)
     # Validated even when left out, so that a plan missing its companion setting is blamed on that setting.
-    deploy_spec: str | None = Field(default=None, validate_default=True)
+    deploy_spec: Name | None = Field(default=None, validate_default=True)
     ptu_capacity: PtuCapacity | None = Field(default=None, validate_default=True)
     # Applied with an update once the deployment runs (the create call's own limits are not in every plan).
     rpm_limit: int | None = Field(default=None, gt=0)
@@ -143,10 +153,10 @@ class OnSuccess(BaseModel):
 class RunSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "qwen3-8b"
+    model: Name = "qwen3-8b"
     training_type: TrainingType = "efficient_sft"
     hyper_parameters: dict[str, Any] = Field(default_factory=dict)
-    validation_key: str | None = None
+    validation_key: Key | None = None
     on_success: OnSuccess = Field(default_factory=OnSuccess)
     # What becomes of the run's succeeded fine-tune job (it counts against the account's 20-job quota).
     job_retention: str = "keep-last-10"
@@ -155,6 +165,11 @@ class RunSettings(BaseModel):
     @classmethod
     def _retention(cls, value: str) -> str:
         return _check_retention(value)
+
+    @field_validator("hyper_parameters")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return dict(bounded_json(value, max_bytes=MAX_HYPER_PARAMETERS_BYTES, what="hyper_parameters"))
 
     @classmethod
     def from_defaults(cls, defaults: RunDefaults) -> RunSettings:
@@ -235,14 +250,41 @@ def metadata_overrides(metadata: Mapping[str, str], *, object_key: str) -> dict[
     return overrides
 
 
+class _PlainLoader(yaml.SafeLoader):
+    """YAML without aliases: a few bytes of `&a`/`*a` can stand for gigabytes once the settings are serialized."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases (*name) are not allowed")
+        return super().compose_node(parent, index)
+
+
 def parse_sidecar(data: bytes, *, object_key: str) -> dict[str, Any]:
+    if len(data) > MAX_SIDECAR_BYTES:
+        raise SettingsError(f"settings file is larger than {MAX_SIDECAR_BYTES} bytes", object_key=object_key)
     try:
-        loaded = yaml.safe_load(data.decode("utf-8")) or {}
+        loaded = yaml.load(data.decode("utf-8"), Loader=_PlainLoader) or {}
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise SettingsError(f"settings file is not valid YAML: {exc}", object_key=object_key) from None
+    except RecursionError:
+        raise SettingsError("settings file nests too deeply", object_key=object_key) from None
     if not isinstance(loaded, dict):
         raise SettingsError("settings file must hold a mapping", object_key=object_key)
     return loaded
+
+
+def with_overrides(settings: RunSettings, explicit: Mapping[str, Any]) -> RunSettings:
+    """`settings` with a request's settings laid over them (raises SettingsError like `resolve_settings`)."""
+    try:
+        return RunSettings.model_validate(_deep_merge(settings.model_dump(by_alias=True), explicit))
+    except ValidationError as exc:
+        raise _settings_error(exc, None) from None
+
+
+def _settings_error(exc: ValidationError, blame: str | None) -> SettingsError:
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"])
+    return SettingsError(f"setting {field}: {first['msg']}", object_key=blame, field=field)
 
 
 def resolve_settings(
@@ -270,6 +312,4 @@ def resolve_settings(
     try:
         return RunSettings.model_validate(merged)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise SettingsError(f"setting {field}: {first['msg']}", object_key=blame, field=field) from None
+        raise _settings_error(exc, blame) from None
