@@ -30,6 +30,8 @@ def load_event_object(raw: bytes | bytearray | str | dict[str, Any], kind: str) 
         raise InvalidEvent(f"{kind} event is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise InvalidEvent(f"{kind} event is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise InvalidEvent(f"{kind} event nests too deeply") from None
     if not isinstance(loaded, dict):
         raise InvalidEvent(f"{kind} event must be a JSON object, got {type(loaded).__name__}")
     return loaded

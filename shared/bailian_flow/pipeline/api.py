@@ -103,10 +103,9 @@ async def handle(flow: Flow, raw: bytes) -> dict[str, Any]:
         return _error(413, "PayloadTooLarge", f"request is larger than {inputs.MAX_BODY_BYTES} bytes")
     try:
         event = parse_http_event(raw)
+        return await _dispatch(flow, event.method.upper(), event.path or "/", event)
     except InvalidEvent as exc:
         return _error(400, "InvalidEvent", str(exc))
-    try:
-        return await _dispatch(flow, event.method.upper(), event.path or "/", event)
     except HttpError as exc:
         return _error(exc.status, exc.code, exc.message)
     except inputs.InputError as exc:
@@ -125,7 +124,7 @@ async def _dispatch(flow: Flow, method: str, path: str, event: Any) -> dict[str,
     if len(path) > inputs.MAX_PATH_CHARS:
         raise HttpError(414, "URITooLong", f"path is longer than {inputs.MAX_PATH_CHARS} characters")
     # A trailing slash is the same route; an empty or dot segment anywhere else matches none.
-    segments = path.removesuffix("/").split("/")[1:] if path.startswith("/") else [path]
+    segments = path.removesuffix("/").split("/")[1:] if path.startswith("/") else ["", path]
     matched = [(route, params) for route in ROUTES if (params := route.match(segments)) is not None]
     if not matched:
         raise HttpError(404, "NotFound", "no such route")
@@ -165,7 +164,8 @@ async def _cancel(flow: Flow, request: Request) -> tuple[int, Any]:
 
 
 async def _retry(flow: Flow, request: Request) -> tuple[int, Any]:
-    return 202, {"run": await retry_run(flow, request.params["run_id"], request.body.get("settings"))}
+    settings = _request_settings(flow, request.body.get("settings"))
+    return 202, {"run": await retry_run(flow, request.params["run_id"], settings)}
 
 
 async def _teardown(flow: Flow, request: Request) -> tuple[int, Any]:
@@ -234,19 +234,13 @@ async def show_run(flow: Flow, run_id: str) -> dict[str, Any]:
 async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
     from bailian_flow.pipeline.intake import open_run_for_file, open_run_for_object
 
-    explicit = body.get("settings")
-    if explicit is not None and not isinstance(explicit, dict):
-        raise HttpError(400, "InvalidParameter", "settings must be an object")
     unknown = sorted(set(body) - START_FIELDS)
     if unknown:
         raise HttpError(400, "InvalidParameter", f"unknown field {inputs.shown(unknown[0])}")
     if ("oss_key" in body) == ("file_id" in body):
         raise HttpError(400, "InvalidParameter", "give either oss_key or file_id")
+    explicit = _request_settings(flow, body.get("settings"))
     try:
-        if explicit:
-            # The request's own settings are the caller's to fix now (400, no run); a bad sidecar or metadata
-            # on the object is the dataset's problem and fails its run instead.
-            resolve_settings(flow.settings.defaults, explicit=explicit)
         if "oss_key" in body:
             key = inputs.object_key(body["oss_key"], prefix=flow.settings.datasets_prefix, field="oss_key")
             state, created = await open_run_for_object(
@@ -272,6 +266,22 @@ async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
             '{"settings": ...} once it has FAILED, or upload the object again to start a new run',
         )
     return (202 if created else 200), {"run": state.public(), "created": created}
+
+
+def _request_settings(flow: Flow, value: Any) -> dict[str, Any] | None:
+    """A request's own settings are the caller's to fix now (400, no run); a bad sidecar or metadata on the
+    object is the dataset's problem and fails its run instead."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise HttpError(400, "InvalidParameter", "settings must be an object")
+    try:
+        resolved = resolve_settings(flow.settings.defaults, explicit=value)
+    except SettingsError as exc:
+        raise HttpError(400, "InvalidSettings", exc.reason) from None
+    if resolved.validation_key is not None:
+        inputs.object_key(resolved.validation_key, prefix=flow.settings.datasets_prefix, field="validation_key")
+    return value
 
 
 def _agrees(state: RunState, explicit: dict[str, Any]) -> bool:

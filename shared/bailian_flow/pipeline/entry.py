@@ -65,6 +65,7 @@ async def _chained(flow: Flow, raw: bytes, function: str, acts: frozenset[str]) 
 
 async def _upload(flow: Flow, raw: bytes) -> dict[str, Any]:
     from bailian_flow.fc import InvalidEvent, parse_oss_event
+    from bailian_flow.pipeline.inputs import is_canonical_key, shown
     from bailian_flow.pipeline.intake import open_run_for_object, record_bad_event
     from bailian_flow.pipeline.steps import ON_UPLOAD, advance
 
@@ -81,6 +82,12 @@ async def _upload(flow: Flow, raw: bytes) -> dict[str, Any]:
             batch = key.startswith(flow.settings.batches_prefix)
             if not batch and not key.startswith(flow.settings.datasets_prefix):
                 log.warning("on_upload: ignoring %s (outside %s)", key, flow.settings.datasets_prefix)
+                continue
+            if not is_canonical_key(key, prefix=flow.settings.datasets_prefix):
+                # `.`/`..`/empty segments: an HTTP client may resolve them, reading another object than this one.
+                reason = f"object key {shown(key)} has '.', '..' or empty segments, or characters OSS paths mangle"
+                bad = await record_bad_event(flow, raw, reason, function="on_upload")
+                runs.append(bad.public())
                 continue
             if record.bucket_name != flow.settings.bucket:
                 reason = f"bucket {record.bucket_name} is not the configured bucket {flow.settings.bucket}"

@@ -18,7 +18,17 @@ from bailian_flow.pipeline.transitions import (
     server_fault,
 )
 from bailian_flow.runlog import run_id_for
+from bailian_flow.store import StoreError
 from bailian_flow.validate import DatasetError
+
+
+class SourceForbidden(PermissionError):
+    """The function's role may not read a key (403 from OSS): retrying cannot help until the role changes."""
+
+    def __init__(self, key: str, field: str) -> None:
+        super().__init__(f"the function's role may not read {key} (OSS answered 403 AccessDenied)")
+        self.key = key
+        self.field = field
 
 
 async def step_received(flow: Flow, current: Current) -> Outcome:
@@ -42,6 +52,10 @@ async def _ensure_file(
         return found.file_id, state.records or 0, []
     try:
         result = await ingest(flow, key, training_type=state.settings.training_type, description=description, etag=etag)
+    except StoreError as exc:
+        if exc.status == 403:
+            raise SourceForbidden(key, "validation_key" if role == "validation" else "source.key") from None
+        raise
     except APIConnectionError as exc:
         if exc.maybe_processed and (found := await reconcile.find_file(flow, description)) is not None:
             return found.file_id, state.records or 0, []
@@ -67,6 +81,9 @@ async def act_upload(flow: Flow, current: Current) -> None:
         return
     except SourceSuperseded as exc:
         await fail(flow, current, superseded_error(state, exc.newer_etag))
+        return
+    except SourceForbidden as exc:
+        await fail(flow, current, RunError(reason=str(exc), object=exc.key, field=exc.field, code="AccessDenied"))
         return
     except UploadFailedError as exc:
         await fail(flow, current, RunError(reason=f"Bailian rejected the file: {exc}", object=state.source.key))
