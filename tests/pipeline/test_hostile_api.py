@@ -70,6 +70,7 @@ def _json() -> list[Hostile]:
         '{"a":' * 10_000 + "1" + "}" * 10_000,
         '{"oss_key": "' + KEY + '", "settings": ' + "[" * 40 + "]" * 40 + "}",
         "\ufeff{",
+        '{"oss_key": ' + "9" * 5000 + "}",
     ]
     cases = [Hostile("POST", "/runs", 400, "InvalidJSON", body=text) for text in invalid]
     cases += [
@@ -97,6 +98,8 @@ def _ids() -> list[Hostile]:
         Hostile("GET", f"/runs/{ABSENT}", 404, "NotFound"),
         Hostile("POST", f"/runs/{ABSENT}/cancel", 404, "NotFound"),
         Hostile("POST", f"/runs/{ABSENT}/retry", 404, "NotFound"),
+        Hostile("POST", f"/runs/{ABSENT}/teardown", 404, "NotFound"),
+        Hostile("POST", "/runs/../teardown", 400, "InvalidRunId"),
         Hostile("GET", "/runs/../active", 404, "NotFound"),
         Hostile("GET", "/runs//", 400, "InvalidRunId"),
     ]
@@ -194,6 +197,7 @@ def _methods() -> list[Hostile]:
         Hostile("POST", f"/runs/{DONE}", 405, "MethodNotAllowed", body={}),
         Hostile("GET", f"/runs/{DONE}/cancel", 405, "MethodNotAllowed"),
         Hostile("GET", f"/runs/{DONE}/retry", 405, "MethodNotAllowed"),
+        Hostile("GET", f"/runs/{DONE}/teardown", 405, "MethodNotAllowed"),
         Hostile("GET", "/callbacks/fine-tune", 405, "MethodNotAllowed"),
         Hostile("POST", "/health", 405, "MethodNotAllowed", token=None),
         Hostile("OPTIONS", "/runs", 405, "MethodNotAllowed"),

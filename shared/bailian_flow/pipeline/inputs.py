@@ -145,6 +145,8 @@ def json_object(raw: bytes, *, what: str = "request body") -> dict[str, Any]:
         raise InputError(f"{what} is not UTF-8 text", code="InvalidJSON") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{what} is not JSON: {exc.msg} at line {exc.lineno}", code="InvalidJSON") from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise InputError(f"{what} holds a number too long to read", code="InvalidJSON") from None
     except RecursionError:  # the depth scan makes this unreachable; kept so a parser change cannot become a 500
         raise InputError(f"{what} nests too deeply", code="InvalidJSON") from None
     if not isinstance(body, dict):
