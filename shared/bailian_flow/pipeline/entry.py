@@ -83,7 +83,8 @@ async def _upload(flow: Flow, raw: bytes) -> dict[str, Any]:
             if not batch and not key.startswith(flow.settings.datasets_prefix):
                 log.warning("on_upload: ignoring %s (outside %s)", key, flow.settings.datasets_prefix)
                 continue
-            if not is_canonical_key(key, prefix=flow.settings.datasets_prefix):
+            prefix = flow.settings.batches_prefix if batch else flow.settings.datasets_prefix
+            if not is_canonical_key(key, prefix=prefix):
                 # `.`/`..`/empty segments: an HTTP client may resolve them, reading another object than this one.
                 reason = f"object key {shown(key)} has '.', '..' or empty segments, or characters OSS paths mangle"
                 bad = await record_bad_event(flow, raw, reason, function="on_upload")
