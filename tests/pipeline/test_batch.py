@@ -303,3 +303,70 @@ def test_cancel_mid_way_stops_the_batches(batch_pipeline: Pipeline) -> None:
     assert batch_pipeline.created()["batches"] == submitted
     assert batch_pipeline.run(run_id)["run"]["stage"] == "CANCELED"
     assert batch_pipeline.get(f"results/team/questions/{run_id}/output.jsonl") is None
+
+
+def test_a_run_started_through_the_api_takes_its_settings(pipeline: Pipeline) -> None:
+    pipeline.put(KEY, batch_input(6))
+    bad, body = pipeline.api("POST", "/runs", {"oss_key": KEY, "settings": {"completion_window": "2h"}})
+    assert bad == 400 and body["error"]["code"] == "InvalidSettings", body
+
+    status, body = pipeline.api(
+        "POST", "/runs", {"oss_key": KEY, "settings": {"model": "qwen-turbo", "metadata": {"ds_name": "nightly"}}}
+    )
+
+    assert status == 202, body
+    run_id = body["run"]["run_id"]
+    assert body["run"]["kind"] == "batch"
+    assert pipeline.pump(run_id)["stage"] == "DONE"
+    output = [json.loads(line) for line in results(pipeline, run_id, "output.jsonl").splitlines()]
+    assert [line["custom_id"] for line in output] == [f"req-{n}" for n in range(1, 7)]
+    assert {line["response"]["body"]["model"] for line in output} == {"qwen-turbo"}  # the override won
+    (batch,) = [service_batch(pipeline, shard["batch_id"]) for shard in pipeline.run(run_id)["run"]["batch"]["shards"]]
+    assert batch["metadata"]["ds_name"] == f"nightly bf-{run_id}-a1-s0-g1"
+
+
+def test_embedding_requests_chosen_by_the_sidecar(pipeline: Pipeline) -> None:
+    pipeline.put(KEY + ".flow.yaml", b"endpoint: /v1/embeddings\ncompletion_window: 2d\n")
+    lines = [
+        json.dumps(
+            {
+                "custom_id": f"e{n}",
+                "method": "POST",
+                "url": "/v1/embeddings",
+                "body": {"model": "text-embedding-v3", "input": f"text {n}"},
+            }
+        ).encode()
+        + b"\n"
+        for n in range(8)
+    ]
+    run_id = pipeline.upload(KEY, b"".join(lines))
+
+    assert pipeline.pump(run_id)["stage"] == "DONE"
+    output = [json.loads(line) for line in results(pipeline, run_id, "output.jsonl").splitlines()]
+    assert [line["custom_id"] for line in output] == [f"e{n}" for n in range(8)]
+    assert output[0]["response"]["body"]["object"] == "list"
+    summary = json.loads(results(pipeline, run_id, "summary.json"))
+    assert summary["input_tokens"] > 0 and summary["cost"]["unpriced_models"] == ["text-embedding-v3"]
+
+
+def test_an_unknown_setting_fails_the_run_naming_it(pipeline: Pipeline) -> None:
+    pipeline.put(KEY + ".flow.yaml", b"endpiont: /v1/embeddings\n")
+    run_id = pipeline.upload(KEY, batch_input(3))
+
+    run = pipeline.run(run_id)["run"]
+
+    assert run["stage"] == "FAILED"
+    assert (run["error"]["code"], run["error"]["field"]) == ("InvalidSettings", "endpiont")
+    assert pipeline.created()["batches"] == 0
+
+
+def test_a_bad_line_40001_fails_before_anything_is_submitted(pipeline: Pipeline) -> None:
+    lines = [request_line(n) for n in range(1, 40_001)]
+    lines.append(b'{"custom_id": "req-40001", "method": "GET", "url": "/v1/chat/completions", "body": {}}\n')
+    run_id = pipeline.upload(KEY, b"".join(lines))
+
+    run = pipeline.run(run_id)["run"]
+
+    assert run["stage"] == "FAILED", run
+    assert (run["error"]["line"], run["error"]["field"]) == (40_001, "method")
+    assert (pipeline.created()["compat_files"], pipeline.created()["batches"]) == (0, 0)

@@ -16,8 +16,9 @@ from typing import Any
 
 from bailian_flow.client.errors import APIStatusError, NotFoundError
 from bailian_flow.pipeline import inputs, reconcile
+from bailian_flow.pipeline.batch_settings import resolve_batch_settings
 from bailian_flow.pipeline.runtime import Flow
-from bailian_flow.pipeline.settings import SettingsError, resolve_settings, with_overrides
+from bailian_flow.pipeline.settings import SettingsError, _deep_merge, resolve_settings, with_overrides
 from bailian_flow.pipeline.state import RUN_KINDS, RunState, Stage
 from bailian_flow.pipeline.transitions import commit, load
 from bailian_flow.runlog import run_id_for
@@ -164,7 +165,10 @@ async def _cancel(flow: Flow, request: Request) -> tuple[int, Any]:
 
 
 async def _retry(flow: Flow, request: Request) -> tuple[int, Any]:
-    settings = _request_settings(flow, request.body.get("settings"))
+    given = request.body.get("settings")
+    # A batch run's settings are a batch's (endpoint, window, ...): check them as such.
+    current = await load(flow, request.params["run_id"]) if given is not None else None
+    settings = _request_settings(flow, given, batch=current is not None and current.state.kind == "batch")
     return 202, {"run": await retry_run(flow, request.params["run_id"], settings)}
 
 
@@ -239,12 +243,21 @@ async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
         raise HttpError(400, "InvalidParameter", f"unknown field {inputs.shown(unknown[0])}")
     if ("oss_key" in body) == ("file_id" in body):
         raise HttpError(400, "InvalidParameter", "give either oss_key or file_id")
-    explicit = _request_settings(flow, body.get("settings"))
+    batch = "oss_key" in body and _is_batch_input(flow, body["oss_key"])
+    explicit = _request_settings(flow, body.get("settings"), batch=batch)
     try:
         if "oss_key" in body:
-            key = inputs.object_key(body["oss_key"], prefix=flow.settings.datasets_prefix, field="oss_key")
+            prefix = flow.settings.batches_prefix if batch else flow.settings.datasets_prefix
+            key = inputs.object_key(body["oss_key"], prefix=prefix, field="oss_key")
             state, created = await open_run_for_object(
-                flow, flow.settings.bucket, key, None, explicit=explicit, first_stage="requested", field="oss_key"
+                flow,
+                flow.settings.bucket,
+                key,
+                None,
+                explicit=explicit,
+                first_stage="requested",
+                kind="batch" if batch else "fine-tune",
+                field="oss_key",
             )
             if state is None:
                 raise HttpError(404, "NotFound", f"object {key} does not exist in {flow.settings.bucket}")
@@ -268,7 +281,16 @@ async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
     return (202 if created else 200), {"run": state.public(), "created": created}
 
 
-def _request_settings(flow: Flow, value: Any) -> dict[str, Any] | None:
+def _is_batch_input(flow: Flow, value: Any) -> bool:
+    """Whether an `oss_key` names a batch inference input (else it is a dataset, checked as such)."""
+    try:
+        inputs.object_key(value, prefix=flow.settings.batches_prefix, field="oss_key")
+    except inputs.InputError:
+        return False
+    return True
+
+
+def _request_settings(flow: Flow, value: Any, *, batch: bool = False) -> dict[str, Any] | None:
     """A request's own settings are the caller's to fix now (400, no run); a bad sidecar or metadata on the
     object is the dataset's problem and fails its run instead."""
     if value is None:
@@ -276,6 +298,9 @@ def _request_settings(flow: Flow, value: Any) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise HttpError(400, "InvalidParameter", "settings must be an object")
     try:
+        if batch:
+            resolve_batch_settings(explicit=value)
+            return value
         resolved = resolve_settings(flow.settings.defaults, explicit=value)
     except SettingsError as exc:
         raise HttpError(400, "InvalidSettings", exc.reason) from None
@@ -287,6 +312,9 @@ def _request_settings(flow: Flow, value: Any) -> dict[str, Any] | None:
 def _agrees(state: RunState, explicit: dict[str, Any]) -> bool:
     """Whether the run already has these settings: a repeated request is the same request, not a conflict."""
     try:
+        if state.batch is not None:
+            merged = _deep_merge(state.batch.settings.model_dump(), explicit)
+            return resolve_batch_settings(explicit=merged) == state.batch.settings
         return with_overrides(state.settings, explicit) == state.settings
     except SettingsError:
         return False
