@@ -14,7 +14,8 @@ a fresh interpreter so no run inherits another's heap:
                 written to disk. (No validation, no ordering, no exactly-once: the floor a script gets.)
 
 Peak RSS is the child's `ru_maxrss` from `os.wait4` (the child's own, without the emulator's), the functions and
-the local runtime together for ours. Wall time runs from the input being in the bucket (ours) or on disk (SDK)
+the local runtime together for ours ("idle": the same child once the local stack runs, before any input).
+Wall time runs from the input being in the bucket (ours) or on disk (SDK)
 to the results being complete. Ours then checks the output line by line against the input's order, outside the
 clock and after the peak was taken. Goal: peak < 150 MB at any input size.
 """
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from bailian_flow.emulator.process import spawn
 
@@ -78,6 +80,7 @@ async def main():
     config = os.path.join(root, "s.yaml")
     async with LocalStack(config, emulator_url=emulator_url, timer_interval=1.0, env=env) as stack:
         os.environ["BAILIAN_FLOW_CALLBACK_URL"] = stack.http_url
+        idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         store = open_store(store="oss", bucket=stack.bucket, endpoint=stack.emulator_url)
         await store.put_stream(KEY, chunks(path))
         started = time.perf_counter()
@@ -94,7 +97,8 @@ async def main():
         summary = json.loads(await store.get(f"results/bench/input/{run['run_id']}/summary.json"))
         checked = await verify(store, run["run_id"], path)
         await store.close()
-    print(json.dumps({"wall": wall, "peak_in_run": peak, "shards": len(summary["shards"]), "checked": checked,
+    print(json.dumps({"wall": wall, "peak_in_run": peak, "idle": idle, "shards": len(summary["shards"]),
+                      "checked": checked,
                       "completed": summary["completed"], "failed": summary["failed"]}))
 
 asyncio.run(main())
@@ -142,7 +146,7 @@ def head(source: Path, target: Path, lines: int) -> None:
             dst.write(line)
 
 
-def child(code: str, *args: str) -> tuple[dict[str, object], float]:
+def child(code: str, *args: str) -> tuple[dict[str, Any], float]:
     """Run `code` in a fresh interpreter; its JSON answer and its own peak RSS in MB."""
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=errors, cwd=ROOT)
@@ -174,53 +178,31 @@ def main() -> None:
             f"input: {options.lines:,} lines, {size / 2**20:,.0f} MiB; one shard: {one.stat().st_size / 2**20:,.0f} MiB"
         )
         emulator, url = spawn(work / "emulator", "--time-scale", "1000", stderr=subprocess.DEVNULL)
-        rows: list[tuple[str, str, str, float, float, str]] = []
+        rows: list[tuple[str, int, str, float, float | None, float, str]] = []
+
+        def ours(path: Path, lines: int) -> None:
+            got, _ = child(OURS, str(path), url, str(ROOT))
+            # The peak is taken before the order check, which is the bench's work, not the functions'.
+            note = f"{got['checked']:,} lines in order"
+            rows.append(("ours (stack)", lines, str(got["shards"]), got["wall"], got["idle"], got["peak_in_run"], note))
+            reset(url)
+
         try:
             if not options.skip_full:
-                got, _ = child(OURS, str(full), url, str(ROOT))
-                peak = float(got["peak_in_run"])  # taken before the order check, which is not the functions'
-                rows.append(
-                    (
-                        "ours (stack)",
-                        f"{options.lines:,}",
-                        str(got["shards"]),
-                        float(got["wall"]),
-                        peak,
-                        f"{got['checked']:,} lines in order",
-                    )
-                )
-                reset(url)
-            got, _ = child(OURS, str(one), url, str(ROOT))
-            peak = float(got["peak_in_run"])
-            rows.append(
-                (
-                    "ours (stack)",
-                    f"{min(SHARD_LINES, options.lines):,}",
-                    str(got["shards"]),
-                    float(got["wall"]),
-                    peak,
-                    f"{got['checked']:,} lines in order",
-                )
-            )
-            reset(url)
+                ours(full, options.lines)
+            ours(one, min(SHARD_LINES, options.lines))
             got, peak = child(SDK, str(one), url, str(work / "sdk-output.jsonl"))
             rows.append(
-                (
-                    "openai SDK by hand",
-                    f"{min(SHARD_LINES, options.lines):,}",
-                    "1",
-                    float(got["wall"]),
-                    peak,
-                    "not checked (service order)",
-                )
+                ("openai SDK by hand", min(SHARD_LINES, options.lines), "1", got["wall"], None, peak, "not checked")
             )
         finally:
             emulator.terminate()
             emulator.wait(timeout=30)
-    print(f"\n{'contender':<20} {'lines':>9} {'shards':>6} {'wall s':>8} {'peak MB':>8}  output")
-    for name, lines, shards, wall, peak, note in rows:
-        print(f"{name:<20} {lines:>9} {shards:>6} {wall:>8.1f} {peak:>8.0f}  {note}")
-    worst = max(peak for name, *_, peak, _ in rows if name.startswith("ours"))
+    print(f"\n{'contender':<20} {'lines':>9} {'shards':>6} {'wall s':>8} {'idle MB':>8} {'peak MB':>8}  output")
+    for name, lines, shards, wall, idle, peak, note in rows:
+        idle_text = f"{idle:>8.0f}" if idle is not None else f"{'-':>8}"
+        print(f"{name:<20} {lines:>9,} {shards:>6} {wall:>8.1f} {idle_text} {peak:>8.0f}  {note}")
+    worst = max(row[5] for row in rows if row[0].startswith("ours"))
     verdict = "met" if worst < TARGET_PEAK_MB else "MISSED"
     print(f"\ntarget: functions' peak < {TARGET_PEAK_MB:.0f} MB at any size: {verdict} ({worst:.0f} MB)")
 

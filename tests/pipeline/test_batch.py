@@ -370,3 +370,18 @@ def test_a_bad_line_40001_fails_before_anything_is_submitted(pipeline: Pipeline)
     assert run["stage"] == "FAILED", run
     assert (run["error"]["line"], run["error"]["field"]) == (40_001, "method")
     assert (pipeline.created()["compat_files"], pipeline.created()["batches"]) == (0, 0)
+
+
+def test_a_batch_input_whose_event_never_came_is_adopted(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BAILIAN_FLOW_REDRIVE_AFTER", "0")
+    assert pipeline.tick()["adopted"] == [], "the first tick only starts watching"
+    time.sleep(2.1)  # listings have whole seconds; the cursor keeps one second of overlap
+    pipeline.put(KEY, batch_input(4))
+    pipeline.new_records()  # the upload's event is lost for good
+
+    (adopted,) = pipeline.tick()["adopted"]
+
+    monkeypatch.setenv("BAILIAN_FLOW_REDRIVE_AFTER", "600")
+    run = pipeline.pump(adopted)
+    assert (run["kind"], run["stage"]) == ("batch", "DONE")
+    assert answered_ids(pipeline, adopted) == [f"req-{n}" for n in range(1, 5)]

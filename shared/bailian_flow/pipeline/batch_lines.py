@@ -1,13 +1,13 @@
 """Reading a batch input line by line in flat memory: validate and plan shards, then stream each shard.
 
-The plan is made in one validating pass that holds only the current line, one open shard per model and an
-8-byte digest per `custom_id` (for uniqueness across the whole input). A shard is a byte range plus a model,
-so sending it is a ranged re-read of the input filtered to that model: no copy of the input is ever written.
+The plan is made in one validating pass that holds only the current line and one open shard per model;
+uniqueness of `custom_id` across the whole input is checked on digests spilled to disk (`batch_unique`). A shard
+is a byte range plus a model, so sending it is a ranged re-read of the input filtered to that model: no copy of
+the input is ever written.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from bailian_flow.pipeline.batch_settings import BatchSettings
 from bailian_flow.pipeline.batch_state import Shard
+from bailian_flow.pipeline.batch_unique import IdDigests, id_digest
 from bailian_flow.validate import MAX_BATCH_LINE_BYTES, DatasetError, check_batch_line
 
 if TYPE_CHECKING:
@@ -83,10 +84,6 @@ def iter_lines(
     return split_lines(chunks, start=start, end=end, first_line=first_line)
 
 
-def _digest(custom_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(custom_id.encode(), digest_size=8).digest(), "big")
-
-
 @dataclass
 class _Filling:
     model: str
@@ -107,7 +104,27 @@ async def plan_shards(
     store: ObjectStore, key: str, settings: BatchSettings, *, max_lines: int, max_bytes: int, etag: str | None
 ) -> Plan:
     """Validate the whole input and cut it into shards of one model each; DatasetError names the first problem."""
-    seen: set[int] = set()
+    ids = IdDigests()
+    try:
+        plan = await _plan(store, key, settings, ids, max_lines=max_lines, max_bytes=max_bytes, etag=etag)
+        repeated = ids.repeated()
+    finally:
+        ids.close()
+    if repeated:
+        await _fail_on_duplicate(store, key, repeated, etag=etag)
+    return plan
+
+
+async def _plan(
+    store: ObjectStore,
+    key: str,
+    settings: BatchSettings,
+    ids: IdDigests,
+    *,
+    max_lines: int,
+    max_bytes: int,
+    etag: str | None,
+) -> Plan:
     filling: dict[str, _Filling] = {}
     done: list[_Filling] = []
     total = 0
@@ -119,17 +136,7 @@ async def plan_shards(
             line = check_batch_line(
                 raw, object_name=key, line=line_no, endpoint=settings.endpoint, model_override=override
             )
-            digest = _digest(line.custom_id)
-            if digest in seen:
-                earlier = await _line_of(store, key, line.custom_id, before=line_no, etag=etag)
-                if earlier is not None:
-                    raise DatasetError(
-                        key,
-                        f"custom_id {line.custom_id!r} is already used on line {earlier}",
-                        line=line_no,
-                        field="custom_id",
-                    )
-            seen.add(digest)
+            ids.add(line.custom_id)
             total += 1
             # A rewritten model name changes the line's length; count the longer of the two.
             size = len(raw) + 1 + (len(override) + 16 if override else 0)
@@ -164,14 +171,19 @@ async def plan_shards(
     return Plan(total=total, shards=shards)
 
 
-async def _line_of(store: ObjectStore, key: str, custom_id: str, *, before: int, etag: str | None) -> int | None:
-    """The earlier line carrying `custom_id` (a digest match is confirmed before it fails a run)."""
+async def _fail_on_duplicate(store: ObjectStore, key: str, repeated: set[int], *, etag: str | None) -> None:
+    """Find the first line whose custom_id an earlier line used (digests only point at the candidates)."""
+    first: dict[str, int] = {}
     async for line_no, _, raw in iter_lines(store, key, etag=etag):
-        if line_no >= before:
-            return None
-        if raw.strip() and json.loads(raw).get("custom_id") == custom_id:
-            return line_no
-    return None
+        if not raw.strip():
+            continue
+        custom_id = json.loads(raw)["custom_id"]
+        if id_digest(custom_id) not in repeated:
+            continue
+        if custom_id in first:
+            reason = f"custom_id {custom_id!r} is already used on line {first[custom_id]}"
+            raise DatasetError(key, reason, line=line_no, field="custom_id")
+        first[custom_id] = line_no
 
 
 async def shard_lines(

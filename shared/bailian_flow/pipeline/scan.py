@@ -1,4 +1,4 @@
-"""Adopt datasets whose upload event never arrived: the one loss the run log alone cannot see.
+"""Adopt datasets (and batch inputs) whose upload event never arrived: the one loss the run log alone cannot see.
 
 Every run starts from an upload's OSS event; if FC drops that event for good, no run exists to re-drive. So the
 timer lists the datasets prefix and starts a run for each dataset that has none, once its event has had time to
@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from bailian_flow.pipeline.intake import open_run_for_object
 from bailian_flow.pipeline.layout import DATASET_SUFFIX
 from bailian_flow.pipeline.runtime import Flow, utc_now
+from bailian_flow.pipeline.state import RunKind
 from bailian_flow.pipeline.transitions import load
 from bailian_flow.runlog import run_id_for
 from bailian_flow.store import ObjectInfo
@@ -60,7 +61,8 @@ async def adopt_orphans(flow: Flow) -> list[str]:
         return []
     candidates: list[ObjectInfo] = [
         info
-        async for info in flow.store.list(flow.settings.datasets_prefix)
+        for prefix in (flow.settings.datasets_prefix, flow.settings.batches_prefix)
+        async for info in flow.store.list(prefix)
         if info.key.endswith(DATASET_SUFFIX) and checked_before <= info.last_modified < horizon
     ]
     candidates.sort(key=lambda info: info.last_modified)
@@ -74,8 +76,9 @@ async def adopt_orphans(flow: Flow) -> list[str]:
         run_id = run_id_for(flow.settings.bucket, info.key, info.etag)
         if await load(flow, run_id) is not None:
             continue
+        kind: RunKind = "batch" if info.key.startswith(flow.settings.batches_prefix) else "fine-tune"
         state, created = await open_run_for_object(
-            flow, flow.settings.bucket, info.key, info.etag, first_stage="requested"
+            flow, flow.settings.bucket, info.key, info.etag, first_stage="requested", kind=kind
         )
         if state is not None and created:
             log.warning("adopted %s: its upload event never arrived (run %s)", info.key, state.run_id)

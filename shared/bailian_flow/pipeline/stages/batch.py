@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -186,7 +187,11 @@ async def step_batch_ready(flow: Flow, current: Current) -> Outcome:
 async def work(flow: Flow, run_id: str) -> int:
     """Do the run's pending units of work one after the other; how many were done."""
     done = 0
+    longest = 0.0
     for _ in range(MAX_WORK_PER_DELIVERY):
+        if done and flow.remaining() < 2 * longest:
+            break  # another unit like the longest so far might not finish: the next hand-over takes it
+        started = time.monotonic()
         current = await load(flow, run_id)
         if current is None or current.state.stage not in ("batch-running", "batch-ready"):
             break
@@ -209,6 +214,7 @@ async def work(flow: Flow, run_id: str) -> int:
             break
         await RESUME_BATCH[stage](flow, claimed)
         done += 1
+        longest = max(longest, time.monotonic() - started)
     return done
 
 
