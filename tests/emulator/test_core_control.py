@@ -187,3 +187,33 @@ async def test_unknown_api_routes_answer_in_the_families_error_shape(api: Api) -
     assert status == 404 and body["error"]["code"] == "NotFound"
     status, body = await api.native("PATCH", "/fine-tunes")
     assert (status, body["code"]) == (405, "UnsupportedOperation")
+
+
+# -- list lag ----------------------------------------------------------------------------------------------------
+
+
+async def test_list_lag_hides_young_resources_from_lists_but_not_from_gets(api: Api) -> None:
+    config = await api.control("POST", "/config", {"list_lag_seconds": 600})
+    assert config["list_lag_seconds"] == 600
+    file_id = await api.upload_file()
+    status, body = await api.native("POST", "/fine-tunes", json={"model": "qwen3-14b", "training_file_ids": [file_id]})
+    assert status == 200, body
+    job_id = body["output"]["job_id"]
+
+    # Created, readable by id, yet not listed: as Bailian's lists lag its creates.
+    assert (await api.native("GET", f"/fine-tunes/{job_id}"))[0] == 200
+    assert (await api.native("GET", "/fine-tunes"))[1]["output"]["jobs"] == []
+    assert (await api.native("GET", "/files"))[1]["data"]["files"] == []
+
+    await api.advance(600)
+    assert [job["job_id"] for job in (await api.native("GET", "/fine-tunes"))[1]["output"]["jobs"]] == [job_id]
+    assert [item["file_id"] for item in (await api.native("GET", "/files"))[1]["data"]["files"]] == [file_id]
+
+    await api.control("POST", "/reset")
+    assert (await api.control("POST", "/config", {}))["list_lag_seconds"] == 0
+
+
+@pytest.mark.parametrize("lag", [-1, "soon", True, 10**6])
+async def test_list_lag_must_be_a_sane_number_of_seconds(api: Api, lag: object) -> None:
+    async with api.session.post(f"{api.url}/_emulator/config", json={"list_lag_seconds": lag}) as response:
+        assert response.status == 400

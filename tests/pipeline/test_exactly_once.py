@@ -75,9 +75,10 @@ def test_a_create_whose_answer_is_lost_is_reconciled_not_repeated(pipeline: Pipe
     assert faults == [1], "the fault must have fired"
 
 
-def test_a_retried_delivery_resumes_its_own_claim(pipeline: Pipeline) -> None:
-    # The create never reaches the server: the handler raises (FC would retry), leaving its intent behind.
-    pipeline.fault(method="POST", path="/api/v1/fine-tunes", drop="before", times=4)
+def test_a_retried_delivery_resumes_a_released_claim(pipeline: Pipeline) -> None:
+    # Bailian refuses the create (a definite answer: nothing was made): the handler releases its intent and raises
+    # for FC to retry.
+    pipeline.fault(method="POST", path="/api/v1/fine-tunes", status=503, times=4)
     pipeline.put(KEY, SFT_SAMPLE)
     for record in pipeline.new_records():
         pipeline.deliver(record)
@@ -89,12 +90,10 @@ def test_a_retried_delivery_resumes_its_own_claim(pipeline: Pipeline) -> None:
     run_id = pipeline.run_for_key(KEY)["run_id"]
     assert pipeline.run(run_id)["run"]["stage"] == "starting-job"
 
-    # Another delivery (a different request) leaves the fresh claim to its owner ...
-    pipeline.invoke("on_file_ready", event, request_id="req-other")
-    assert pipeline.run(run_id)["run"]["stage"] == "starting-job"
+    assert pipeline.run(run_id)["run"]["released"] is True
     assert pipeline.created()["fine_tunes"] == 0
 
-    # ... and FC's retry of the same invocation resumes it.
+    # FC's retry (whatever its request id) re-claims at once, no lease to wait.
     http_clear_faults(pipeline)
     pipeline.invoke("on_file_ready", event, request_id="req-retried")
     assert pipeline.run(run_id)["run"]["stage"] == "training"

@@ -144,7 +144,10 @@ async def list_jobs(request: web.Request) -> web.Response:
     status = request.query.get("status")
     model_name = request.query.get("model_name")
     now = _state(request).clock.now()
-    outputs = [job.to_output(now, store.success_spelling) for job in reversed(store.jobs.values())]
+    state = _state(request)
+    outputs = [
+        job.to_output(now, store.success_spelling) for job in reversed(store.jobs.values()) if state.listed(job.created)
+    ]
     if status:
         wanted = {SUCCESS, "SUCCESSED"} if status.upper() in (SUCCESS, "SUCCESSED") else {status.upper()}
         outputs = [item for item in outputs if item["status"] in wanted]
@@ -171,15 +174,24 @@ async def delete(request: web.Request) -> web.Response:
 
 
 async def configure(request: web.Request) -> web.Response:
-    """``POST /_emulator/config {"import_success_status": "SUCCESSED"}`` picks the success spelling."""
+    """``POST /_emulator/config``: ``{"import_success_status": "SUCCESSED"}`` picks the success spelling,
+    ``{"list_lag_seconds": N}`` makes every list endpoint omit resources younger than N emulated seconds."""
     store = _store(request)
+    state = _state(request)
     body = await json_object(request)
     spelling = body.get("import_success_status")
     if spelling is not None:
         if spelling not in (SUCCESS, "SUCCESSED"):
             raise ApiError(400, "InvalidParameter", "import_success_status must be SUCCEEDED or SUCCESSED.")
         store.success_spelling = spelling
-    return web.json_response({"import_success_status": store.success_spelling})
+    lag = body.get("list_lag_seconds")
+    if lag is not None:
+        if isinstance(lag, bool) or not isinstance(lag, int | float) or not 0 <= lag <= 86400:
+            raise ApiError(400, "InvalidParameter", "list_lag_seconds must be a number of seconds from 0 to 86400.")
+        state.list_lag_seconds = float(lag)
+    return web.json_response(
+        {"import_success_status": store.success_spelling, "list_lag_seconds": state.list_lag_seconds}
+    )
 
 
 def setup(app: web.Application) -> None:

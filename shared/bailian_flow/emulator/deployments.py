@@ -216,7 +216,9 @@ async def create(request: web.Request) -> web.Response:
 
 async def list_deployments(request: web.Request) -> web.Response:
     now = _state(request).clock.now()
-    fields, listed = paged(request, list(reversed(_store(request).live(now))), 50, 200)
+    state = _state(request)
+    live = [item for item in reversed(_store(request).live(now)) if state.listed(item.created)]
+    fields, listed = paged(request, live, 50, 200)
     return ok({**fields, "deployments": [item.to_output(now) for item in listed]})
 
 

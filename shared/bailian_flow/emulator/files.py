@@ -190,7 +190,9 @@ def _discard(uploads: list[_Upload]) -> None:
 async def list_files(request: web.Request) -> web.Response:
     files: NativeFiles = request.app[NATIVE_FILES_KEY]
     # Records are kept in creation order.
-    fields, listed = paged(request, list(reversed(files.records.values())), 10, 100)
+    state = request.app[STATE_KEY]
+    records = [record for record in reversed(files.records.values()) if state.listed(record.created_at)]
+    fields, listed = paged(request, records, 10, 100)
     data = {**fields, "files": [record.to_json(request.host) for record in listed]}
     return web.json_response({"request_id": new_request_id(), "data": data})
 

@@ -165,7 +165,12 @@ async def create(request: web.Request) -> web.Response:
 async def list_jobs(request: web.Request) -> web.Response:
     model = request.query.get("model")
     now = _state(request).clock.now()
-    jobs = [job for job in reversed(_store(request).jobs.values()) if not model or job.model == model]
+    state = _state(request)
+    jobs = [
+        job
+        for job in reversed(_store(request).jobs.values())
+        if (not model or job.model == model) and state.listed(job.created)
+    ]
     fields, listed = paged(request, jobs, 10, 100)
     return ok({**fields, "jobs": [job.to_output(now) for job in listed]})
 

@@ -48,6 +48,8 @@ class EmulatorState:
         self._live: dict[str, Callable[[], int]] = {}
         self._reset_hooks: list[Callable[[], None]] = []
         self._scripts: dict[str, list[str]] = {}
+        # Bailian's list endpoints lag its creates: a resource younger than this (emulated seconds) is not listed.
+        self.list_lag_seconds = 0.0
 
     def count_created(self, kind: str) -> None:
         self._created[kind] += 1
@@ -57,6 +59,10 @@ class EmulatorState:
 
     def add_reset_hook(self, hook: Callable[[], None]) -> None:
         self._reset_hooks.append(hook)
+
+    def listed(self, created: float) -> bool:
+        """Whether a resource created at `created` (emulated time) shows in list answers yet."""
+        return self.clock.now() - created >= self.list_lag_seconds
 
     def script(self, kind: str, outcome: str, count: int) -> None:
         """Make the next ``count`` resources of ``kind`` end in ``outcome``."""
@@ -84,6 +90,7 @@ class EmulatorState:
             hook()
         self._created.clear()
         self._scripts.clear()
+        self.list_lag_seconds = 0.0
         self.faults.clear()
         log.info("emulator state reset")
 

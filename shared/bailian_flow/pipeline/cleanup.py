@@ -2,7 +2,10 @@
 
 Every helper is idempotent: a resource already gone (404) counts as deleted, so a duplicate delivery, a retry
 after a crash, or two handlers cleaning the same run change nothing. Cancel, completion, job retention,
-teardown and the deployment TTL all delete through these, and none of them ever touches the dataset in OSS.
+teardown, the deployment TTL and compensation (an actor whose create lost the commit that would have recorded
+it, `transitions.record`) all delete through these, and none of them ever touches the dataset in OSS.
+`made_by`/`sweep` find everything of a run by the deterministic names of `reconcile` (every attempt and every
+claim's generation), for cancel, which must also reach what no entry records.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Literal
 
-from bailian_flow.client.errors import BadRequestError, NotFoundError
+from bailian_flow.client.errors import APIStatusError, BadRequestError, NotFoundError
+from bailian_flow.pipeline import reconcile
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.pipeline.settings import retention_keep_last
 from bailian_flow.pipeline.state import RunState
@@ -22,7 +28,7 @@ from bailian_flow.runlog import is_run_id
 log = logging.getLogger("bailian_flow.pipeline")
 
 # `reconcile.job_name`: what marks a job as the pipeline's, and which run made it.
-_OUR_JOB = re.compile(r"^bf-(?P<run_id>[A-Za-z0-9_-]+)-(?P<attempt>\d+)$")
+_OUR_JOB = re.compile(r"^bf-(?P<run_id>[A-Za-z0-9_-]+)-(?P<attempt>\d+)(?:-g\d+)?$")
 
 
 def run_files(state: RunState) -> list[str]:
@@ -132,3 +138,100 @@ async def apply_retention(flow: Flow, state: RunState) -> Retention:
         if await delete_job(flow, job.job_id):
             result.pruned.append(f"{job.job_id} (run {owner_id})")
     return result
+
+
+# -- undoing by name: compensation and cancel ------------------------------------------------------------------------
+
+Kind = Literal["file", "job", "deployment", "import"]
+_NOUN: dict[str, str] = {"file": "file", "job": "fine-tune", "deployment": "deployment", "import": "import"}
+
+
+@dataclass(frozen=True)
+class Made:
+    """One Bailian resource a run made (or may have made)."""
+
+    kind: Kind
+    id: str
+
+    def __str__(self) -> str:
+        return f"{_NOUN[self.kind]} {self.id}"
+
+    def recorded_in(self, state: RunState) -> bool:
+        """Whether the run's state follows this very resource (then it is the run's, not a duplicate)."""
+        if self.kind == "file":
+            return self.id in (state.file_id, state.validation_file_id)
+        if self.kind == "job":
+            return self.id == state.job_id
+        if self.kind == "deployment":
+            return self.id == state.deployed_model
+        return self.id == state.import_job_id
+
+
+async def undo(flow: Flow, made: Made) -> str:
+    """Cancel (a fine-tune) or delete (anything else) `made`; what was done, as a phrase for the history."""
+    try:
+        if made.kind == "job":
+            await flow.client.fine_tunes.cancel(made.id)
+            return f"canceled {made}"
+        if made.kind == "file":
+            await delete_file(flow, made.id)
+        elif made.kind == "deployment":
+            await undeploy(flow, made.id)
+        else:
+            await flow.client.custom_models.delete(made.id)
+    except NotFoundError:
+        return f"{made} was already gone"
+    except APIStatusError as exc:
+        if exc.status is not None and exc.status >= 500:
+            raise
+        # A fine-tune that already ended cannot be canceled, an import still running cannot be deleted yet.
+        log.info("undo of %s refused: %s %s", made, exc.status, exc.code)
+        return f"{made} left as it is ({exc.code})"
+    return f"deleted {made}"
+
+
+async def made_by(
+    flow: Flow, state: RunState, kinds: Collection[Kind] = ("file", "job", "deployment", "import")
+) -> list[Made]:
+    """Every resource of this run on Bailian, found by name (every attempt, every generation) or by its record.
+
+    A file given by the user (`source.file_id`) is theirs, never the run's: only files the run uploaded (known
+    by their description) are listed.
+    """
+    found: list[Made] = []
+    if "file" in kinds:
+        found += [Made("file", info.file_id) for info in await reconcile.files_of_run(flow, state.run_id)]
+    if "job" in kinds:
+        jobs = await reconcile.jobs_of_run(flow, state.run_id)
+        # A job that ended needs no cancel; the recorded one is included even when a lagging list hides it.
+        found += [Made("job", job.job_id) for job in jobs if not job.is_terminal]
+        if state.job_id and state.job_id not in {job.job_id for job in jobs}:
+            found.append(Made("job", state.job_id))
+    if "deployment" in kinds:
+        deployments = await reconcile.deployments_of_run(flow, state.run_id, state.attempt)
+        found += [Made("deployment", item.deployed_model) for item in deployments]
+        if state.deployed_model and state.deployed_model not in {item.deployed_model for item in deployments}:
+            found.append(Made("deployment", state.deployed_model))
+    if "import" in kinds:
+        found += [Made("import", job.job_id) for job in await reconcile.imports_of_run(flow, state.run_id)]
+        if state.import_job_id:
+            found.append(Made("import", state.import_job_id))
+    return list(dict.fromkeys(found))
+
+
+async def sweep(
+    flow: Flow,
+    state: RunState,
+    *,
+    keep: Collection[Made] = (),
+    kinds: Collection[Kind] = ("file", "job", "deployment", "import"),
+) -> list[str]:
+    """Undo every resource of the run except `keep`; what was done, one phrase per resource.
+
+    Fine-tunes go first: a file still in use by a running job is not deleted from under it.
+    """
+    order = {"job": 0, "import": 1, "deployment": 2, "file": 3}
+    targets = sorted(
+        (made for made in await made_by(flow, state, kinds) if made not in keep), key=lambda m: order[m.kind]
+    )
+    return [await undo(flow, made) for made in targets]

@@ -36,6 +36,7 @@ Stage = Literal[
     "batch-merging",
     "done",
     "failed",
+    "canceling",
     "canceled",
 ]
 
@@ -124,6 +125,8 @@ class RunState(BaseModel):
     claims: dict[str, int] = Field(default_factory=dict)
     # How often the timer re-announced a stage whose event went unanswered.
     redrives: int = 0
+    # The intent's actor knows its act did not happen (a definite refusal): the next delivery need not wait a lease.
+    released: bool = False
 
     @property
     def terminal(self) -> bool:

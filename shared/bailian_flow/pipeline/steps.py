@@ -89,8 +89,14 @@ RESUMES: dict[str, Callable[[Flow, Current], Awaitable[None]]] = {
 
 
 async def resume_intent(flow: Flow, current: Current) -> Outcome:
-    """An intent whose actor is us (an FC retry) or presumed dead: claim it anew, look up, then act."""
-    if current.writer != flow.writer and current.age() < flow.lease_seconds:
+    """An intent its actor released, or whose lease ran out: claim it anew (a new generation), look up, then act.
+
+    Never on writer identity alone: FC's retry of a timed-out invocation carries the same request id while the
+    first may still be running, its create unseen in a lagging list. A slow actor past its lease is harmless, as
+    results are fenced on the log (`transitions.record`): whichever result is committed first stays, the other
+    actor undoes its own.
+    """
+    if not current.state.released and current.age() < flow.lease_seconds:
         return "stop"
     state = current.state
     reclaimed = await claim(flow, current, state.stage, f"resuming {state.stage} (previous attempt unfinished)")

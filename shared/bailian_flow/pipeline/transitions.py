@@ -13,6 +13,7 @@ from bailian_flow.pipeline.runtime import Flow, utc_now
 from bailian_flow.pipeline.state import RunError, RunState, Stage
 
 if TYPE_CHECKING:
+    from bailian_flow.pipeline.cleanup import Made
     from bailian_flow.runlog import RunEntry
 
 log = logging.getLogger("bailian_flow.pipeline")
@@ -20,6 +21,8 @@ log = logging.getLogger("bailian_flow.pipeline")
 # What a step tells the loop: re-read and go on, or nothing more to do now.
 Outcome = Literal["again", "stop"]
 T = TypeVar("T")
+# How often an actor re-reads and retries the commit of its result while the run still waits at its intent.
+RECORD_TRIES = 8
 
 
 @dataclass(frozen=True)
@@ -76,15 +79,104 @@ async def claim(flow: Flow, current: Current, stage: Stage, changed: str, **upda
     """Write an intent; the returned Current is the claimed entry, None when another delivery won."""
     claims = dict(current.state.claims)
     claims[stage] = claims.get(stage, 0) + 1
-    state = await commit(flow, current, stage, changed, claims=claims, **updates)
+    state = await commit(flow, current, stage, changed, claims=claims, released=False, **updates)
     if state is None:
         return None
     return Current(seq=current.seq + 1, state=state, at=utc_now(), writer=flow.writer)
 
 
+def generation(current: Current) -> int:
+    """Which claim of its intent (in this attempt) `current` is: the resource it makes is named after it."""
+    return max(current.state.claims.get(current.state.stage, 1), 1)
+
+
 def may_exist(current: Current) -> bool:
     """Whether an earlier claim of this intent (in this attempt) may have made the resource already."""
-    return current.state.claims.get(current.state.stage, 0) > 1
+    return generation(current) > 1
+
+
+def never_processed(exc: Exception) -> bool:
+    """Whether Bailian certainly did not act on the request: nothing sent, or a refusal that is an answer.
+
+    A 500, 502 or 504 may come from a gateway whose backend acted anyway; a connection that broke after the
+    request was sent may have been processed too.
+    """
+    if isinstance(exc, APIConnectionError):
+        return not exc.maybe_processed
+    if isinstance(exc, APIStatusError):
+        return exc.status is not None and exc.status not in (500, 502, 504)
+    return False
+
+
+async def release(flow: Flow, claimed: Current, why: str) -> None:
+    """Say that the claimed act did not happen, so that the next delivery re-claims at once (no lease to wait).
+
+    Written only on top of our own claim: if anything else came after it, that writer decides.
+    """
+    stage = claimed.state.stage
+    await commit(flow, claimed, stage, f"released {stage}: {why}", released=True)
+
+
+def _same_intent(latest: Current, claimed: Current) -> bool:
+    return latest.state.stage == claimed.state.stage and latest.state.attempt == claimed.state.attempt
+
+
+async def record(
+    flow: Flow, claimed: Current, made: list[Made], stage: Stage, changed: str, **updates: Any
+) -> RunState | None:
+    """Commit what the act claimed by `claimed` made; None when the run went elsewhere (and `made` was undone).
+
+    Fenced on the log, not on time or identity: a result is committed only on top of an entry that still waits
+    at the same intent of the same attempt (ours, a re-claim's, or a release). Whoever commits first wins; an
+    actor that finds the run moved on (another actor's result, `canceling`, a failure) undoes what it made unless
+    that very resource is what the run now records (a re-claimer adopted it by name). Once a run leaves an intent
+    it never returns to it in the same attempt, so nothing undone here can be adopted later.
+    """
+    from bailian_flow.pipeline import cleanup  # it reads runs through this module
+
+    run_id = claimed.state.run_id
+    latest: Current | None = claimed
+    for _ in range(RECORD_TRIES):
+        if latest is None or not _same_intent(latest, claimed):
+            break
+        written = await commit(flow, latest, stage, changed, **updates)
+        if written is not None:
+            if may_exist(claimed):
+                # Earlier claims of this intent may have made a resource each: the one recorded stays.
+                kinds = {item.kind for item in made}
+                acts = await cleanup.sweep(flow, written, keep=made, kinds=kinds)
+                if acts:
+                    await note(flow, run_id, f"compensated: {'; '.join(acts)} (made by earlier claims)")
+            return written
+        latest = await load(flow, run_id)
+    else:
+        # Still at the intent after many rivals: leave the resource to the next claim, which adopts it by name.
+        log.warning("run %s: could not record %s; left for a re-claim", run_id, ", ".join(map(str, made)))
+        return None
+    if latest is None:
+        return None
+    lost = [item for item in made if not item.recorded_in(latest.state)]
+    if lost:
+        acts = [await cleanup.undo(flow, item) for item in lost]
+        why = f"run moved on to {latest.state.stage} at #{latest.seq} before it was recorded"
+        await note(flow, run_id, f"compensated: {'; '.join(acts)} ({why})")
+    return None
+
+
+async def note(flow: Flow, run_id: str, changed: str, tries: int = 3) -> bool:
+    """Add a history entry that changes nothing but says what was done (no stage marker, no notification)."""
+    for _ in range(tries):
+        latest = await flow.runs.latest(run_id)
+        if latest is None:
+            return False
+        won = await flow.runs.append(
+            run_id, latest.seq + 1, latest.stage, latest.state, changed=changed, writer=flow.writer, publish=False
+        )
+        if won:
+            log.info("run %s: #%d note: %s", run_id, latest.seq + 1, changed)
+            return True
+    log.warning("run %s: history note lost to busier writers: %s", run_id, changed)
+    return False
 
 
 def server_fault(exc: APIStatusError) -> bool:
@@ -114,28 +206,36 @@ async def create_or_find(
     current: Current,
     *,
     create: Callable[[], Awaitable[T]],
-    find: Callable[[], Awaitable[T | None]],
+    find: Callable[[int | None], Awaitable[T | None]],
     doing: str,
     conflict_may_be_ours: bool = False,
 ) -> T | None:
     """Make a resource exactly once under the claimed intent `current`; None when the run was failed instead.
 
-    The resource is looked up by its deterministic name first when an earlier claim may have made it, and again
-    when the create's outcome is unknown (the connection dropped after the request may have been processed, or a
-    409 on a name only this run uses). Bailian's 5xx escape for FC to retry; other refusals fail the run.
+    `find(generation)` looks the resource up by its deterministic name: any generation of this attempt (None)
+    when an earlier claim may have made it (adopting what a dead actor left), only our own when our create's
+    outcome is unknown (the connection dropped after the request may have been processed, or a 409 on a name only
+    this run uses). A create that Bailian certainly did not process releases the intent; one that it may have
+    processed but a lagging list does not show yet keeps it, for a re-claim after the lease to find. Bailian's
+    5xx escape for FC to retry; other refusals fail the run.
     """
-    if may_exist(current) and (found := await find()) is not None:
+    own = generation(current)
+    if own > 1 and (found := await find(None)) is not None:
         return found
     try:
         return await create()
     except APIConnectionError as exc:
-        if exc.maybe_processed and (found := await find()) is not None:
+        if exc.maybe_processed and (found := await find(own)) is not None:
             return found
+        if never_processed(exc):
+            await release(flow, current, f"{doing}: {exc}")
         raise
     except APIStatusError as exc:
-        if isinstance(exc, ConflictError) and conflict_may_be_ours and (found := await find()) is not None:
+        if isinstance(exc, ConflictError) and conflict_may_be_ours and (found := await find(own)) is not None:
             return found
         if server_fault(exc):
+            if never_processed(exc):
+                await release(flow, current, f"{doing}: Bailian answered {exc.status} {exc.code}")
             raise
         await fail(flow, current, api_error(exc, doing))
         return None

@@ -184,9 +184,12 @@ class RunLog:
         state: dict[str, Any],
         changed: str = "",
         writer: str = "",
+        *,
+        publish: bool = True,
     ) -> bool:
         """Commit entry `seq` create-only. False: another delivery committed this sequence number first
-        (whatever its stage): re-read `latest` and decide again."""
+        (whatever its stage): re-read `latest` and decide again. `publish=False` writes no stage marker: an entry
+        that only notes something in the history (a compensation) must not chain a function again."""
         if not _STAGE.fullmatch(stage):
             raise ValueError(f"stage must match {_STAGE.pattern}: {stage!r}")
         if seq < 0:
@@ -211,6 +214,8 @@ class RunLog:
                 return False
             # Our own write, met again by a retried PUT whose first response was lost.
         self._remember(entry)
+        if not publish:
+            return True
         try:
             await self.publish(entry)
         except StoreError as exc:

@@ -237,7 +237,7 @@ async def act_submit(flow: Flow, current: Current) -> None:
             flow,
             current,
             create=lambda: _create_batch(flow, current, batch, file_id, tag),
-            find=lambda: reconcile.find_batch(flow, tag),
+            find=lambda _generation: reconcile.find_batch(flow, tag),
             doing=f"creating the batch of shard {shard.index}",
         )
     except QuotaWait as exc:
@@ -289,7 +289,7 @@ async def _shard_file(flow: Flow, current: Current, key: str, batch: BatchRun, s
             purpose="batch",
             filename=filename,
         ),
-        find=lambda: reconcile.find_compat_file(flow, filename),
+        find=lambda _generation: reconcile.find_compat_file(flow, filename),
         doing=f"uploading shard {shard.index}",
     )
     return None if uploaded is None else uploaded.id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bailian_flow.client.errors import APIStatusError
 from bailian_flow.pipeline import reconcile
+from bailian_flow.pipeline.cleanup import Made
 from bailian_flow.pipeline.lifecycle import finish
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.pipeline.state import RunError, RunState
@@ -16,6 +17,8 @@ from bailian_flow.pipeline.transitions import (
     create_or_find,
     fail,
     fetch_or_fail,
+    generation,
+    record,
     server_fault,
 )
 
@@ -29,7 +32,7 @@ async def step_job_succeeded(flow: Flow, current: Current) -> Outcome:
         if claimed is not None:
             await act_deploy(flow, claimed)
     elif action == "import":
-        name = reconcile.import_name(state.run_id, state.attempt)
+        name = reconcile.import_name(state.run_id, state.attempt, state.claims.get("importing", 0) + 1)
         claimed = await claim(flow, current, "importing", f"importing weights as {name}", import_name=name)
         if claimed is not None:
             await act_import(flow, claimed)
@@ -87,15 +90,17 @@ async def act_deploy(flow: Flow, current: Current) -> None:
             suffix=suffix,
             name=f"bf-{state.run_id}",
         ),
-        find=lambda: reconcile.find_deployment(flow, suffix),
+        # Bailian keeps suffixes unique, so every claim of this attempt shares one: a second create meets 409.
+        find=lambda _gen: reconcile.find_deployment(flow, suffix),
         doing=f"deploying {model}",
         # The suffix is derived from this run alone: a 409 on it most likely means an earlier try made it.
         conflict_may_be_ours=True,
     )
     if deployment is not None:
-        await commit(
+        await record(
             flow,
             current,
+            [Made("deployment", deployment.deployed_model)],
             "deployment-pending",
             f"deployment {deployment.deployed_model} {deployment.status}",
             deployed_model=deployment.deployed_model,
@@ -145,8 +150,8 @@ async def _apply_limits(flow: Flow, state: RunState) -> tuple[str, list[str]]:
 async def act_import(flow: Flow, current: Current) -> None:
     state = current.state
     spec = state.settings.on_success.import_
-    name = state.import_name
-    assert spec is not None and name is not None
+    name = reconcile.import_name(state.run_id, state.attempt, generation(current))
+    assert spec is not None
     job = await create_or_find(
         flow,
         current,
@@ -160,11 +165,20 @@ async def act_import(flow: Flow, current: Current) -> None:
                 "object_key": spec.object_key,
             },
         ),
-        find=lambda: reconcile.find_import(flow, name),
+        find=lambda gen: reconcile.find_import_of(flow, state.run_id, state.attempt, gen),
         doing="importing custom weights",
     )
     if job is not None:
-        await commit(flow, current, "import-running", f"import {job.job_id} {job.status}", import_job_id=job.job_id)
+        changed = f"import {job.job_id} {job.status}"
+        await record(
+            flow,
+            current,
+            [Made("import", job.job_id)],
+            "import-running",
+            changed,
+            import_job_id=job.job_id,
+            import_name=name,
+        )
 
 
 async def poll_import(flow: Flow, current: Current) -> Outcome:

@@ -6,10 +6,20 @@ import logging
 
 from bailian_flow.client.errors import BailianError
 from bailian_flow.pipeline import reconcile
-from bailian_flow.pipeline.cleanup import delete_run_files
+from bailian_flow.pipeline.cleanup import Made, delete_run_files
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.pipeline.state import RunError
-from bailian_flow.pipeline.transitions import Current, Outcome, claim, commit, create_or_find, fail, fetch_or_fail
+from bailian_flow.pipeline.transitions import (
+    Current,
+    Outcome,
+    claim,
+    commit,
+    create_or_find,
+    fail,
+    fetch_or_fail,
+    generation,
+    record,
+)
 
 log = logging.getLogger("bailian_flow.pipeline")
 
@@ -18,7 +28,8 @@ FAILURE_LOG_LINES = 3
 
 
 async def step_file_ready(flow: Flow, current: Current) -> Outcome:
-    name = reconcile.job_name(current.state.run_id, current.state.attempt)
+    state = current.state
+    name = reconcile.job_name(state.run_id, state.attempt, state.claims.get("starting-job", 0) + 1)
     claimed = await claim(flow, current, "starting-job", f"starting fine-tune {name}", job_name=name)
     if claimed is not None:
         await act_start_job(flow, claimed)
@@ -27,7 +38,7 @@ async def step_file_ready(flow: Flow, current: Current) -> Outcome:
 
 async def act_start_job(flow: Flow, current: Current) -> None:
     state = current.state
-    name = state.job_name or reconcile.job_name(state.run_id, state.attempt)
+    name = reconcile.job_name(state.run_id, state.attempt, generation(current))
     job = await create_or_find(
         flow,
         current,
@@ -39,13 +50,20 @@ async def act_start_job(flow: Flow, current: Current) -> None:
             hyper_parameters=state.settings.hyper_parameters or None,
             job_name=name,
         ),
-        find=lambda: reconcile.find_job(flow, name),
+        find=lambda gen: reconcile.find_job_of(flow, state.run_id, state.attempt, gen),
         # A 429 here is the fine-tune quota: the client has already waited out short throttling.
         doing=f"starting fine-tune of {state.settings.model}",
     )
     if job is not None:
-        await commit(
-            flow, current, "training", f"fine-tune {job.job_id} {job.status}", job_id=job.job_id, job_status=job.status
+        await record(
+            flow,
+            current,
+            [Made("job", job.job_id)],
+            "training",
+            f"fine-tune {job.job_id} {job.status}",
+            job_id=job.job_id,
+            job_name=job.job_name or name,
+            job_status=job.status,
         )
 
 

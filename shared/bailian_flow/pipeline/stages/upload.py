@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bailian_flow.client.errors import APIConnectionError, APIStatusError, RateLimitError, UploadFailedError
 from bailian_flow.pipeline import reconcile
+from bailian_flow.pipeline.cleanup import Made
 from bailian_flow.pipeline.ingest import SourceMissing, SourceSuperseded, ingest
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.pipeline.state import RunError, RunState
@@ -14,7 +15,11 @@ from bailian_flow.pipeline.transitions import (
     claim,
     commit,
     fail,
+    generation,
     may_exist,
+    never_processed,
+    record,
+    release,
     server_fault,
 )
 from bailian_flow.runlog import run_id_for
@@ -47,8 +52,12 @@ async def _ensure_file(
 ) -> tuple[str, int, list[str]]:
     """The file id of `key` uploaded for this run: found by its description, or streamed up now."""
     state = current.state
-    description = reconcile.file_description(state.run_id, state.attempt, role)
-    if may_exist(current) and (found := await reconcile.find_file(flow, description)) is not None:
+    own = generation(current)
+    description = reconcile.file_description(state.run_id, state.attempt, role, own)
+    if (
+        may_exist(current)
+        and (found := await reconcile.find_file_of(flow, state.run_id, state.attempt, role, None)) is not None
+    ):
         return found.file_id, state.records or 0, []
     try:
         result = await ingest(flow, key, training_type=state.settings.training_type, description=description, etag=etag)
@@ -57,7 +66,10 @@ async def _ensure_file(
             raise SourceForbidden(key, "validation_key" if role == "validation" else "source.key") from None
         raise
     except APIConnectionError as exc:
-        if exc.maybe_processed and (found := await reconcile.find_file(flow, description)) is not None:
+        if (
+            exc.maybe_processed
+            and (found := await reconcile.find_file_of(flow, state.run_id, state.attempt, role, own)) is not None
+        ):
             return found.file_id, state.records or 0, []
         raise
     return result.file_id, result.records, result.warnings
@@ -90,13 +102,21 @@ async def act_upload(flow: Flow, current: Current) -> None:
         return
     except APIStatusError as exc:
         if server_fault(exc) or isinstance(exc, RateLimitError):
+            if never_processed(exc):
+                await release(flow, current, f"uploading: Bailian answered {exc.status} {exc.code}")
             raise
         error = api_error(exc, "uploading the dataset")
         await fail(flow, current, error.model_copy(update={"object": state.source.key}))
         return
-    await commit(
+    except APIConnectionError as exc:
+        if never_processed(exc):
+            await release(flow, current, f"uploading: {exc}")
+        raise
+    made = [Made("file", file_id)] + ([Made("file", validation_id)] if validation_id else [])
+    await record(
         flow,
         current,
+        made,
         "file-ready",
         f"file {file_id} registered ({records} records)",
         file_id=file_id,
