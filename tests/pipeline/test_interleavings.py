@@ -7,6 +7,7 @@ run left where nobody polls it (every unfinished run carries an active marker).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -172,3 +173,164 @@ def test_a_late_clear_does_not_unmark_a_revived_run(pipeline: Pipeline) -> None:
     run = pipeline.pump(run_id)
     assert run["stage"] == "DONE", run
     assert_exactly_once(pipeline)
+
+
+# --- 2. cancel during an in-flight create ------------------------------------------------------------------------
+
+
+def _file_ready_event(pipeline: Pipeline) -> dict[str, Any]:
+    """Run the upload leg; return the file-ready event, not yet delivered."""
+    pipeline.put(KEY, SFT_SAMPLE)
+    for record in pipeline.new_records():
+        pipeline.deliver(record)
+    ready = [r for r in pipeline.new_records() if r["oss"]["object"]["key"].endswith("-file-ready.json")]
+    assert len(ready) == 1
+    return {"events": ready}
+
+
+def _wait_for_stage(pipeline: Pipeline, run_id: str, stage: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while pipeline.run(run_id)["run"]["stage"] != stage:
+        assert time.monotonic() < deadline, pipeline.run(run_id)
+        time.sleep(0.05)
+
+
+def _changes(pipeline: Pipeline, run_id: str) -> str:
+    return "\n".join(entry["changed"] for entry in pipeline.history(run_id))
+
+
+def test_cancel_during_an_in_flight_create_leaves_no_running_job(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = _file_ready_event(pipeline)
+    run_id = pipeline.run_for_key(KEY)["run_id"]
+    pipeline.fault(method="POST", path="/api/v1/fine-tunes", latency=3.0, times=1)
+    starting = threading.Thread(target=pipeline.invoke, args=("on_file_ready", event))
+    starting.start()
+    _wait_for_stage(pipeline, run_id, "starting-job")
+
+    status, body = pipeline.api("POST", f"/runs/{run_id}/cancel")
+    assert status == 200, body
+    assert body["run"]["stage"] == "canceling", "an act is in flight: the cancel waits out its lease"
+    starting.join()  # the create lands now, after the cancel
+
+    assert pipeline.created()["fine_tunes"] == 1
+    assert live_resources(pipeline)["jobs"] == [], "the late job was undone by the actor that made it"
+    assert "compensated: canceled fine-tune" in _changes(pipeline, run_id)
+    pipeline.tick()
+    assert pipeline.run(run_id)["run"]["stage"] == "canceling", "still within the lease"
+
+    monkeypatch.setenv("BAILIAN_FLOW_LEASE_SECONDS", "0")
+    pipeline.tick()
+    run = pipeline.run(run_id)["run"]
+    assert run["stage"] == "CANCELED", run
+    assert pipeline.tick()["active"] == 0
+    assert_exactly_once(pipeline)
+    assert live_resources(pipeline)["files"] == [], "the cancel deleted the run's file"
+
+
+def test_a_cancel_finalized_before_a_slow_create_lands_still_wins(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run on the user's own registered file: the cancel must not delete it, so the slow create can land.
+    file_id = _register_file(pipeline)
+    status, body = pipeline.api("POST", "/runs", {"file_id": file_id})
+    assert status == 202, body
+    run_id = body["run"]["run_id"]
+    event = {"events": [r for r in pipeline.new_records() if r["oss"]["object"]["key"].endswith("-file-ready.json")]}
+    pipeline.fault(method="POST", path="/api/v1/fine-tunes", latency=3.0, times=1)
+    starting = threading.Thread(target=pipeline.invoke, args=("on_file_ready", event))
+    starting.start()
+    _wait_for_stage(pipeline, run_id, "starting-job")
+
+    # A lease shorter than the act (a wrong clock, a slow instance): the cancel finalizes at once ...
+    monkeypatch.setenv("BAILIAN_FLOW_LEASE_SECONDS", "0")
+    status, body = pipeline.api("POST", f"/runs/{run_id}/cancel")
+    assert (status, body["run"]["stage"]) == (200, "CANCELED")
+    starting.join()
+
+    # ... and the create that lands after it is undone all the same, by the log's fence.
+    assert pipeline.run(run_id)["run"]["stage"] == "CANCELED"
+    assert pipeline.created()["fine_tunes"] == 1
+    assert live_resources(pipeline)["jobs"] == []
+    assert "compensated: canceled fine-tune" in _changes(pipeline, run_id)
+    assert [item["file_id"] for item in live_resources(pipeline)["files"]] == [file_id], "the user's file stays"
+
+
+# --- 3. the same writer's retry while its create is unseen ---------------------------------------------------------
+
+
+def test_a_retry_with_the_same_request_id_waits_for_a_create_the_list_does_not_show_yet(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = _file_ready_event(pipeline)
+    run_id = pipeline.run_for_key(KEY)["run_id"]
+    _config(pipeline, list_lag_seconds=600)
+    # The create is processed, its answer lost: the actor looks, the lagging list shows nothing.
+    pipeline.fault(method="POST", path="/api/v1/fine-tunes", drop="after", times=1)
+    with pytest.raises(Exception):  # noqa: B017 - escapes for FC to retry
+        pipeline.invoke("on_file_ready", event, request_id="req-same")
+    assert pipeline.run(run_id)["run"]["stage"] == "starting-job"
+
+    pipeline.invoke("on_file_ready", event, request_id="req-same")  # FC's retry, same request id
+    pipeline.invoke("on_file_ready", event, request_id="req-other")
+    assert pipeline.created()["fine_tunes"] == 1, "no second create while the first may be unseen"
+    assert pipeline.run(run_id)["run"]["stage"] == "starting-job"
+
+    # After the lease (longer than any list lag) a re-claim finds the job by name and adopts it.
+    _advance_clock(pipeline, 600)
+    monkeypatch.setenv("BAILIAN_FLOW_LEASE_SECONDS", "0")
+    run = pipeline.pump(run_id)
+    assert run["stage"] == "DONE", run
+    assert pipeline.created()["fine_tunes"] == 1
+    assert_exactly_once(pipeline)
+
+
+# --- 4. a slow owner past its lease ------------------------------------------------------------------------------
+
+
+def test_a_slow_owner_past_its_lease_undoes_its_late_job(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    event = _file_ready_event(pipeline)
+    run_id = pipeline.run_for_key(KEY)["run_id"]
+    pipeline.fault(method="POST", path="/api/v1/fine-tunes", latency=3.0, times=1)
+    owner = threading.Thread(target=pipeline.invoke, args=("on_file_ready", event))
+    owner.start()
+    _wait_for_stage(pipeline, run_id, "starting-job")
+
+    # The lease runs out while the owner is still creating: the timer re-drives, a second actor makes a job.
+    monkeypatch.setenv("BAILIAN_FLOW_LEASE_SECONDS", "0")
+    assert pipeline.tick()["redriven"] == [run_id]
+    pipeline.deliver_new()
+    assert pipeline.run(run_id)["run"]["stage"] == "training"
+    owner.join()  # the owner's create lands late; its result commit loses to the recorded one
+
+    assert pipeline.created()["fine_tunes"] == 2
+    assert len(live_resources(pipeline)["jobs"]) == 1
+    assert "compensated: canceled fine-tune" in _changes(pipeline, run_id)
+    monkeypatch.setenv("BAILIAN_FLOW_LEASE_SECONDS", "660")
+    run = pipeline.pump(run_id)
+    assert run["stage"] == "DONE", run
+    assert_exactly_once(pipeline)
+
+
+def _config(pipeline: Pipeline, **settings: Any) -> None:
+    from harness import http_json
+
+    http_json(f"{pipeline.url}/_emulator/config", "POST", settings)
+
+
+def _advance_clock(pipeline: Pipeline, seconds: float) -> None:
+    from harness import http_json
+
+    http_json(f"{pipeline.url}/_emulator/clock", "POST", {"advance": seconds})
+
+
+def _register_file(pipeline: Pipeline) -> str:
+    from bailian_flow.client import BailianClient
+
+    async def upload() -> str:
+        async with BailianClient(api_key="sk-test-pipeline", base_url=pipeline.url) as client:
+            uploaded = await client.files.upload(SFT_SAMPLE, purpose="fine-tune", filename="train.jsonl")
+            return uploaded.file_id
+
+    return asyncio.run(upload())

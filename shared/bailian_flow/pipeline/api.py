@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bailian_flow.client.errors import APIStatusError, NotFoundError
-from bailian_flow.pipeline import inputs, reconcile
+from bailian_flow.client.errors import NotFoundError
+from bailian_flow.pipeline import inputs
 from bailian_flow.pipeline.batch_settings import resolve_batch_settings
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.pipeline.settings import SettingsError, _deep_merge, resolve_settings, with_overrides
@@ -321,6 +321,13 @@ def _agrees(state: RunState, explicit: dict[str, Any]) -> bool:
 
 
 async def cancel_run(flow: Flow, run_id: str) -> dict[str, Any]:
+    """Fence out every act of the run, then undo what it made (`pipeline/cancel.py`).
+
+    Answers the run `canceled`, or `canceling` while an act may still be in flight: the timer finalizes it once
+    that act's lease has run out.
+    """
+    from bailian_flow.pipeline import cancel
+
     for _ in range(5):
         current = await load(flow, run_id)
         if current is None:
@@ -328,25 +335,21 @@ async def cancel_run(flow: Flow, run_id: str) -> dict[str, Any]:
         state = current.state
         if state.terminal:
             raise HttpError(409, "Conflict", f"run {run_id} is already {state.public()['stage']}")
-        if state.batch is not None:
-            from bailian_flow.pipeline.stages.batch import cancel_batches
-
-            await cancel_batches(flow, state.batch)
-        job_id = state.job_id
-        if job_id is None and state.job_name:
-            found = await reconcile.find_job(flow, state.job_name)
-            job_id = found.job_id if found else None
-        if job_id is not None:
-            try:
-                await flow.client.fine_tunes.cancel(job_id)
-            except NotFoundError:
-                pass
-            except APIStatusError as exc:
-                # A job that already ended cannot be canceled; the run still stops here.
-                log.info("run %s: cancel of %s refused: %s", run_id, job_id, exc.code)
-        written = await commit(flow, current, "canceled", "canceled through the API", job_id=job_id)
-        if written is not None:
-            return written.public()
+        if state.stage == "canceling":
+            return state.public()  # asked twice: the first request's finalization stands
+        begun = await cancel.begin(flow, current, "requested through the API")
+        if begun is None:
+            continue
+        canceling, wait = begun
+        if wait:
+            await cancel.undo_visible(flow, canceling)
+            return canceling.state.public()
+        finished = await cancel.finalize(flow, canceling)
+        if finished is not None:
+            return finished.public()
+        # A compensating actor noted something meanwhile: the timer finalizes.
+        latest = await load(flow, run_id)
+        return (latest or canceling).state.public()
     raise HttpError(409, "Conflict", f"run {run_id} kept changing; try again")
 
 

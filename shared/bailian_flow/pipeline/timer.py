@@ -10,6 +10,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from bailian_flow.pipeline import cancel
 from bailian_flow.pipeline.runtime import MAX_REDRIVES, Flow
 from bailian_flow.pipeline.scan import adopt_orphans
 from bailian_flow.pipeline.state import INTENTS, RunError
@@ -82,6 +83,9 @@ async def _visit(flow: Flow, run_id: str, current: Current, report: TickReport) 
     elif stage in POLLING:
         await advance(flow, run_id, POLLING)
         report.polled.append(run_id)
+    elif stage == "canceling":
+        if cancel.finalizable(flow, current) and await cancel.finalize(flow, current) is not None:
+            report.polled.append(run_id)
     elif _stale(flow, current):
         await _redrive(flow, current, report)
 
