@@ -49,6 +49,7 @@ class Settings(BaseModel):
     oss_region: str = "cn-hangzhou"
     store: str = "oss"
     datasets_prefix: str = "datasets/"
+    imports_prefix: str = "imports/"
     runs_prefix: str = "runs/"
     batches_prefix: str = "batches/"
     results_prefix: str = "results/"
@@ -112,6 +113,7 @@ class Settings(BaseModel):
             "oss_region": get("BAILIAN_FLOW_OSS_REGION") or get("FC_REGION"),
             "store": get("BAILIAN_FLOW_STORE"),
             "datasets_prefix": get("BAILIAN_FLOW_DATASETS_PREFIX"),
+            "imports_prefix": get("BAILIAN_FLOW_IMPORTS_PREFIX"),
             "runs_prefix": get("BAILIAN_FLOW_RUNS_PREFIX"),
             "batches_prefix": get("BAILIAN_FLOW_BATCHES_PREFIX"),
             "results_prefix": get("BAILIAN_FLOW_RESULTS_PREFIX"),

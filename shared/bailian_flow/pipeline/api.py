@@ -28,7 +28,7 @@ log = logging.getLogger("bailian_flow.pipeline")
 
 MAX_LIST = 200
 # What `POST /runs` takes; anything else is refused by name, so a typo is not silently ignored.
-START_FIELDS = frozenset({"oss_key", "file_id", "settings"})
+START_FIELDS = frozenset({"oss_key", "file_id", "import", "settings"})
 
 
 class HttpError(Exception):
@@ -241,8 +241,8 @@ async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
     unknown = sorted(set(body) - START_FIELDS)
     if unknown:
         raise HttpError(400, "InvalidParameter", f"unknown field {inputs.shown(unknown[0])}")
-    if ("oss_key" in body) == ("file_id" in body):
-        raise HttpError(400, "InvalidParameter", "give either oss_key or file_id")
+    if sum(name in body for name in ("oss_key", "file_id", "import")) != 1:
+        raise HttpError(400, "InvalidParameter", "give one of oss_key, file_id or import")
     batch = "oss_key" in body and _is_batch_input(flow, body["oss_key"])
     explicit = _request_settings(flow, body.get("settings"), batch=batch)
     try:
@@ -261,13 +261,15 @@ async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
             )
             if state is None:
                 raise HttpError(404, "NotFound", f"object {key} does not exist in {flow.settings.bucket}")
-        else:
+        elif "file_id" in body:
             file_id = inputs.plain_id(body["file_id"], field="file_id")
             try:
                 await flow.client.files.get(file_id)
             except NotFoundError:
                 raise HttpError(404, "NotFound", f"file {file_id} is not registered with Bailian") from None
             state, created = await open_run_for_file(flow, file_id, explicit=explicit)
+        else:
+            state, created = await _start_import(flow, body)
     except SettingsError as exc:
         raise HttpError(400, "InvalidSettings", exc.reason) from None
     if not created and explicit and not _agrees(state, explicit):
@@ -318,6 +320,17 @@ def _agrees(state: RunState, explicit: dict[str, Any]) -> bool:
         return with_overrides(state.settings, explicit) == state.settings
     except SettingsError:
         return False
+
+
+async def _start_import(flow: Flow, body: dict[str, Any]) -> tuple[RunState, bool]:
+    """An import-only run; the request's own mistakes are the caller's to fix now (400, no run)."""
+    from bailian_flow.pipeline.imports import import_settings, open_import_run, request_run_id
+    from bailian_flow.pipeline.state import Source
+
+    settings = import_settings(flow, body)
+    weights = settings.on_success.import_
+    bucket = (weights.bucket if weights else None) or flow.settings.bucket
+    return await open_import_run(flow, request_run_id(body), Source(bucket=bucket), body)
 
 
 async def cancel_run(flow: Flow, run_id: str) -> dict[str, Any]:
@@ -373,6 +386,8 @@ async def teardown_run(flow: Flow, run_id: str) -> dict[str, Any]:
 
 
 def _resume_stage(state: RunState) -> Stage | None:
+    if state.kind == "import":
+        return "job-succeeded"
     if state.finetuned_output or state.imported_model:
         return "job-succeeded"
     if state.file_id and not state.files_deleted:

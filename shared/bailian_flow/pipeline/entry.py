@@ -65,6 +65,7 @@ async def _chained(flow: Flow, raw: bytes, function: str, acts: frozenset[str]) 
 
 async def _upload(flow: Flow, raw: bytes) -> dict[str, Any]:
     from bailian_flow.fc import InvalidEvent, parse_oss_event
+    from bailian_flow.pipeline.imports import is_import_marker, open_run_for_marker
     from bailian_flow.pipeline.inputs import is_canonical_key, shown
     from bailian_flow.pipeline.intake import open_run_for_object, record_bad_event
     from bailian_flow.pipeline.steps import ON_UPLOAD, advance
@@ -78,6 +79,15 @@ async def _upload(flow: Flow, raw: bytes) -> dict[str, Any]:
     for record in event.events:
         key = await _real_key(flow, record.key_candidates)
         run_id = run_id_from_key(flow, key)
+        if run_id is None and is_import_marker(flow, key) and record.bucket_name == flow.settings.bucket:
+            if not is_canonical_key(key, prefix=flow.settings.imports_prefix):
+                log.warning("on_upload: ignoring import marker %s (not a canonical key)", shown(key))
+                continue
+            # An import-only run: its first entry's event hands it to on_success.
+            started = await open_run_for_marker(flow, record.bucket_name, key, record.etag)
+            if started is not None:
+                runs.append(started.public())
+            continue
         if run_id is None:
             batch = key.startswith(flow.settings.batches_prefix)
             if not batch and not key.startswith(flow.settings.datasets_prefix):

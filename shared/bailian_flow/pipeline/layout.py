@@ -19,6 +19,9 @@ DATASET_SUFFIX = ".jsonl"
 SIDECAR_SUFFIX = ".flow.yaml"
 BATCHES_PREFIX = "batches/"  # batch inference inputs, one run each
 RESULTS_PREFIX = "results/"  # batch outputs: results/<input path>/<run_id>/...
+# Import-only runs: a marker naming custom weights already in OSS (pipeline/imports.py).
+IMPORTS_PREFIX = "imports/"
+IMPORT_SUFFIX = ".import.yaml"
 RUNS_PREFIX = "runs/"
 ACTIVE_PREFIX = "active/"
 INDEX_PREFIX = "index/"  # newest-first index of runs, for listing
@@ -48,6 +51,7 @@ OSS_TRIGGERS: dict[str, list[OssFilter]] = {
         {"prefix": RUNS_PREFIX, "suffix": REQUESTED_SUFFIX},
         # A batch run's pending work, handed over by the timer or a callback (never written by on_upload).
         {"prefix": RUNS_PREFIX, "suffix": BATCH_READY_SUFFIX},
+        {"prefix": IMPORTS_PREFIX, "suffix": IMPORT_SUFFIX},
     ],
     "on_file_ready": [{"prefix": RUNS_PREFIX, "suffix": FILE_READY_SUFFIX}],
     "on_success": [{"prefix": RUNS_PREFIX, "suffix": JOB_SUCCEEDED_SUFFIX}],
