@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -125,3 +126,18 @@ def test_a_failed_import_run_is_retried_from_the_import(pipeline: Pipeline) -> N
     assert status == 202 and body["run"]["stage"] == "job-succeeded"
     assert run["stage"] == "DONE"
     assert [job["display_name"] for job in _imports(pipeline)] == [f"bf-{run_id}-2", f"bf-{run_id}-1"]
+
+
+def test_a_marker_whose_event_never_came_is_adopted(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BAILIAN_FLOW_REDRIVE_AFTER", "0")
+    assert pipeline.tick()["adopted"] == [], "the first tick only starts watching"
+    time.sleep(2.1)  # listings have whole seconds; the cursor keeps one second of overlap
+    pipeline.put(MARKER, MARKER_BODY)
+    pipeline.new_records()  # the marker's event is lost for good
+
+    (adopted,) = pipeline.tick()["adopted"]
+
+    monkeypatch.setenv("BAILIAN_FLOW_REDRIVE_AFTER", "600")
+    run = pipeline.pump(adopted)
+    assert (run["kind"], run["stage"], run["source"]["key"]) == ("import", "DONE", MARKER)
+    assert pipeline.created()["imports"] == 1

@@ -1,4 +1,4 @@
-"""Adopt datasets (and batch inputs) whose upload event never arrived: the one loss the run log alone cannot see.
+"""Adopt inputs (datasets, batch inputs, import markers) whose event never arrived: the loss the log cannot see.
 
 Every run starts from an upload's OSS event; if FC drops that event for good, no run exists to re-drive. So the
 timer lists the datasets prefix and starts a run for each dataset that has none, once its event has had time to
@@ -13,8 +13,9 @@ import json
 import logging
 from datetime import datetime, timedelta
 
+from bailian_flow.pipeline.imports import is_import_marker, open_run_for_marker
 from bailian_flow.pipeline.intake import open_run_for_object
-from bailian_flow.pipeline.layout import DATASET_SUFFIX
+from bailian_flow.pipeline.layout import DATASET_SUFFIX, IMPORT_SUFFIX
 from bailian_flow.pipeline.runtime import Flow, utc_now
 from bailian_flow.pipeline.state import RunKind
 from bailian_flow.pipeline.transitions import load
@@ -59,11 +60,16 @@ async def adopt_orphans(flow: Flow) -> list[str]:
         return []
     if horizon <= checked_before:
         return []
+    inputs = (
+        (flow.settings.datasets_prefix, DATASET_SUFFIX),
+        (flow.settings.batches_prefix, DATASET_SUFFIX),
+        (flow.settings.imports_prefix, IMPORT_SUFFIX),
+    )
     candidates: list[ObjectInfo] = [
         info
-        for prefix in (flow.settings.datasets_prefix, flow.settings.batches_prefix)
+        for prefix, suffix in inputs
         async for info in flow.store.list(prefix)
-        if info.key.endswith(DATASET_SUFFIX) and checked_before <= info.last_modified < horizon
+        if info.key.endswith(suffix) and checked_before <= info.last_modified < horizon
     ]
     candidates.sort(key=lambda info: info.last_modified)
     adopted: list[str] = []
@@ -76,10 +82,14 @@ async def adopt_orphans(flow: Flow) -> list[str]:
         run_id = run_id_for(flow.settings.bucket, info.key, info.etag)
         if await load(flow, run_id) is not None:
             continue
-        kind: RunKind = "batch" if info.key.startswith(flow.settings.batches_prefix) else "fine-tune"
-        state, created = await open_run_for_object(
-            flow, flow.settings.bucket, info.key, info.etag, first_stage="requested", kind=kind
-        )
+        if is_import_marker(flow, info.key):
+            # Its first entry (`job-succeeded`) hands it to on_success, like the marker's own event would have.
+            state, created = await open_run_for_marker(flow, flow.settings.bucket, info.key, info.etag), True
+        else:
+            kind: RunKind = "batch" if info.key.startswith(flow.settings.batches_prefix) else "fine-tune"
+            state, created = await open_run_for_object(
+                flow, flow.settings.bucket, info.key, info.etag, first_stage="requested", kind=kind
+            )
         if state is not None and created:
             log.warning("adopted %s: its upload event never arrived (run %s)", info.key, state.run_id)
             adopted.append(state.run_id)
