@@ -1,53 +1,104 @@
 #!/usr/bin/env bash
-# Package bailian_flow and its runtime dependencies for Function Compute and put them next to each function's
-# index.py, under python/ (s.yaml sets PYTHONPATH=/code/python). Runs as each function's pre-deploy action.
+# Package bailian-flow for Function Compute, compiled for the target runtime. Runs as each function's pre-deploy
+# action (s.yaml); deploy/publish-layer.sh runs it too.
 #
 #   deploy/build.sh [function ...]      (default: all five)
 #
-# Wheels are chosen for FC's platform (Linux x86_64, CPython FC_PYTHON_VERSION), whatever machine builds them,
-# so nothing is compiled here. The site-packages tree is built once per change of the sources and copied.
+# Two trees, each built once per change of what goes into it:
+#   build/fc/layer/python   the third-party dependencies: one FC layer shared by all five functions (lands at
+#                           /opt/python, on sys.path by itself); published by deploy/publish-layer.sh
+#   build/fc/code/python    bailian_flow itself, copied to functions/<name>/python (PYTHONPATH=/code/python)
+# Wheels are chosen for FC's platform (Linux x86_64, CPython of the runtime), whatever machine builds them, so
+# nothing is compiled from C here. Bytecode is: FC's code directory is read-only, so a .pyc not shipped is a .pyc
+# recompiled at every cold start. It is compiled by the runtime's own CPython (bytecode is version-specific) with
+# unchecked hashes (zip and unzip change mtimes; the sources never change after deploy).
+#
+# Environment: BAILIAN_FLOW_RUNTIME (python3.12 or python3.10, as in s.yaml), BAILIAN_FLOW_REGION (refuses
+# python3.12 where FC does not offer it), FC_PYTHON (the interpreter to compile with; default python<version>),
+# BAILIAN_FLOW_BUILD_DIR (default build/fc), BAILIAN_FLOW_BUILD_ANY_PYTHON=1 (bench/cold_start.py only: build for
+# the local CPython, which FC may not offer).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PYTHON=${PYTHON:-python3}
-FC_PYTHON_VERSION=3.12          # keep equal to `runtime: python3.12` in s.yaml (tests/test_s_yaml.py checks)
+DEFAULT_RUNTIME=python3.12      # keep equal to the runtime default in s.yaml (tests/test_s_yaml.py checks)
+RUNTIME=${BAILIAN_FLOW_RUNTIME:-$DEFAULT_RUNTIME}
+REGION=${BAILIAN_FLOW_REGION:-cn-hangzhou}
+# FC's python3.12 is offered in a subset of regions only; python3.10 everywhere.
+NO_PYTHON312_REGIONS="ap-southeast-1"
 FC_PLATFORM=manylinux2014_x86_64
-BUILD=$ROOT/build/fc
-SITE=$BUILD/python
-STAMP=$BUILD/python.fingerprint
+BUILD=${BAILIAN_FLOW_BUILD_DIR:-$ROOT/build/fc}
+PIP_PYTHON=${PYTHON:-python3}
+
+case "$RUNTIME" in
+  python3.10 | python3.12) ;;
+  *)
+    if [ "${BAILIAN_FLOW_BUILD_ANY_PYTHON:-}" != 1 ]; then
+      echo "build.sh: runtime $RUNTIME is not one FC offers; set BAILIAN_FLOW_RUNTIME=python3.12 or python3.10" >&2
+      exit 2
+    fi
+    ;;
+esac
+if [ "$RUNTIME" = python3.12 ] && [[ " $NO_PYTHON312_REGIONS " == *" $REGION "* ]]; then
+  echo "build.sh: FC offers no python3.12 in $REGION; export BAILIAN_FLOW_RUNTIME=python3.10 (s.yaml reads it too)" >&2
+  exit 2
+fi
+VERSION=${RUNTIME#python}
+FC_PYTHON=${FC_PYTHON:-python$VERSION}
+if ! "$FC_PYTHON" -c "import sys; assert sys.version_info[:2] == tuple(map(int, '$VERSION'.split('.')))" 2>/dev/null; then
+  echo "build.sh: bytecode for $RUNTIME must be compiled by CPython $VERSION, and '$FC_PYTHON' is not it." >&2
+  echo "          Install python$VERSION, or point FC_PYTHON at one, or deploy another runtime (BAILIAN_FLOW_RUNTIME)." >&2
+  exit 2
+fi
 
 cd "$ROOT"
 if [ "$#" -eq 0 ]; then
   set -- on_upload on_file_ready on_timer on_success webhook
 fi
 
-fingerprint=$(
+fingerprint() {
+  sha256sum | cut -d' ' -f1
+}
+layer_print=$({ echo "$VERSION $FC_PLATFORM"; cat pyproject.toml; } | fingerprint)
+code_print=$(
   {
-    echo "$FC_PYTHON_VERSION $FC_PLATFORM"
-    cat pyproject.toml
+    echo "$VERSION"
     find shared -type f \( -name '*.py' -o -name 'py.typed' \) -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs cat
-  } | sha256sum | cut -d' ' -f1
+  } | fingerprint
 )
 
-if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$fingerprint" ]; then
-  echo "build.sh: packaging bailian_flow for $FC_PLATFORM / CPython $FC_PYTHON_VERSION" >&2
+compile() {
+  "$FC_PYTHON" -m compileall -q -j 0 --invalidation-mode unchecked-hash "$1" >/dev/null
+}
+
+if [ "$(cat "$BUILD/layer.fingerprint" 2>/dev/null || true)" != "$layer_print" ] \
+  || [ "$(cat "$BUILD/code.fingerprint" 2>/dev/null || true)" != "$code_print" ]; then
+  echo "build.sh: packaging bailian_flow for $FC_PLATFORM / CPython $VERSION" >&2
   rm -rf "$BUILD"
-  mkdir -p "$BUILD/wheels"
+  mkdir -p "$BUILD/wheels" "$BUILD/code/python"
   # A non-editable wheel of the project itself (pure Python), then its dependencies for the FC platform.
-  "$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$BUILD/wheels" "$ROOT"
-  "$PYTHON" -m pip install --quiet --no-compile --target "$SITE" \
-    --platform "$FC_PLATFORM" --implementation cp --python-version "$FC_PYTHON_VERSION" \
+  "$PIP_PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$BUILD/wheels" "$ROOT"
+  "$PIP_PYTHON" -m pip install --quiet --no-compile --target "$BUILD/layer/python" \
+    --platform "$FC_PLATFORM" --implementation cp --python-version "$VERSION" \
     --only-binary=:all: "$BUILD"/wheels/bailian_flow-*.whl
-  rm -rf "$SITE/bin"
-  echo "$fingerprint" > "$STAMP"
+  rm -rf "$BUILD/layer/python/bin"
+  # Our own package moves to the functions' code: it changes with every release, the layer only with pyproject.
+  mv "$BUILD/layer/python/bailian_flow" "$BUILD"/layer/python/bailian_flow-*.dist-info "$BUILD/code/python/"
+  compile "$BUILD/layer/python"
+  compile "$BUILD/code/python"
+  echo "$layer_print" > "$BUILD/layer.fingerprint"
+  echo "$code_print" > "$BUILD/code.fingerprint"
 fi
 
+if [ "${BAILIAN_FLOW_BUILD_ONLY:-}" = 1 ]; then
+  exit 0
+fi
 for name in "$@"; do
   if [ ! -f "functions/$name/index.py" ]; then
     echo "build.sh: no function named $name" >&2
     exit 2
   fi
-  rm -rf "functions/$name/python"
-  cp -R "$SITE" "functions/$name/python"
-  echo "build.sh: functions/$name/python ready" >&2
+  rm -rf "functions/$name/python" "functions/$name/__pycache__"
+  cp -R "$BUILD/code/python" "functions/$name/python"
+  compile "functions/$name/index.py"
+  echo "build.sh: functions/$name/python ready (dependencies: the layer, deploy/publish-layer.sh)" >&2
 done

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,7 @@ def test_descriptor_is_serverless_devs_3_with_the_five_functions(document: dict[
         props = resource["props"]
         assert props["code"] == f"./functions/{name}"
         assert props["handler"] == "index.handler"
-        assert props["runtime"] in ("python3.10", "python3.12")
+        assert props["runtime"] == "${vars.runtime}"
         assert props["logConfig"] == "auto"
         assert props["role"].startswith("acs:ram::") and props["role"].endswith(":role/bailian-flow-fc")
 
@@ -215,9 +217,36 @@ def test_ram_policy_grants_everything_the_pipeline_does() -> None:
         assert granted(action, layout.TTL_PREFIX), action
 
 
-def test_build_script_targets_the_declared_runtime(app: AppSpec) -> None:
+def test_build_script_targets_the_declared_runtime(app: AppSpec, document: dict[str, Any]) -> None:
     script = (ROOT / "deploy" / "build.sh").read_text(encoding="utf-8")
-    (version,) = re.findall(r"^FC_PYTHON_VERSION=(\S+)", script, flags=re.M)
-    assert {spec.runtime for spec in app.functions} == {f"python{version}"}
+    (default,) = re.findall(r"^DEFAULT_RUNTIME=(\S+)", script, flags=re.M)
+    assert {spec.runtime for spec in app.functions} == {default}, "s.yaml and build.sh agree on the default"
+    assert "BAILIAN_FLOW_RUNTIME" in script and "BAILIAN_FLOW_RUNTIME" in document["vars"]["runtime"]
     assert "--only-binary=:all:" in script and "manylinux2014_x86_64" in script
+    # Bytecode compiled at build time, valid whatever the files' mtimes after unzipping.
+    assert "compileall" in script and "--invalidation-mode unchecked-hash" in script
     assert all(spec.environment.get("PYTHONPATH") == "/code/python" for spec in app.functions)
+
+
+def test_every_function_uses_the_one_dependencies_layer(document: dict[str, Any], app: AppSpec) -> None:
+    layers = {json.dumps(resource["props"]["layers"]) for resource in document["resources"].values()}
+    assert layers == {json.dumps(["${vars.layer}"])}
+    assert document["vars"]["layer"].startswith("acs:fc:${vars.region}:${vars.account}:layers/")
+    assert all(spec.runtime == "python3.12" for spec in app.functions)
+    elsewhere = load_spec(S_YAML, environ={"BAILIAN_FLOW_RUNTIME": "python3.10"})
+    assert all(spec.runtime == "python3.10" for spec in elsewhere.functions), "one variable moves every function"
+
+
+def test_a_runtime_fc_does_not_offer_in_the_region_is_refused_clearly(tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "BAILIAN_FLOW_REGION": "ap-southeast-1", "BAILIAN_FLOW_BUILD_DIR": str(tmp_path)}
+    script = str(ROOT / "deploy" / "build.sh")
+
+    refused = subprocess.run([script], env=env, capture_output=True, text=True, check=False)
+
+    assert refused.returncode == 2
+    assert "no python3.12 in ap-southeast-1" in refused.stderr and "BAILIAN_FLOW_RUNTIME=python3.10" in refused.stderr
+    other = subprocess.run(
+        [script], env={**env, "BAILIAN_FLOW_RUNTIME": "python3.9"}, capture_output=True, text=True, check=False
+    )
+    assert other.returncode == 2 and "not one FC offers" in other.stderr
+    assert not any(tmp_path.iterdir()), "nothing was built"

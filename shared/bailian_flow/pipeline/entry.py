@@ -1,8 +1,8 @@
 """What each FC function does with its event: parse, then hand over to the state machine.
 
 Error policy: bad input (an event of unexpected shape, an invalid dataset or setting) is recorded as a FAILED run
-and the handler returns normally, because an exception makes FC retry for hours. Only faults worth retrying
-(Bailian or OSS unavailable) escape as exceptions.
+and the handler returns normally, because an exception makes FC run the event again (3 more times by default) to
+the same end. Only faults worth retrying (Bailian or OSS unavailable) escape as exceptions.
 """
 
 from __future__ import annotations
