@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+# pydantic scans every installed distribution's entry points for plugins at its first model: a cold start pays it
+# for nothing, since these functions use none (setdefault: an operator can still name plugins to load).
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from bailian_flow.config import Settings
 from bailian_flow.pipeline.runtime import Flow, open_flow

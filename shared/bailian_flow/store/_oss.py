@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import ipaddress
 import os
+import sys
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,6 +122,9 @@ class OssStore:
 
     def _sdk(self) -> Any:
         if self._client is None:
+            # The SDK loads its client-side encryption (pycryptodome, ~20 ms of a cold start) only if it can; we
+            # never use it, so it is marked absent before the SDK's first import.
+            sys.modules.setdefault("alibabacloud_oss_v2.crypto", None)  # type: ignore[arg-type]
             import alibabacloud_oss_v2 as oss
             import alibabacloud_oss_v2.aio as oss_aio
 
