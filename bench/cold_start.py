@@ -99,7 +99,7 @@ def build(work: Path, bytecode: bool) -> tuple[Path, Path, Path]:
             stdout=subprocess.DEVNULL,
         )
     else:
-        for tree in (code_tree, layer):
+        for tree in (code_tree, layer, dashscope):
             for cache in list(tree.rglob("__pycache__")):
                 shutil.rmtree(cache)
     return functions, code_tree, layer
