@@ -113,6 +113,11 @@ def _ids() -> list[Hostile]:
         Hostile("POST", "/callbacks/..", 400, "InvalidParameter", body={"run_id": DONE}),
         Hostile("POST", "/runs", 400, "InvalidParameter", body={"file_id": "../file"}),
         Hostile("POST", "/runs", 404, "NotFound", body={"file_id": "file-ft-absent"}),
+        Hostile("POST", "/runs", 400, "InvalidSettings", body={"import": "weights/"}),
+        Hostile("POST", "/runs", 400, "InvalidSettings", body={"import": {}}),
+        Hostile("POST", "/runs", 400, "InvalidSettings", body={"import": {"object_key": "w" * 2000 + "/"}}),
+        Hostile("POST", "/runs", 400, "InvalidParameter", body={"import": {"object_key": "w/"}, "settings": [1]}),
+        Hostile("POST", "/runs", 400, "InvalidParameter", body={"import": {"object_key": "w/"}, "oss_key": KEY}),
     ]
     return cases
 
