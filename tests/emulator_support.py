@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import urllib.request
 from dataclasses import dataclass
@@ -24,6 +25,14 @@ class Emulator:
 
     def reset(self) -> None:
         request = urllib.request.Request(f"{self.url}/_emulator/reset", method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
+    def configure(self, settings: dict[str, object]) -> None:
+        """`POST /_emulator/config` (quotas, import spelling); a reset restores the defaults."""
+        data = json.dumps(settings).encode()
+        headers = {"Content-Type": "application/json"}
+        request = urllib.request.Request(f"{self.url}/_emulator/config", method="POST", data=data, headers=headers)
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
 

@@ -31,6 +31,10 @@ OPTIONAL_VARIABLES = {
     "BAILIAN_FLOW_REDRIVE_AFTER": "tuning knob with a sensible default",
     "BAILIAN_FLOW_BATCH_SHARD_LINES": "the service's limit by default; lowered only in tests",
     "BAILIAN_FLOW_BATCH_SHARD_BYTES": "the service's limit by default; lowered only in tests",
+    **{
+        f"BAILIAN_FLOW_QUOTA_{name}": "the account's quota; the default is the service's documented one"
+        for name in ("FINE_TUNE_JOBS", "FILES", "FILE_BYTES", "BATCHES")
+    },
 }
 
 
@@ -175,6 +179,7 @@ def test_ram_policy_is_valid_and_scoped_to_the_layout() -> None:
             layout.ACTIVE_PREFIX,
             layout.INDEX_PREFIX,
             layout.TTL_PREFIX,
+            layout.WAITING_PREFIX,
         )
     } | {"acs:oss:*:*:bailian-flow"}
     assert set(oss_resources) <= allowed
@@ -215,6 +220,9 @@ def test_ram_policy_grants_everything_the_pipeline_does() -> None:
     # The deployment-TTL index: written when a run finishes, listed and cleared by the timer.
     for action in ("oss:PutObject", "oss:ListObjects", "oss:DeleteObject"):
         assert granted(action, layout.TTL_PREFIX), action
+    # The line of runs waiting for a quota: joined, listed, left.
+    for action in ("oss:PutObject", "oss:GetObject", "oss:ListObjects", "oss:DeleteObject"):
+        assert granted(action, layout.WAITING_PREFIX), action
 
 
 def test_build_script_targets_the_declared_runtime(app: AppSpec, document: dict[str, Any]) -> None:

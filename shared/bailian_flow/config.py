@@ -72,6 +72,12 @@ class Settings(BaseModel):
     # A stage waiting for its OSS event longer than this is presumed to have lost it; the timer re-announces it.
     redrive_after_seconds: float = Field(default=180.0, ge=0)
 
+    # The account's quotas (bailian-api.md section 10): runs beyond them wait in line instead of failing.
+    quota_fine_tune_jobs: int = Field(default=20, ge=1)
+    quota_files: int = Field(default=100, ge=1)
+    quota_file_bytes: int = Field(default=5 << 30, ge=1)
+    quota_batches: int = Field(default=2, ge=1)
+
     access_key_id: str | None = None
     access_key_secret: SecretStr | None = None
     security_token: SecretStr | None = None
@@ -126,6 +132,10 @@ class Settings(BaseModel):
             "api_token": get("BAILIAN_FLOW_API_TOKEN"),
             "lease_seconds": get("BAILIAN_FLOW_LEASE_SECONDS"),
             "redrive_after_seconds": get("BAILIAN_FLOW_REDRIVE_AFTER"),
+            "quota_fine_tune_jobs": get("BAILIAN_FLOW_QUOTA_FINE_TUNE_JOBS"),
+            "quota_files": get("BAILIAN_FLOW_QUOTA_FILES"),
+            "quota_file_bytes": get("BAILIAN_FLOW_QUOTA_FILE_BYTES"),
+            "quota_batches": get("BAILIAN_FLOW_QUOTA_BATCHES"),
             "access_key_id": get("ALIBABA_CLOUD_ACCESS_KEY_ID"),
             "access_key_secret": get("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
             "security_token": get("ALIBABA_CLOUD_SECURITY_TOKEN"),

@@ -9,7 +9,7 @@ import pytest
 from client_helpers import SFT_LINE, Control, client_fixture, control_fixture  # noqa: F401 - fixtures
 
 from bailian_flow.client import BailianClient, FineTuneStatus
-from bailian_flow.client.errors import BadRequestError, NotFoundError, RateLimitError
+from bailian_flow.client.errors import BadRequestError, NotFoundError, QuotaExceededError, RateLimitError
 from bailian_flow.client.resources.fine_tunes import _sse_frames
 
 
@@ -100,13 +100,14 @@ async def test_logs_checkpoints_export_and_events(client: BailianClient) -> None
     assert any("##FT_COMPLETE##" in event.data for event in events)
 
 
-async def test_running_quota_gives_rate_limit_error(client: BailianClient) -> None:
+async def test_running_quota_gives_quota_exceeded_error(client: BailianClient) -> None:
     file_id = await _file(client)
     for _ in range(20):
         await client.fine_tunes.create("qwen3-14b", training_file_ids=[file_id])
     with pytest.raises(RateLimitError) as quota:
         await client.fine_tunes.create("qwen3-14b", training_file_ids=[file_id])
     assert quota.value.status == 429 and quota.value.code == "Throttling"
+    assert isinstance(quota.value, QuotaExceededError) and quota.value.quota == "fine-tune-jobs"
 
 
 async def test_scripted_failure_is_reported(client: BailianClient, control: Control) -> None:

@@ -14,6 +14,7 @@ from bailian_flow.client.errors import (
     APIConnectionError,
     InternalServerError,
     NotFoundError,
+    QuotaExceededError,
     RateLimitError,
 )
 
@@ -144,3 +145,41 @@ async def test_one_shot_stream_is_not_retried_once_consumed(bailian_env: Any, co
     assert pulled > 0
     assert await control.fault_hits() == [1]
     assert (await control.state())["created"]["files"] == 0
+
+
+# --- a full quota is a 429 too, but no wait frees it: never retried; rate throttling keeps its backoff ----------
+
+
+async def test_a_full_quota_is_not_retried(bailian_env: Any, control: Control) -> None:
+    await control._call("POST", "/config", {"quotas": {"fine_tune_jobs": 1}})
+    async with fast_client(max_retries=5) as client:
+        file_id = (await client.files.upload(SFT_LINE, filename="t.jsonl")).file_id
+        await client.fine_tunes.create("qwen3-14b", training_file_ids=[file_id])
+        # Counted by the emulator's fault rule that matches and lets the request through (a latency of 0).
+        await control.faults({"method": "POST", "path": FINE_TUNES, "latency": 0.0})
+        started = time.monotonic()
+        with pytest.raises(QuotaExceededError) as full:
+            await client.fine_tunes.create("qwen3-14b", training_file_ids=[file_id])
+    assert time.monotonic() - started < 1.0
+    assert await control.fault_hits() == [1], "one request, no retry"
+    assert full.value.quota == "fine-tune-jobs" and "Only 1 fine-tune job" in full.value.message
+
+
+async def test_the_file_quota_is_not_retried_either(bailian_env: Any, control: Control) -> None:
+    await control._call("POST", "/config", {"quotas": {"files": 1}})
+    async with fast_client(max_retries=5) as client:
+        await client.files.upload(SFT_LINE, filename="a.jsonl")
+        with pytest.raises(QuotaExceededError) as full:
+            await client.files.upload(SFT_LINE, filename="b.jsonl")
+    assert (full.value.code, full.value.quota) == ("Throttling.AllocationQuota", "files")
+    assert (await control.state())["live"]["files"] == 1
+
+
+async def test_rate_throttling_keeps_its_backoff(bailian_env: Any, control: Control) -> None:
+    message = "Requests rate limit exceeded, please try again later."
+    rule = {"method": "GET", "path": FINE_TUNES, "status": 429, "code": "Throttling.RateQuota", "message": message}
+    await control.faults({**rule, "times": 2})
+    async with fast_client(initial_delay=0.05, max_delay=0.05) as client:
+        page = await client.fine_tunes.list_page()
+    assert page.total == 0
+    assert await control.fault_hits() == [2], "both throttled answers were retried"

@@ -340,6 +340,9 @@ async def test_at_most_two_batches_run_at_once(client: Client) -> None:
     await client.advance(6)
     assert (await client.get(first["id"]))["status"] == "cancelled"
     await client.create(file_id)
+    # The limit is the account's: /_emulator/config raises it.
+    await client.control("/config", {"quotas": {"batches": 3}})
+    await client.create(file_id)
 
 
 async def test_a_scripted_share_of_lines_fails_deterministically(client: Client) -> None:

@@ -248,3 +248,33 @@ async def test_unknown_job_is_404_native_shape(api: Api) -> None:
         status, body = await api.native(method, f"/fine-tunes/ft-000000000000-0000{suffix}")
         assert (status, body["code"]) == (404, "NotFound"), (method, suffix)
         assert body["request_id"] and body["message"]
+
+
+async def test_quotas_are_configurable_and_a_reset_restores_them(api: Api) -> None:
+    answer = await api.control("POST", "/config", {"quotas": {"fine_tune_jobs": 2, "files": 3}})
+    assert answer["quotas"]["fine_tune_jobs"] == 2 and answer["quotas"]["files"] == 3
+    assert answer["import_success_status"] == "SUCCEEDED"
+    file_id = await api.upload_file()
+    for _ in range(2):
+        await api.create_fine_tune(training_file_ids=[file_id])
+    status, body = await api.native("POST", "/fine-tunes", json={"model": "qwen3-8b", "training_file_ids": [file_id]})
+    assert (status, body["message"]) == (429, "Only 2 fine-tune job in running or succeeded allowed per user.")
+    # Native files: the count and the bytes stored are both quotas; the refusal names it.
+    for _ in range(2):
+        await api.upload_file()
+    with pytest.raises(AssertionError, match=r"Throttling\.AllocationQuota.*Out of space"):
+        await api.upload_file()
+    assert (await api.state())["live"]["files"] == 3
+    await api.control("POST", "/reset")
+    assert (await api.control("GET", "/config"))["quotas"] == {
+        "fine_tune_jobs": 20,
+        "files": 100,
+        "file_bytes": 5 << 30,
+        "batches": 2,
+    }
+
+
+async def test_config_refuses_unknown_settings(api: Api) -> None:
+    for body in ({"quota": {}}, {"quotas": {"jobs": 1}}, {"quotas": {"files": -1}}):
+        status, answer = await api.call("POST", "/_emulator/config", json=body)
+        assert status == 400 and answer["code"] == "InvalidParameter", answer

@@ -14,6 +14,8 @@ Which calls are retried
     waiting for the answer) is ambiguous: a blind retry could create the resource twice. It is raised, as
     `APIConnectionError(maybe_processed=True)` for the connection cases; the caller looks before creating
     again.
+* A 429 that says an account quota is full (`QuotaExceededError`) is never retried: no backoff frees a quota,
+  the caller must queue. Rate throttling (every other 429) keeps its backoff.
 * A body streamed from a one-shot async iterator can only be sent once: after its first chunk was consumed
   it is never retried, whatever the answer.
 """
@@ -46,6 +48,8 @@ def is_retryable(error: errors.BailianError, idempotent: bool) -> bool:
     """Whether an attempt that failed with `error` may be repeated (the rules above)."""
     if isinstance(error, errors.APIConnectionError):
         return idempotent or not error.maybe_processed
+    if isinstance(error, errors.QuotaExceededError):
+        return False
     if isinstance(error, errors.APIStatusError) and error.status is not None:
         return error.status in RETRYABLE_STATUSES and (idempotent or error.status in SAFE_FOR_CREATE_STATUSES)
     return False

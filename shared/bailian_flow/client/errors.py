@@ -16,7 +16,12 @@ The whole hierarchy::
           ├── ConflictError           409 Conflict, FileAlreadyExists
           ├── RequestTooLargeError    413 BadRequest.TooLarge
           ├── RateLimitError          429 Throttling, Throttling.RateQuota, LimitRequests, ...
+          │    └── QuotaExceededError 429 an account quota is full (20 jobs, 100 files / 5 GB, 2 batches)
           └── InternalServerError     5xx InternalError, SystemError, ModelUnavailable
+
+The service answers both rate throttling and a full account quota with 429 `Throttling`; only the message (or
+`Throttling.AllocationQuota`) tells them apart. Throttling passes in seconds and is retried with backoff; a full
+quota lasts until something is deleted or finishes, so `QuotaExceededError` is never retried: the caller queues.
 
 The class is chosen by HTTP status; when there is no usable status (an SSE `event:error` frame, a 200 that
 carries an error code) the service code decides. None of these objects holds the API key: messages coming
@@ -24,6 +29,8 @@ from the server are scrubbed of it before they are stored (see `_base`).
 """
 
 from __future__ import annotations
+
+import re
 
 __all__ = [
     "APIConnectionError",
@@ -37,6 +44,7 @@ __all__ = [
     "InternalServerError",
     "NotFoundError",
     "PermissionDeniedError",
+    "QuotaExceededError",
     "RateLimitError",
     "RequestTimeoutError",
     "RequestTooLargeError",
@@ -174,6 +182,21 @@ class RateLimitError(APIStatusError):
     """429: throttled or out of quota."""
 
 
+class QuotaExceededError(RateLimitError):
+    """429 for a full account quota, not for speed: waiting seconds does not help, freeing a resource does.
+
+    `quota` names it: `fine-tune-jobs`, `files` or `batches` (None when the message names no known one).
+    """
+
+    @property
+    def quota(self) -> str | None:
+        text = f"{self.code or ''} {self.message}".lower()
+        for name, words in _QUOTA_WORDS:
+            if any(word in text for word in words):
+                return name
+        return None
+
+
 class InternalServerError(APIStatusError):
     """5xx."""
 
@@ -219,6 +242,24 @@ _BY_CODE: dict[str, type[APIStatusError]] = {
 }
 
 
+# How a quota 429 reads (bailian-api.md: "Only 20 fine-tune job in running or succeeded allowed per user.";
+# native file storage "Out of space"; the batch tasks limit), and which quota each words name.
+_QUOTA_CODES = frozenset({"Throttling.AllocationQuota", "LimitExceeded.BatchTasks"})
+_QUOTA_MESSAGE = re.compile(
+    r"allowed per user|out of space|parallel|may run at once|quota exceeded|quota is full", re.IGNORECASE
+)
+_QUOTA_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("fine-tune-jobs", ("fine-tune job", "fine_tune job", "finetune job")),
+    ("files", ("file", "out of space")),
+    ("batches", ("batch",)),
+)
+
+
+def is_quota_message(code: str | None, message: str) -> bool:
+    """Whether a 429 says an account quota is full rather than that requests come too fast."""
+    return code in _QUOTA_CODES or _QUOTA_MESSAGE.search(message) is not None
+
+
 def _class_for_code(code: str | None) -> type[APIStatusError] | None:
     while code:
         if code in _BY_CODE:
@@ -242,4 +283,6 @@ def status_error(
         cls = _BY_STATUS.get(status) or (InternalServerError if status >= 500 else None)
     if cls is None:
         cls = _class_for_code(code) or APIStatusError
+    if cls is RateLimitError and is_quota_message(code, message):
+        cls = QuotaExceededError
     return cls(status, code, message, request_id, method=method, url=url)

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 # Registration order is routing order: the OSS subset serves the catch-all `/{bucket}/{key}` and goes last.
 RESOURCE_MODULES = (
+    "quotas",
     "fine_tunes",
     "deployments",
     "custom_models",

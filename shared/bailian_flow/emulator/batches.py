@@ -23,6 +23,7 @@ from .batch_runner import ENDPOINTS, BatchResult, run_batch
 from .compat_files import add_file, compat_files
 from .cursor import cursor_limit, cursor_page
 from .errors import compat_error
+from .quotas import quotas
 from .state import STATE_KEY
 
 VALIDATING_SECONDS = 5.0
@@ -32,8 +33,6 @@ CANCELLING_SECONDS = 5.0
 ACTIVE = ("validating", "in_progress", "finalizing")
 STATUSES = (*ACTIVE, "failed", "completed", "expired", "cancelling", "cancelled")
 METADATA_LIMITS = {"ds_name": 100, "ds_description": 200}
-# The service runs at most this many batches at once per account; more are refused with a 429.
-MAX_PARALLEL = 2
 CALLBACK_ATTEMPTS = 3
 CALLBACK_POLL_SECONDS = 0.1
 _WINDOW = re.compile(r"^(\d+)([hd])$")
@@ -239,14 +238,13 @@ async def create(request: web.Request) -> web.Response:
     if problem is not None:
         return _invalid(problem, "metadata")
     state = request.app[STATE_KEY]
-    running = 0
-    for other in request.app[BATCHES_KEY].records.values():
+    running = [r for r in request.app[BATCHES_KEY].records.values() if r.status in (*ACTIVE, "cancelling")]
+    for other in running:
         await advance(request.app, other)
-        running += other.status in (*ACTIVE, "cancelling")
-    if running >= MAX_PARALLEL:
-        return compat_error(
-            429, "LimitExceeded.BatchTasks", f"At most {MAX_PARALLEL} batch tasks may run at once.", type_="rate_limit"
-        )
+    limit = quotas(request.app).batches
+    if sum(1 for other in running if other.status in (*ACTIVE, "cancelling")) >= limit:
+        message = quotas(request.app).batches_message()
+        return compat_error(429, "LimitExceeded.BatchTasks", message, type_="rate_limit")
     record = BatchRecord(
         id=f"batch_{uuid.uuid4()}",
         input_file_id=input_file_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,7 @@ from aiohttp import web
 
 from .catalogue import BASE_MODELS, ModelInfo, catalogue
 from .common import ApiError, beijing, format_iso_offset, hex4, json_object, ok, paged
+from .quotas import add_config_option
 from .state import STATE_KEY, EmulatorState
 from .timeline import Timeline
 
@@ -173,25 +175,31 @@ async def delete(request: web.Request) -> web.Response:
     return ok({"job_id": job.job_id, "status": "success"})
 
 
-async def configure(request: web.Request) -> web.Response:
-    """``POST /_emulator/config``: ``{"import_success_status": "SUCCESSED"}`` picks the success spelling,
-    ``{"list_lag_seconds": N}`` makes every list endpoint omit resources younger than N emulated seconds."""
-    store = _store(request)
-    state = _state(request)
-    body = await json_object(request)
-    spelling = body.get("import_success_status")
-    if spelling is not None:
-        if spelling not in (SUCCESS, "SUCCESSED"):
-            raise ApiError(400, "InvalidParameter", "import_success_status must be SUCCEEDED or SUCCESSED.")
-        store.success_spelling = spelling
-    lag = body.get("list_lag_seconds")
-    if lag is not None:
-        if isinstance(lag, bool) or not isinstance(lag, int | float) or not 0 <= lag <= 86400:
-            raise ApiError(400, "InvalidParameter", "list_lag_seconds must be a number of seconds from 0 to 86400.")
-        state.list_lag_seconds = float(lag)
-    return web.json_response(
-        {"import_success_status": store.success_spelling, "list_lag_seconds": state.list_lag_seconds}
-    )
+def _spelling_option(store: ImportStore) -> Callable[[Any], str]:
+    """``/_emulator/config {"import_success_status": "SUCCESSED"}`` picks the success spelling (None reads it)."""
+
+    def apply(spelling: Any) -> str:
+        if spelling is not None:
+            if spelling not in (SUCCESS, "SUCCESSED"):
+                raise ApiError(400, "InvalidParameter", "import_success_status must be SUCCEEDED or SUCCESSED.")
+            store.success_spelling = spelling
+        return store.success_spelling
+
+    return apply
+
+
+def _lag_option(state: EmulatorState) -> Callable[[Any], float]:
+    """``/_emulator/config {"list_lag_seconds": N}`` makes every list endpoint omit resources younger than N
+    emulated seconds (None reads it)."""
+
+    def apply(lag: Any) -> float:
+        if lag is not None:
+            if isinstance(lag, bool) or not isinstance(lag, int | float) or not 0 <= lag <= 86400:
+                raise ApiError(400, "InvalidParameter", "list_lag_seconds must be a number of seconds from 0 to 86400.")
+            state.list_lag_seconds = float(lag)
+        return state.list_lag_seconds
+
+    return apply
 
 
 def setup(app: web.Application) -> None:
@@ -205,4 +213,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get(PREFIX, list_jobs)
     app.router.add_get(PREFIX + "/{job_id}", get_job)
     app.router.add_delete(PREFIX + "/{job_id}", delete)
-    app.router.add_post("/_emulator/config", configure)
+    add_config_option(app, "import_success_status", _spelling_option(store))
+    add_config_option(app, "list_lag_seconds", _lag_option(state))

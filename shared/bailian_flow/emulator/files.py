@@ -35,6 +35,7 @@ from .blobs import (
 from .common import paged
 from .errors import native_error, new_request_id
 from .form_stream import FormReader, form_boundary
+from .quotas import quotas
 from .state import STATE_KEY
 
 NATIVE_PURPOSES = ("fine-tune", "file-extract", "batch")
@@ -71,9 +72,22 @@ class NativeFiles:
     def __init__(self, blobs: BlobStore) -> None:
         self.blobs = blobs
         self.records: dict[str, NativeFile] = {}
+        # Bytes stored, kept as records come and go (the quota check must not sum thousands of files per upload).
+        self.stored_bytes = 0
+
+    def add(self, record: NativeFile) -> None:
+        self.records[record.file_id] = record
+        self.stored_bytes += record.size
+
+    def pop(self, file_id: str) -> NativeFile | None:
+        record = self.records.pop(file_id, None)
+        if record is not None:
+            self.stored_bytes -= record.size
+        return record
 
     def clear(self) -> None:
         self.records.clear()
+        self.stored_bytes = 0
         self.blobs.clear()
 
 
@@ -146,6 +160,10 @@ async def upload(request: web.Request) -> web.Response:
     if not uploads:
         return native_error(400, "BadRequest.EmptyInput", "Required parameter files missing or empty.")
     limit = limits.get(purpose, DEFAULT_SIZE_LIMITS["fine-tune"])
+    refusal = _over_quota(request.app, files, uploads, limit)
+    if refusal is not None:
+        _discard(uploads)
+        return refusal
     uploaded: list[dict[str, str]] = []
     failed: list[dict[str, str]] = []
     for index, item in enumerate(uploads):
@@ -169,12 +187,22 @@ async def upload(request: web.Request) -> web.Response:
             created_at=state.clock.now(),
             path=item.blob.path,
         )
-        files.records[record.file_id] = record
+        files.add(record)
         state.count_created("files")
         uploaded.append({"file_id": record.file_id, "name": record.name})
     return web.json_response(
         {"request_id": new_request_id(), "data": {"uploaded_files": uploaded, "failed_uploads": failed}}
     )
+
+
+def _over_quota(app: web.Application, files: NativeFiles, uploads: list[_Upload], limit: int) -> web.Response | None:
+    """The account's file quota (count and bytes stored, see quotas.py) refuses the whole request with a 429."""
+    accepted = [item for item in uploads if item.blob is not None and item.size <= limit]
+    count, size = len(files.records), files.stored_bytes
+    account = quotas(app)
+    if count + len(accepted) > account.files or size + sum(item.size for item in accepted) > account.file_bytes:
+        return native_error(429, "Throttling.AllocationQuota", account.files_message(count, size))
+    return None
 
 
 def _mb(limit: int) -> str:
@@ -222,7 +250,7 @@ async def get_content(request: web.Request) -> web.StreamResponse:
 
 async def delete_file(request: web.Request) -> web.Response:
     files: NativeFiles = request.app[NATIVE_FILES_KEY]
-    record = files.records.pop(request.match_info["file_id"], None)
+    record = files.pop(request.match_info["file_id"])
     if record is None:
         return _not_found(request)
     remove(record.path)

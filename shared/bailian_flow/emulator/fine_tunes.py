@@ -11,11 +11,10 @@ from aiohttp import web
 from .catalogue import BASE_MODELS, ModelInfo, catalogue
 from .common import ApiError, beijing, hex4, int_param, json_object, ok, paged, workspace_id
 from .fine_tune_jobs import DEFAULT_HYPER_PARAMETERS, TERMINAL, TRAINING_TYPES, FineTuneJob
+from .quotas import quotas
 from .state import STATE_KEY, EmulatorState
 
 PREFIX = "/api/v1/fine-tunes"
-QUOTA = 20
-QUOTA_MESSAGE = "Only 20 fine-tune job in running or succeeded allowed per user."
 # Real seconds between two looks at the log while streaming events.
 STREAM_POLL_SECONDS = 0.2
 
@@ -26,6 +25,10 @@ class FineTuneStore:
 
     def clear(self) -> None:
         self.jobs.clear()
+
+    def counted(self, now: float) -> int:
+        """Jobs held against the quota: every one not FAILED or CANCELED (succeeded jobs count until deleted)."""
+        return sum(1 for job in self.jobs.values() if job.status(now) not in ("FAILED", "CANCELED"))
 
     def get(self, job_id: str) -> FineTuneJob:
         job = self.jobs.get(job_id)
@@ -132,9 +135,10 @@ async def create(request: web.Request) -> web.Response:
             raise ApiError(400, "InvalidParameter", f"File not found: {file_id}")
     hyper_parameters = _hyper_parameters(body.get("hyper_parameters"))
     now = state.clock.now()
-    busy = sum(1 for job in store.jobs.values() if job.status(now) not in ("FAILED", "CANCELED"))
-    if busy >= QUOTA:
-        raise ApiError(429, "Throttling", QUOTA_MESSAGE)
+    limits = quotas(request.app)
+    # Counting is O(jobs): skipped while there are fewer jobs than the limit, so thousands of creates stay linear.
+    if len(store.jobs) >= limits.fine_tune_jobs and store.counted(now) >= limits.fine_tune_jobs:
+        raise ApiError(429, "Throttling", limits.fine_tune_message())
 
     job_id = store.new_job_id(now)
     suffix = body.get("finetuned_output_suffix")

@@ -16,6 +16,7 @@ from typing import Any
 
 from bailian_flow.client.errors import NotFoundError
 from bailian_flow.pipeline import inputs
+from bailian_flow.pipeline.admission import places_in_line
 from bailian_flow.pipeline.batch_settings import resolve_batch_settings
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.pipeline.settings import SettingsError, _deep_merge, resolve_settings, with_overrides
@@ -214,12 +215,22 @@ async def list_runs(flow: Flow, query: dict[str, str]) -> tuple[list[dict[str, A
         raise HttpError(400, "InvalidParameter", f"kind must be one of {', '.join(sorted(RUN_KINDS))}")
     run_ids, next_cursor = await flow.runs.recent(limit=limit, after=after)
     loaded = await asyncio.gather(*(load(flow, run_id) for run_id in run_ids))
-    runs = [current.state.public() for current in loaded if current is not None]
+    states = [current.state for current in loaded if current is not None]
+    places = await places_in_line(flow, states)
+    runs = [_shown(state, places) for state in states]
     if wanted_stage:
         runs = [run for run in runs if run["stage"] == wanted_stage]
     if wanted_kind:
         runs = [run for run in runs if run["kind"] == wanted_kind]
     return runs, next_cursor
+
+
+def _shown(state: RunState, places: dict[str, int]) -> dict[str, Any]:
+    """A run as the API shows it; a waiting run also says its place in line (computed now, never stored)."""
+    shown = state.public()
+    if state.run_id in places:
+        shown["place_in_line"] = places[state.run_id]
+    return shown
 
 
 async def show_run(flow: Flow, run_id: str) -> dict[str, Any]:
@@ -228,7 +239,7 @@ async def show_run(flow: Flow, run_id: str) -> dict[str, Any]:
         raise HttpError(404, "NotFound", f"run {run_id} does not exist")
     latest = RunState.model_validate({**history[-1].state, "seq": history[-1].seq})
     return {
-        "run": latest.public(),
+        "run": _shown(latest, await places_in_line(flow, [latest])),
         "history": [
             {"seq": entry.seq, "stage": entry.stage, "changed": entry.changed, "at": entry.at} for entry in history
         ],

@@ -20,6 +20,7 @@ Stage = Literal[
     "requested",
     "uploading",
     "file-ready",
+    "waiting",
     "starting-job",
     "training",
     "job-succeeded",
@@ -87,6 +88,23 @@ class RunError(BaseModel):
     retryable: bool = False
 
 
+class Waiting(BaseModel):
+    """Why a run is in `waiting`: an account quota is full. Quota is never a reason to fail a run.
+
+    `since` orders the line (first come, first served) and survives a run that is admitted and then meets a full
+    quota again (it keeps its place); `redo` is the stage the timer re-announces when the run is admitted.
+    """
+
+    quota: str
+    used: int | None = None
+    limit: int | None = None
+    since: str
+    redo: Stage
+    # What the run will take of a size quota (the dataset's bytes for `files`).
+    needs_bytes: int | None = None
+    admitted_at: str | None = None
+
+
 class RunState(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -120,6 +138,7 @@ class RunState(BaseModel):
     # A batch inference run's settings, shard plan and progress (kind "batch" only).
     batch: BatchRun | None = None
     error: RunError | None = None
+    waiting: Waiting | None = None
     warnings: list[str] = Field(default_factory=list)
     # How often each intent was claimed in this attempt: above one, the resource may exist already.
     claims: dict[str, int] = Field(default_factory=dict)

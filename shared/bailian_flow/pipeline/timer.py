@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 from bailian_flow.pipeline import cancel
+from bailian_flow.pipeline.quotas import Listed, admit_waiting
 from bailian_flow.pipeline.runtime import MAX_REDRIVES, Flow
 from bailian_flow.pipeline.scan import adopt_orphans
 from bailian_flow.pipeline.state import INTENTS, RunError
@@ -37,6 +38,7 @@ class TickReport:
     finished: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
     undeployed: list[str] = field(default_factory=list)
+    admitted: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -47,6 +49,7 @@ class TickReport:
             "finished": self.finished,
             "deferred": self.deferred,
             "undeployed": self.undeployed,
+            "admitted": self.admitted,
         }
 
 
@@ -113,6 +116,11 @@ async def tick(flow: Flow) -> TickReport:
         ((run_id, current) for run_id, current in zip(run_ids, loaded, strict=True) if current is not None),
         key=lambda item: item[1].at,
     )
+    try:
+        admitted = await admit_waiting(flow, [current.state for _, current in pending], Listed())
+        report.admitted = admitted.runs
+    except Exception:
+        log.exception("admission of waiting runs failed")
     queue: asyncio.Queue[tuple[str, Current]] = asyncio.Queue()
     for item in pending:
         queue.put_nowait(item)

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from bailian_flow.client.errors import APIConnectionError, APIStatusError, ConflictError, NotFoundError, RateLimitError
+from bailian_flow.client.errors import (
+    APIConnectionError,
+    APIStatusError,
+    ConflictError,
+    NotFoundError,
+    QuotaExceededError,
+    RateLimitError,
+)
 from bailian_flow.pipeline.runtime import Flow, utc_now
 from bailian_flow.pipeline.state import RunError, RunState, Stage
 
@@ -217,7 +224,8 @@ async def create_or_find(
     outcome is unknown (the connection dropped after the request may have been processed, or a 409 on a name only
     this run uses). A create that Bailian certainly did not process releases the intent; one that it may have
     processed but a lagging list does not show yet keeps it, for a re-claim after the lease to find. Bailian's
-    5xx escape for FC to retry; other refusals fail the run.
+    5xx escape for FC to retry; a full quota escapes for the caller to queue the run (see admission); other
+    refusals fail the run.
     """
     own = generation(current)
     if own > 1 and (found := await find(None)) is not None:
@@ -229,6 +237,8 @@ async def create_or_find(
             return found
         if never_processed(exc):
             await release(flow, current, f"{doing}: {exc}")
+        raise
+    except QuotaExceededError:
         raise
     except APIStatusError as exc:
         if isinstance(exc, ConflictError) and conflict_may_be_ours and (found := await find(own)) is not None:

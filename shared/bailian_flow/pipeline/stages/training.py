@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from bailian_flow.client.errors import BailianError
-from bailian_flow.pipeline import reconcile
+from bailian_flow.client.errors import BailianError, QuotaExceededError
+from bailian_flow.pipeline import admission, reconcile
 from bailian_flow.pipeline.cleanup import Made, delete_run_files
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.pipeline.state import RunError
@@ -21,6 +22,9 @@ from bailian_flow.pipeline.transitions import (
     record,
 )
 
+if TYPE_CHECKING:
+    from bailian_flow.client.models import FineTuneJob
+
 log = logging.getLogger("bailian_flow.pipeline")
 
 # How much of a failed job's log to quote in the run's error.
@@ -28,6 +32,9 @@ FAILURE_LOG_LINES = 3
 
 
 async def step_file_ready(flow: Flow, current: Current) -> Outcome:
+    if await admission.must_wait(flow, current.state, admission.FINE_TUNE_JOBS):
+        await admission.wait(flow, current, admission.FINE_TUNE_JOBS, "file-ready", why="other runs wait already")
+        return "again"
     state = current.state
     name = reconcile.job_name(state.run_id, state.attempt, state.claims.get("starting-job", 0) + 1)
     claimed = await claim(flow, current, "starting-job", f"starting fine-tune {name}", job_name=name)
@@ -39,21 +46,11 @@ async def step_file_ready(flow: Flow, current: Current) -> Outcome:
 async def act_start_job(flow: Flow, current: Current) -> None:
     state = current.state
     name = reconcile.job_name(state.run_id, state.attempt, generation(current))
-    job = await create_or_find(
-        flow,
-        current,
-        create=lambda: flow.client.fine_tunes.create(
-            model=state.settings.model,
-            training_file_ids=[state.file_id] if state.file_id else [],
-            validation_file_ids=[state.validation_file_id] if state.validation_file_id else None,
-            training_type=state.settings.training_type,
-            hyper_parameters=state.settings.hyper_parameters or None,
-            job_name=name,
-        ),
-        find=lambda gen: reconcile.find_job_of(flow, state.run_id, state.attempt, gen),
-        # A 429 here is the fine-tune quota: the client has already waited out short throttling.
-        doing=f"starting fine-tune of {state.settings.model}",
-    )
+    try:
+        job = await _start_job(flow, current, name)
+    except QuotaExceededError as exc:
+        await admission.wait_for_quota(flow, current, exc, admission.FINE_TUNE_JOBS, "file-ready")
+        return
     if job is not None:
         await record(
             flow,
@@ -65,6 +62,24 @@ async def act_start_job(flow: Flow, current: Current) -> None:
             job_name=job.job_name or name,
             job_status=job.status,
         )
+
+
+async def _start_job(flow: Flow, current: Current, name: str) -> FineTuneJob | None:
+    state = current.state
+    return await create_or_find(
+        flow,
+        current,
+        create=lambda: flow.client.fine_tunes.create(
+            model=state.settings.model,
+            training_file_ids=[state.file_id] if state.file_id else [],
+            validation_file_ids=[state.validation_file_id] if state.validation_file_id else None,
+            training_type=state.settings.training_type,
+            hyper_parameters=state.settings.hyper_parameters or None,
+            job_name=name,
+        ),
+        find=lambda gen: reconcile.find_job_of(flow, state.run_id, state.attempt, gen),
+        doing=f"starting fine-tune of {state.settings.model}",
+    )
 
 
 async def _failure_detail(flow: Flow, job_id: str) -> str:

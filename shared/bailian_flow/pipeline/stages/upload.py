@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from bailian_flow.client.errors import APIConnectionError, APIStatusError, RateLimitError, UploadFailedError
-from bailian_flow.pipeline import reconcile
+from bailian_flow.client.errors import (
+    APIConnectionError,
+    APIStatusError,
+    QuotaExceededError,
+    RateLimitError,
+    UploadFailedError,
+)
+from bailian_flow.pipeline import admission, reconcile
 from bailian_flow.pipeline.cleanup import Made
 from bailian_flow.pipeline.ingest import SourceMissing, SourceSuperseded, ingest
 from bailian_flow.pipeline.runtime import Flow
@@ -40,6 +46,10 @@ async def step_received(flow: Flow, current: Current) -> Outcome:
     state = current.state
     if state.source.file_id:
         await commit(flow, current, "file-ready", "registered file given", file_id=state.source.file_id)
+        return "again"
+    if await admission.must_wait(flow, state, admission.FILES):
+        needs = state.source.size
+        await admission.wait(flow, current, admission.FILES, "requested", needs_bytes=needs, why="other runs wait")
         return "again"
     claimed = await claim(flow, current, "uploading", f"uploading {state.source.key}")
     if claimed is not None:
@@ -96,6 +106,9 @@ async def act_upload(flow: Flow, current: Current) -> None:
         return
     except SourceForbidden as exc:
         await fail(flow, current, RunError(reason=str(exc), object=exc.key, field=exc.field, code="AccessDenied"))
+        return
+    except QuotaExceededError as exc:
+        await admission.wait_for_quota(flow, current, exc, admission.FILES, "requested", state.source.size)
         return
     except UploadFailedError as exc:
         await fail(flow, current, RunError(reason=f"Bailian rejected the file: {exc}", object=state.source.key))
