@@ -78,6 +78,11 @@ class Settings(BaseModel):
     quota_file_bytes: int = Field(default=5 << 30, ge=1)
     quota_batches: int = Field(default=2, ge=1)
 
+    # The timer's list page size (default: each endpoint's largest) and how many runs one tick may load (default:
+    # as many as its time allows); both exist to exercise paging and rotation with few runs.
+    timer_page_size: int | None = Field(default=None, ge=1, le=100)
+    timer_visit_budget: int | None = Field(default=None, ge=1)
+
     access_key_id: str | None = None
     access_key_secret: SecretStr | None = None
     security_token: SecretStr | None = None
@@ -136,6 +141,8 @@ class Settings(BaseModel):
             "quota_files": get("BAILIAN_FLOW_QUOTA_FILES"),
             "quota_file_bytes": get("BAILIAN_FLOW_QUOTA_FILE_BYTES"),
             "quota_batches": get("BAILIAN_FLOW_QUOTA_BATCHES"),
+            "timer_page_size": get("BAILIAN_FLOW_TIMER_PAGE_SIZE"),
+            "timer_visit_budget": get("BAILIAN_FLOW_TIMER_VISIT_BUDGET"),
             "access_key_id": get("ALIBABA_CLOUD_ACCESS_KEY_ID"),
             "access_key_secret": get("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
             "security_token": get("ALIBABA_CLOUD_SECURITY_TOKEN"),

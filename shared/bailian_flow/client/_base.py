@@ -87,6 +87,8 @@ class BailianClient:
         self._buckets = {name: TokenBucket(rate) for name, rate in limits.items() if rate}
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        # Every HTTP request sent, retries included: what a caller (the timer's report) says a piece of work cost.
+        self.requests_sent = 0
 
     def __repr__(self) -> str:
         # The key is never shown, not even in part.
@@ -250,6 +252,7 @@ class BailianClient:
             session = self._get_session()
             retry_after: float | None = None
             error: errors.BailianError
+            self.requests_sent += 1
             try:
                 response = await session.request(
                     op.method,

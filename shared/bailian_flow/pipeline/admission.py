@@ -174,13 +174,13 @@ class Room:
             self.bytes_used += needs_bytes
 
 
-async def admit(flow: Flow, quota: str, room: Room, *, reads_left: int | None = None) -> list[str]:
+async def admit(flow: Flow, quota: str, room: Room, *, reads_left: int | None = None) -> list[RunState]:
     """Re-announce the oldest runs waiting for `quota` while it has room; their markers go.
 
     Strictly first come, first served: the line stops at the first run that does not fit (a large dataset is
     not overtaken by small ones). At most `reads_left` runs are loaded (each is one OSS read).
     """
-    admitted: list[str] = []
+    admitted: list[RunState] = []
     for key in await line(flow, quota):
         if not room.fits(None) or (reads_left is not None and reads_left <= 0):
             break
@@ -199,8 +199,9 @@ async def admit(flow: Flow, quota: str, room: Room, *, reads_left: int | None = 
             break
         changed = f"admitted: the {quota} quota has room ({room.used}/{room.limit}); redoing {waiting.redo}"
         updated = waiting.model_copy(update={"admitted_at": _iso(utc_now())})
-        if await commit(flow, current, waiting.redo, changed, waiting=updated) is not None:
-            admitted.append(run_id)
+        state = await commit(flow, current, waiting.redo, changed, waiting=updated)
+        if state is not None:
+            admitted.append(state)
             room.take(waiting.needs_bytes)
         await flow.store.delete(key)
     if admitted:

@@ -5,7 +5,8 @@ pipeline's), plus the runs already let through that have not made their resource
 counted twice over: admitted now, and again next tick before their create). A count that is off only makes a
 run meet the quota once more and go back to its place in line.
 
-`COUNTERS` maps a quota to its counter; another run kind adds its own (for example `batches`).
+`COUNTERS` maps a quota to its counter (and `LISTS` to the bulk list it reads); another run kind adds its own
+(for example `batches`).
 """
 
 from __future__ import annotations
@@ -13,16 +14,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from bailian_flow.client.errors import BailianError
-from bailian_flow.pipeline import admission
+from bailian_flow.pipeline import admission, bulk
 from bailian_flow.pipeline.admission import Room
+from bailian_flow.pipeline.bulk import Listed
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.pipeline.state import RunState
-
-if TYPE_CHECKING:
-    from bailian_flow.client.models import FileInfo, FineTuneJob
+from bailian_flow.pipeline.timer_state import Brief
 
 log = logging.getLogger("bailian_flow.pipeline")
 
@@ -30,84 +28,61 @@ log = logging.getLogger("bailian_flow.pipeline")
 FREED_JOB_STATUSES = frozenset({"FAILED", "CANCELED"})
 
 
-@dataclass
-class Listed:
-    """Bailian's lists as one tick read them (None: not read, or not read to the end)."""
-
-    jobs: list[FineTuneJob] | None = None
-    files: list[FileInfo] | None = None
-    calls: int = 0
-    extra: dict[str, object] = field(default_factory=dict)
+# (flow, what the timer knows of every active run, the tick's lists) -> the quota's room, None when uncountable.
+Counter = Callable[[Flow, Sequence[Brief], Listed], Awaitable[Room | None]]
 
 
-Counter = Callable[[Flow, Sequence[RunState], Listed], Awaitable[Room | None]]
-
-
-def _about_to_take(states: Sequence[RunState], quota: str, intent: str) -> list[RunState]:
+def _about_to_take(briefs: Sequence[Brief], quota: str, intent: str) -> list[Brief]:
     """Runs that passed the line for `quota` and have not made their resource yet."""
-    return [state for state in states if state.stage == intent or _admitted_pending(state, quota)]
+    return [
+        brief
+        for brief in briefs
+        if brief.stage == intent or (brief.admitted_for == quota and brief.stage == brief.redo)
+    ]
 
 
-def _admitted_pending(state: RunState, quota: str) -> bool:
-    waiting = state.waiting
-    return admission.admitted_for(state, quota) and waiting is not None and state.stage == waiting.redo
-
-
-async def count_jobs(flow: Flow, states: Sequence[RunState], listed: Listed) -> Room | None:
-    if listed.jobs is None:
+async def count_jobs(flow: Flow, briefs: Sequence[Brief], listed: Listed) -> Room | None:
+    if listed.jobs is None or bulk.FINE_TUNES not in listed.complete:
         return None
     used = sum(1 for job in listed.jobs if str(job.status) not in FREED_JOB_STATUSES)
-    used += len(_about_to_take(states, admission.FINE_TUNE_JOBS, "starting-job"))
+    used += len(_about_to_take(briefs, admission.FINE_TUNE_JOBS, "starting-job"))
     return Room(used=used, limit=flow.settings.quota_fine_tune_jobs)
 
 
-async def count_files(flow: Flow, states: Sequence[RunState], listed: Listed) -> Room | None:
-    if listed.files is None:
+async def count_files(flow: Flow, briefs: Sequence[Brief], listed: Listed) -> Room | None:
+    if listed.files is None or bulk.FILES not in listed.complete:
         return None
-    pending = _about_to_take(states, admission.FILES, "uploading")
+    pending = _about_to_take(briefs, admission.FILES, "uploading")
     return Room(
         used=len(listed.files) + len(pending),
         limit=flow.settings.quota_files,
-        bytes_used=sum(info.size or 0 for info in listed.files) + sum(state.source.size or 0 for state in pending),
+        bytes_used=sum(info.size or 0 for info in listed.files) + sum(brief.size or 0 for brief in pending),
         bytes_limit=flow.settings.quota_file_bytes,
     )
 
 
 COUNTERS: dict[str, Counter] = {admission.FINE_TUNE_JOBS: count_jobs, admission.FILES: count_files}
-
-
-async def list_for_admission(flow: Flow, listed: Listed, wanted: set[str]) -> None:
-    """Read the lists a counter needs that the tick has not read yet."""
-    try:
-        if admission.FINE_TUNE_JOBS in wanted and listed.jobs is None:
-            listed.jobs = [job async for job in flow.client.fine_tunes.list(page_size=100)]
-        if admission.FILES in wanted and listed.files is None:
-            listed.files = [info async for info in flow.client.files.list()]
-    except BailianError as exc:
-        # Nobody is admitted on a count we could not make; the next tick counts again.
-        log.warning("could not count quota use: %s", type(exc).__name__)
+# The bulk list each counter reads.
+LISTS: dict[str, str] = {admission.FINE_TUNE_JOBS: bulk.FINE_TUNES, admission.FILES: bulk.FILES}
 
 
 @dataclass
 class Admitted:
-    runs: list[str] = field(default_factory=list)
+    states: list[RunState] = field(default_factory=list)
     rooms: dict[str, Room] = field(default_factory=dict)
 
 
-async def admit_waiting(flow: Flow, states: Sequence[RunState], listed: Listed) -> Admitted:
-    """Let the oldest waiting runs go, per quota, up to what is free now."""
+async def admit_waiting(flow: Flow, briefs: Sequence[Brief], listed: Listed, until: float) -> Admitted:
+    """Let the oldest waiting runs go, per quota, up to what is free now (lists still missing are read by `until`)."""
     result = Admitted()
-    for state in states:
-        if state.stage == "waiting":
-            await admission.ensure_in_line(flow, state)
     wanted = {quota for quota in COUNTERS if await admission.line(flow, quota)}
     if not wanted:
         return result
-    await list_for_admission(flow, listed, wanted)
+    await bulk.list_families(flow, {LISTS[quota] for quota in wanted if quota in LISTS}, listed, until)
     for quota in sorted(wanted):
-        room = await COUNTERS[quota](flow, states, listed)
+        room = await COUNTERS[quota](flow, briefs, listed)
         if room is None:
             continue
         result.rooms[quota] = Room(room.used, room.limit, room.bytes_used, room.bytes_limit)
-        result.runs += await admission.admit(flow, quota, room)
+        result.states += await admission.admit(flow, quota, room)
     return result

@@ -36,6 +36,9 @@ class Flow:
     notifier: Notifier
     writer: str
     deadline: float = field(default_factory=lambda: time.monotonic() + 3600.0)
+    # Bailian objects the timer already read in bulk this invocation ("<family>:<id>"): a poll step uses them
+    # instead of one GET per run.
+    seen: dict[str, Any] = field(default_factory=dict)
 
     @property
     def lease_seconds(self) -> float:

@@ -1,21 +1,34 @@
-"""The timer's tick: poll what only polling can see, and re-drive what a lost event left behind.
+"""The timer's tick: poll what only polling can see, admit waiting runs, and re-drive what a lost event left behind.
 
-Runs are taken oldest first and the tick stops starting new work when the function's timeout draws near; what
-it did not reach waits for the next tick. The client's rate limiter keeps the polls under Bailian's QPS.
+Statuses are read in bulk (`bulk`: one list pass per resource family) and matched to the runs through the
+resource ids in their state; the hint `runs/_timer-state.json` (`timer_state`) says what each run was last tick,
+so a run whose remote status did not move and whose stage is not stale costs neither a Bailian call nor an OSS
+read. The runs that need a look (status moved, stage stale, unknown to the hint, finished) are loaded and
+advanced in a rotating order that starts where the last tick stopped, so every run gets its turn however many
+there are; the tick stops starting new work when the function's timeout draws near, and records what it did.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
-from bailian_flow.pipeline import cancel
-from bailian_flow.pipeline.quotas import Listed, admit_waiting
-from bailian_flow.pipeline.runtime import MAX_REDRIVES, Flow
+from bailian_flow.pipeline import bulk, cancel
+from bailian_flow.pipeline.bulk import Listed
+from bailian_flow.pipeline.quotas import admit_waiting
+from bailian_flow.pipeline.runtime import MAX_REDRIVES, Flow, utc_now
 from bailian_flow.pipeline.scan import adopt_orphans
 from bailian_flow.pipeline.state import INTENTS, RunError
 from bailian_flow.pipeline.steps import POLLING, REANNOUNCE_AS, advance
+from bailian_flow.pipeline.timer_state import (
+    Brief,
+    CountingStore,
+    QuotaUse,
+    read_timer_state,
+    write_timer_state,
+)
 from bailian_flow.pipeline.transitions import Current, commit, fail, load, settle_marker
 
 log = logging.getLogger("bailian_flow.pipeline")
@@ -24,9 +37,17 @@ log = logging.getLogger("bailian_flow.pipeline")
 CHAINED: frozenset[str] = frozenset({"received", "requested", "file-ready", "job-succeeded", "batch-ready"})
 # Of those, the ones whose own stage marker is that event.
 TRIGGERING: frozenset[str] = frozenset({"requested", "file-ready", "job-succeeded", "batch-ready"})
-# Leave this much of the timeout for finishing the run in hand and returning.
+# Leave this much of the timeout for finishing the run in hand, writing the hint and returning.
 SAFETY_MARGIN_SECONDS = 10.0
-CONCURRENCY = 4
+# Listing may use at most this share of the time left: the runs whose status moved still need theirs.
+LISTING_SHARE = 0.5
+CONCURRENCY = 8
+# The resource family, id field and status field a polled stage follows.
+FOLLOWS: dict[str, tuple[str, str, str]] = {
+    "training": (bulk.FINE_TUNES, "job_id", "job_status"),
+    "import-running": (bulk.IMPORTS, "import_job_id", ""),
+    "deployment-pending": (bulk.DEPLOYMENTS, "deployed_model", "deployment_status"),
+}
 
 
 @dataclass
@@ -39,6 +60,12 @@ class TickReport:
     deferred: list[str] = field(default_factory=list)
     undeployed: list[str] = field(default_factory=list)
     admitted: list[str] = field(default_factory=list)
+    advanced: int = 0
+    loaded: int = 0
+    bailian_calls: int = 0
+    oss_reads: int = 0
+    oss_writes: int = 0
+    seconds: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -50,6 +77,17 @@ class TickReport:
             "deferred": self.deferred,
             "undeployed": self.undeployed,
             "admitted": self.admitted,
+            "counts": {
+                "polled": len(self.polled),
+                "loaded": self.loaded,
+                "advanced": self.advanced,
+                "admitted": len(self.admitted),
+                "deferred": len(self.deferred),
+                "bailian_calls": self.bailian_calls,
+                "oss_reads": self.oss_reads,
+                "oss_writes": self.oss_writes,
+                "seconds": round(self.seconds, 3),
+            },
         }
 
 
@@ -86,6 +124,7 @@ async def _visit(flow: Flow, run_id: str, current: Current, report: TickReport) 
     elif stage in POLLING:
         await advance(flow, run_id, POLLING)
         report.polled.append(run_id)
+        report.advanced += 1
     elif stage == "canceling":
         if cancel.finalizable(flow, current) and await cancel.finalize(flow, current) is not None:
             report.polled.append(run_id)
@@ -101,44 +140,87 @@ def _stale(flow: Flow, current: Current) -> bool:
     return stage in CHAINED and age > flow.redrive_after_seconds
 
 
+def _rotated(run_ids: list[str], cursor: str | None) -> list[str]:
+    """The runs starting at `cursor` (where the last tick stopped), wrapping around."""
+    if cursor is None or cursor not in run_ids:
+        return run_ids
+    start = run_ids.index(cursor)
+    return run_ids[start:] + run_ids[:start]
+
+
+def _moved(flow: Flow, brief: Brief, listed: Listed) -> bool:
+    """Whether a polled run needs a look: its resource's status moved, or it is not where the lists say."""
+    family, id_field, status_field = FOLLOWS[brief.stage]
+    seen = flow.seen.get(f"{family}:{getattr(brief, id_field)}")
+    if seen is None:
+        # Gone from a complete list (the poll step fails the run), or not listed this tick (polled by a GET).
+        return True
+    status = str(seen.status)
+    if not status_field:
+        return status not in ("PENDING", "RUNNING")
+    return bool(status != getattr(brief, status_field))
+
+
+def _needs_look(flow: Flow, brief: Brief | None, listed: Listed) -> bool:
+    """Whether a run must be loaded this tick. Only two kinds are skipped: a polled run whose status has not moved,
+    and a waiting run (admission reads its line). A run between two events is looked at every tick: it is
+    normally in that state for seconds, so few are, and an event chain may have moved it on since."""
+    if brief is None:
+        return True
+    if brief.stage in FOLLOWS:
+        return _moved(flow, brief, listed)
+    return brief.stage != "waiting"
+
+
 async def tick(flow: Flow) -> TickReport:
     report = TickReport()
+    started = time.monotonic()
+    counting = CountingStore(flow.store)
+    plain, flow.store, flow.runs.store = flow.store, counting, counting
+    calls_before = flow.client.requests_sent
+    try:
+        await _tick(flow, report)
+    finally:
+        flow.store = flow.runs.store = plain
+        report.oss_reads, report.oss_writes = counting.reads, counting.writes
+        report.bailian_calls = flow.client.requests_sent - calls_before
+        report.seconds = time.monotonic() - started
+    return report
+
+
+async def _tick(flow: Flow, report: TickReport) -> None:
     try:
         report.adopted = await adopt_orphans(flow)
     except Exception:
         # The scan is a safety net; the runs in hand matter more than one tick's scan.
         log.exception("scan for datasets without a run failed")
+    prefix = flow.settings.runs_prefix
+    hint = await read_timer_state(flow.store, prefix)
     run_ids = await flow.runs.list_active()
     report.active = len(run_ids)
-    loaded = await asyncio.gather(*(load(flow, run_id) for run_id in run_ids))
-    # Oldest first: the run that waited longest is served before the tick runs out of time.
-    pending = sorted(
-        ((run_id, current) for run_id, current in zip(run_ids, loaded, strict=True) if current is not None),
-        key=lambda item: item[1].at,
-    )
+    briefs = {run_id: hint.runs[run_id] for run_id in run_ids if run_id in hint.runs}
+
+    listed = Listed()
+    until = time.monotonic() + max(flow.remaining() - SAFETY_MARGIN_SECONDS, 0.0) * LISTING_SHARE
+    families = {FOLLOWS[brief.stage][0] for brief in briefs.values() if brief.stage in FOLLOWS}
+    await bulk.list_families(flow, families, listed, until)
+
     try:
-        admitted = await admit_waiting(flow, [current.state for _, current in pending], Listed())
-        report.admitted = admitted.runs
+        admitted = await admit_waiting(flow, list(briefs.values()), listed, until)
+        report.admitted = [state.run_id for state in admitted.states]
+        for state in admitted.states:
+            briefs[state.run_id] = Brief.of(state, utc_now())
+        hint.quotas = {quota: QuotaUse(used=room.used, limit=room.limit) for quota, room in admitted.rooms.items()}
     except Exception:
         log.exception("admission of waiting runs failed")
-    queue: asyncio.Queue[tuple[str, Current]] = asyncio.Queue()
-    for item in pending:
-        queue.put_nowait(item)
 
-    async def worker() -> None:
-        while not queue.empty():
-            run_id, current = queue.get_nowait()
-            if flow.remaining() < SAFETY_MARGIN_SECONDS:
-                report.deferred.append(run_id)
-                continue
-            try:
-                await _visit(flow, run_id, current, report)
-            except Exception:
-                # One run's trouble must not starve the others; the next tick tries it again.
-                log.exception("run %s: timer visit failed", run_id)
-                report.deferred.append(run_id)
-
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    todo: list[str] = []
+    for run_id in _rotated(run_ids, hint.cursor):
+        if _needs_look(flow, briefs.get(run_id), listed):
+            todo.append(run_id)
+        elif briefs[run_id].stage in FOLLOWS:
+            report.polled.append(run_id)  # its status, read in bulk, has not moved
+    hint.cursor = await _visit_all(flow, todo, briefs, report)
     try:
         # DONE runs are off the active list; those whose deployment has a TTL wait in their own index.
         from bailian_flow.pipeline.lifecycle import expire_deployments
@@ -146,4 +228,44 @@ async def tick(flow: Flow) -> TickReport:
         report.undeployed = await expire_deployments(flow)
     except Exception:
         log.exception("expiring deployments failed; the next tick tries again")
-    return report
+    hint.runs = {run_id: briefs[run_id] for run_id in run_ids if run_id in briefs}
+    await write_timer_state(flow.store, prefix, hint)
+
+
+async def _visit_all(flow: Flow, todo: list[str], briefs: dict[str, Brief], report: TickReport) -> str | None:
+    """Load and advance the runs that need a look, in order, until time or budget runs out.
+
+    Returns the first run left for the next tick (its turn comes first then), or None when all were visited.
+    """
+    budget = flow.settings.timer_visit_budget
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for run_id in todo:
+        queue.put_nowait(run_id)
+    left: list[str] = []
+
+    async def worker() -> None:
+        while not queue.empty():
+            run_id = queue.get_nowait()
+            if flow.remaining() < SAFETY_MARGIN_SECONDS or (budget is not None and report.loaded >= budget):
+                left.append(run_id)
+                continue
+            report.loaded += 1
+            try:
+                current = await load(flow, run_id)
+                if current is None:
+                    continue
+                await _visit(flow, run_id, current, report)
+                latest = await load(flow, run_id)
+            except Exception:
+                # One run's trouble must not starve the others; the next tick tries it again.
+                log.exception("run %s: timer visit failed", run_id)
+                left.append(run_id)
+                continue
+            if latest is None or (latest.state.terminal and run_id in report.finished):
+                briefs.pop(run_id, None)
+            else:
+                briefs[run_id] = Brief.of(latest.state, latest.at)
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    report.deferred = sorted(left, key=todo.index)
+    return report.deferred[0] if report.deferred else None

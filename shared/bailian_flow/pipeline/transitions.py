@@ -199,8 +199,16 @@ def api_error(exc: APIStatusError, doing: str) -> RunError:
     )
 
 
-async def fetch_or_fail(flow: Flow, current: Current, fetch: Callable[[], Awaitable[T]], what: str) -> T | None:
-    """Read the Bailian resource a run follows; a resource gone from under it fails the run (None)."""
+async def fetch_or_fail(
+    flow: Flow, current: Current, fetch: Callable[[], Awaitable[T]], what: str, seen_as: str | None = None
+) -> T | None:
+    """Read the Bailian resource a run follows; a resource gone from under it fails the run (None).
+
+    `seen_as` names it in `flow.seen`: when the timer already listed it this tick, that copy is used.
+    """
+    if seen_as is not None and seen_as in flow.seen:
+        seen: T = flow.seen[seen_as]
+        return seen
     try:
         return await fetch()
     except NotFoundError:

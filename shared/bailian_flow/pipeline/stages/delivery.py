@@ -112,7 +112,9 @@ async def poll_deployment(flow: Flow, current: Current) -> Outcome:
     state = current.state
     assert state.deployed_model is not None
     name = state.deployed_model
-    deployment = await fetch_or_fail(flow, current, lambda: flow.client.deployments.get(name), f"deployment {name}")
+    deployment = await fetch_or_fail(
+        flow, current, lambda: flow.client.deployments.get(name), f"deployment {name}", seen_as=f"deployment:{name}"
+    )
     if deployment is None:
         return "again"
     status = deployment.status
@@ -185,7 +187,9 @@ async def poll_import(flow: Flow, current: Current) -> Outcome:
     state = current.state
     assert state.import_job_id is not None
     job_id = state.import_job_id
-    job = await fetch_or_fail(flow, current, lambda: flow.client.custom_models.get(job_id), f"import {job_id}")
+    job = await fetch_or_fail(
+        flow, current, lambda: flow.client.custom_models.get(job_id), f"import {job_id}", seen_as=f"import:{job_id}"
+    )
     if job is None:
         return "again"
     if job.status == "SUCCEEDED":

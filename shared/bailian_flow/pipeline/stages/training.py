@@ -100,7 +100,9 @@ async def poll_training(flow: Flow, current: Current) -> Outcome:
     state = current.state
     assert state.job_id is not None
     job_id = state.job_id
-    job = await fetch_or_fail(flow, current, lambda: flow.client.fine_tunes.get(job_id), f"fine-tune {job_id}")
+    job = await fetch_or_fail(
+        flow, current, lambda: flow.client.fine_tunes.get(job_id), f"fine-tune {job_id}", seen_as=f"fine-tune:{job_id}"
+    )
     if job is None:
         return "again"
     status = job.status
