@@ -23,7 +23,7 @@ from .batch_runner import ENDPOINTS, BatchResult, run_batch
 from .compat_files import add_file, compat_files
 from .cursor import cursor_limit, cursor_page
 from .errors import compat_error
-from .quotas import quotas
+from .quotas import add_usage, quotas
 from .state import STATE_KEY
 
 VALIDATING_SECONDS = 5.0
@@ -31,6 +31,8 @@ IN_PROGRESS_SECONDS = 20.0
 FINALIZING_SECONDS = 5.0
 CANCELLING_SECONDS = 5.0
 ACTIVE = ("validating", "in_progress", "finalizing")
+# Held against the parallel-batch quota.
+RUNNING = (*ACTIVE, "cancelling")
 STATUSES = (*ACTIVE, "failed", "completed", "expired", "cancelling", "cancelled")
 METADATA_LIMITS = {"ds_name": 100, "ds_description": 200}
 CALLBACK_ATTEMPTS = 3
@@ -238,11 +240,11 @@ async def create(request: web.Request) -> web.Response:
     if problem is not None:
         return _invalid(problem, "metadata")
     state = request.app[STATE_KEY]
-    running = [r for r in request.app[BATCHES_KEY].records.values() if r.status in (*ACTIVE, "cancelling")]
+    running = [r for r in request.app[BATCHES_KEY].records.values() if r.status in RUNNING]
     for other in running:
         await advance(request.app, other)
     limit = quotas(request.app).batches
-    if sum(1 for other in running if other.status in (*ACTIVE, "cancelling")) >= limit:
+    if sum(1 for other in running if other.status in RUNNING) >= limit:
         message = quotas(request.app).batches_message()
         return compat_error(429, "LimitExceeded.BatchTasks", message, type_="rate_limit")
     record = BatchRecord(
@@ -355,6 +357,8 @@ def setup(app: web.Application) -> None:
     app[BATCHES_KEY] = batches
     compat_files(app)
     state.register_live("batches", lambda: len(batches.records))
+    # As last advanced (batches move when read): what the parallel-batch quota counts.
+    add_usage(app, "batches", lambda: sum(1 for r in batches.records.values() if r.status in RUNNING))
     state.add_reset_hook(batches.clear)
     prefix = "/compatible-mode/v1/batches"
     app.router.add_post(prefix, create)

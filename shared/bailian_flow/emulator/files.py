@@ -35,7 +35,7 @@ from .blobs import (
 from .common import paged
 from .errors import native_error, new_request_id
 from .form_stream import FormReader, form_boundary
-from .quotas import quotas
+from .quotas import add_usage, quotas
 from .state import STATE_KEY
 
 NATIVE_PURPOSES = ("fine-tune", "file-extract", "batch")
@@ -289,6 +289,8 @@ def setup(app: web.Application) -> None:
 
     state.file_exists = files.records.__contains__
     state.register_live("files", lambda: len(files.records))
+    add_usage(app, "files", lambda: len(files.records))
+    add_usage(app, "file_bytes", lambda: files.stored_bytes)
     state.add_reset_hook(reset)
     app.router.add_post("/api/v1/files", upload)
     app.router.add_get("/api/v1/files", list_files)

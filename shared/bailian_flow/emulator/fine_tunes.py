@@ -11,7 +11,7 @@ from aiohttp import web
 from .catalogue import BASE_MODELS, ModelInfo, catalogue
 from .common import ApiError, beijing, hex4, int_param, json_object, ok, paged, workspace_id
 from .fine_tune_jobs import DEFAULT_HYPER_PARAMETERS, TERMINAL, TRAINING_TYPES, FineTuneJob
-from .quotas import quotas
+from .quotas import add_usage, quotas
 from .state import STATE_KEY, EmulatorState
 
 PREFIX = "/api/v1/fine-tunes"
@@ -260,6 +260,7 @@ def setup(app: web.Application) -> None:
     app[STORE_KEY] = store
     state = app[STATE_KEY]
     state.register_live("fine_tunes", lambda: len(store.jobs))
+    add_usage(app, "fine_tune_jobs", lambda: store.counted(state.clock.now()))
     state.add_reset_hook(store.clear)
     catalogue(app).add_source(lambda: store.produced_models(state.clock.now()))
     app.router.add_post(PREFIX, create)

@@ -45,6 +45,8 @@ class Quotas:
 
 
 QUOTAS_KEY = web.AppKey("bailian_flow.emulator.quotas", Quotas)
+# What each quota holds now, reported by `GET /_emulator/config` as "usage": name -> () -> count.
+USAGE_KEY = web.AppKey("bailian_flow.emulator.quota_usage", dict)
 # Other settings of /_emulator/config, each applied by the module that owns it: name -> (app, value) -> answer.
 CONFIG_KEY = web.AppKey("bailian_flow.emulator.config_options", dict)
 
@@ -62,6 +64,13 @@ def add_config_option(app: web.Application, name: str, apply: Any) -> None:
     app[CONFIG_KEY][name] = apply
 
 
+def add_usage(app: web.Application, name: str, count: Any) -> None:
+    """Report `count()` as the use of quota `name` (a field of `Quotas`)."""
+    if USAGE_KEY not in app:
+        app[USAGE_KEY] = {}
+    app[USAGE_KEY][name] = count
+
+
 def _limit(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ApiError(400, "InvalidParameter", f"{name} must be a non-negative integer.")
@@ -70,7 +79,8 @@ def _limit(name: str, value: Any) -> int:
 
 async def configure(request: web.Request) -> web.Response:
     """``POST /_emulator/config``: ``{"quotas": {"fine_tune_jobs": n, "files": n, "file_bytes": n, "batches": n}}``
-    and the options other modules registered (``import_success_status``); ``GET`` reads them."""
+    and the options other modules registered (``import_success_status``); ``GET`` reads them, with ``usage``:
+    what each quota holds now, counted as the quota counts it."""
     app = request.app
     current = quotas(app)
     options: dict[str, Any] = app.get(CONFIG_KEY, {})
@@ -92,7 +102,8 @@ async def configure(request: web.Request) -> web.Response:
             setattr(current, name, value)
     for name, apply in options.items():
         answer.setdefault(name, apply(None))
-    return web.json_response({**answer, "quotas": asdict(current)})
+    usage = {name: count() for name, count in app.get(USAGE_KEY, {}).items()}
+    return web.json_response({**answer, "quotas": asdict(current), "usage": usage})
 
 
 def setup(app: web.Application) -> None:

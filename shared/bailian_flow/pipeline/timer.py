@@ -267,5 +267,6 @@ async def _visit_all(flow: Flow, todo: list[str], briefs: dict[str, Brief], repo
                 briefs[run_id] = Brief.of(latest.state, latest.at)
 
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    report.deferred = sorted(left, key=todo.index)
+    order = {run_id: index for index, run_id in enumerate(todo)}
+    report.deferred = sorted(left, key=order.__getitem__)
     return report.deferred[0] if report.deferred else None

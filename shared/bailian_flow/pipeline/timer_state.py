@@ -59,9 +59,6 @@ class Brief(BaseModel):
             deployment_status=state.deployment_status,
         )
 
-    def age(self, now: datetime) -> float:
-        return (now - datetime.fromisoformat(self.at)).total_seconds()
-
 
 class QuotaUse(BaseModel):
     used: int
