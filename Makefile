@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The demo needs the runtime and the local stack only: no linters, type checker, test runner or vendor SDKs.
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: test lint typecheck pytest demo dev bench clean
 
@@ -13,6 +15,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[local]'
+	touch $(DEMO_STAMP)
 
 test: $(STAMP) lint typecheck pytest
 
@@ -26,10 +32,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/bailian-flow demo
 
-dev: $(STAMP)
+dev: $(DEMO_STAMP)
 	$(BIN)/bailian-flow dev
 
 bench: $(STAMP)

@@ -36,7 +36,7 @@ async def test_upload_prints_the_file_id_and_stays_quiet_off_a_terminal(bailian_
 def test_missing_file_fails_cleanly(bailian_env: Any, tmp_path: Path) -> None:
     env = {**os.environ, "DASHSCOPE_BASE_URL": bailian_env.url}
     done = _run(["files", "upload", str(tmp_path / "absent.jsonl")], env)
-    assert done.returncode == 2 and "no such file" in done.stderr
+    assert done.returncode == 3 and "no such file" in done.stderr
 
 
 def test_progress_line_when_stderr_is_a_terminal(bailian_env: Any, tmp_path: Path) -> None:

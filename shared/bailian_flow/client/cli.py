@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from typing import TextIO
 
-__all__ = ["add_arguments", "run"]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", help="local file to upload (streamed: any size, constant memory)")
-    parser.add_argument("--purpose", default="fine-tune", help="fine-tune | file-extract | batch")
-    parser.add_argument("--description", default=None, help="a description stored with the file")
+__all__ = ["run"]
 
 
 class Progress:
@@ -59,9 +54,30 @@ async def _upload(path: str, purpose: str, description: str | None) -> str:
     return uploaded.file_id
 
 
+def _precheck(path: str) -> str | None:
+    """What would otherwise surface as a misleading network error, said plainly before anything is sent."""
+    from urllib.parse import urlsplit
+
+    if os.path.isdir(path):
+        return f"{path} is a directory; give a file"
+    if not os.environ.get("DASHSCOPE_API_KEY"):
+        return "DASHSCOPE_API_KEY is not set (any non-empty value works against the local emulator)"
+    base_url = os.environ.get("DASHSCOPE_BASE_URL")
+    if base_url and (urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc):
+        return f"DASHSCOPE_BASE_URL must be an http:// or https:// URL, got {base_url!r}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from .errors import BailianError
 
+    if not os.path.exists(args.path):
+        print(f"bailian-flow: no such file: {args.path}", file=sys.stderr)
+        return 3
+    problem = _precheck(args.path)
+    if problem is not None:
+        print(f"bailian-flow: {problem}", file=sys.stderr)
+        return 4 if "DASHSCOPE" in problem else 1
     try:
         file_id = asyncio.run(_upload(args.path, args.purpose, args.description))
     except FileNotFoundError as exc:

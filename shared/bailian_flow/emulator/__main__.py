@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
+import os
 import pathlib
 import signal
 import sys
@@ -61,9 +63,38 @@ async def _serve_forever(args: argparse.Namespace) -> None:
         await runner.cleanup()
 
 
+class _QuietDisconnects(logging.Filter):
+    """A client that hangs up mid-request (an aborted upload, a test's dropped connection) is not a crash: one
+    line instead of aiohttp's forty-line traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, (ConnectionResetError, BrokenPipeError)):
+            record.msg, record.args, record.exc_info, record.exc_text = "client disconnected: %s", (error,), None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(_serve_forever(args))
+    verbose = bool(getattr(args, "verbose", 0)) or bool(os.environ.get("BAILIAN_FLOW_EMULATOR_VERBOSE"))
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(message)s",
+    )
+    for name in ("aiohttp.server", "aiohttp.web", "aiohttp.access"):
+        logging.getLogger(name).addFilter(_QuietDisconnects())
+    try:
+        asyncio.run(_serve_forever(args))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(f"bailian-flow: emulator port {args.port} is already in use; choose another, or 0", file=sys.stderr)
+        else:
+            print(f"bailian-flow: the emulator cannot start: {exc}", file=sys.stderr)
+        return 4
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bailian_flow.local.cli import REPO_ROOT, add_stack_arguments, stack_from_args
+from bailian_flow.local.cli import REPO_ROOT, StartupError, configure_logging, stack_from_args, start_stack
 
 if TYPE_CHECKING:
     from bailian_flow.local.stack import LocalStack
@@ -25,35 +24,26 @@ SIDECAR_SUFFIX = ".flow.yaml"
 TERMINAL = {"DONE", "FAILED", "CANCELED"}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    # Jobs run 25× faster than the service's and the timer ticks every second: the whole story in seconds.
-    add_stack_arguments(parser, time_scale=25.0, timer_interval=1.0)
-    parser.add_argument("--dataset", type=Path, default=None, help=f"default: {DEFAULT_DATASET}")
-    parser.add_argument("--key", default="datasets/demo/train.jsonl", help="object key to upload it as")
-    parser.add_argument("--timeout", type=float, default=90.0, help="give up after this many seconds")
-
-
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not args.verbose:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per API poll otherwise
+    configure_logging(args.verbose)
     dataset = args.dataset or (DEFAULT_DATASET if DEFAULT_DATASET.exists() else REPO_ROOT / DEFAULT_DATASET)
     if not dataset.is_file():
         print(f"demo: no dataset at {dataset}", file=sys.stderr)
         return 2
     try:
         return asyncio.run(_demo(args, dataset))
+    except StartupError as exc:
+        print(f"bailian-flow: {exc}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         return 130
 
 
 async def _demo(args: argparse.Namespace, dataset: Path) -> int:
     started = time.monotonic()
-    async with stack_from_args(args) as stack:
+    stack = stack_from_args(args)
+    await start_stack(stack, args)
+    try:
         print(f"local stack up in {time.monotonic() - started:.1f} s")
         print(f"  Bailian emulator {stack.emulator_url}   HTTP trigger {stack.http_url}")
         sidecar = dataset.with_name(dataset.name + SIDECAR_SUFFIX)
@@ -63,6 +53,9 @@ async def _demo(args: argparse.Namespace, dataset: Path) -> int:
         await upload(stack, dataset, args.key)
         print(f"uploaded {dataset} → oss://{stack.bucket}/{args.key}")
         return await follow(stack, args.key, args.timeout)
+
+    finally:
+        await stack.stop()
 
 
 async def upload(stack: LocalStack, path: Path, key: str) -> None:

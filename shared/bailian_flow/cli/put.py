@@ -1,0 +1,165 @@
+"""`bailian-flow put PATH`: a dataset into the configured bucket (local or cloud), sidecar first; prints its run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bailian_flow.cli._api import Api, check_url
+from bailian_flow.cli._app import (
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    CliError,
+    json_option,
+    print_json,
+    verbose_option,
+)
+from bailian_flow.cli._settings import parse_settings, with_settings_options
+from bailian_flow.local.profile import Profile, load_profile
+
+SIDECAR_SUFFIX = ".flow.yaml"
+PART_SIZE = 8 << 20  # above this a multipart upload: constant memory, and a failed part is retried alone
+
+
+def _oss_client(profile: Profile) -> Any:
+    import alibabacloud_oss_v2 as oss
+
+    if not profile.access_key_id or not profile.access_key_secret:
+        raise CliError(
+            "no OSS credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, "
+            "or start `bailian-flow dev`",
+            EXIT_UNREACHABLE,
+        )
+    config = oss.config.load_default()
+    config.credentials_provider = oss.credentials.StaticCredentialsProvider(
+        profile.access_key_id, profile.access_key_secret
+    )
+    config.region = profile.oss_region
+    if profile.oss_endpoint:
+        config.endpoint = check_url(profile.oss_endpoint, "the OSS endpoint (BAILIAN_FLOW_OSS_ENDPOINT)")
+        if profile.oss_endpoint.startswith("http://"):
+            config.disable_ssl = True
+    config.use_path_style = profile.path_style
+    return oss.Client(config)
+
+
+def _normal_etag(etag: str | None) -> str:
+    return (etag or "").strip('"').upper()
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+@click.option("--key", help="Object key [default: datasets/<file name>].")
+@with_settings_options
+@click.option(
+    "--wait",
+    type=click.FloatRange(0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the run to appear (0: do not look for it).",
+)
+@json_option
+@verbose_option
+def put(
+    path: Path,
+    key: str | None,
+    settings_file: Path | None,
+    assignments: tuple[str, ...],
+    wait: float,
+    as_json: bool,
+) -> int:
+    """Upload a dataset into the bucket (the local stack's, or BAILIAN_FLOW_BUCKET at BAILIAN_FLOW_OSS_ENDPOINT)
+    and print the run it started.
+
+    Settings given with --settings or --set are uploaded first, as the sidecar KEY.flow.yaml, so the run sees them.
+
+    \b
+    Examples:
+      bailian-flow put train.jsonl
+      bailian-flow put train.jsonl --key datasets/support/train.jsonl --set model=qwen3-14b
+      bailian-flow put train.jsonl --set hyper_parameters.n_epochs=2
+    """
+    import alibabacloud_oss_v2 as oss
+    import yaml
+
+    settings = parse_settings(settings_file, assignments)
+    profile, _ = load_profile()
+    key = key or f"datasets/{path.name}"
+    if key.startswith("/") or not key.strip():
+        raise CliError(f"--key {key!r}: an object key has no leading slash", EXIT_INVALID)
+    client = _oss_client(profile)
+    try:
+        if settings is not None:
+            sidecar = yaml.safe_dump(settings, sort_keys=False, allow_unicode=True).encode()
+            client.put_object(oss.PutObjectRequest(bucket=profile.bucket, key=key + SIDECAR_SUFFIX, body=sidecar))
+            click.echo(f"settings → oss://{profile.bucket}/{key}{SIDECAR_SUFFIX}", err=True)
+        etag = _upload(client, profile.bucket, key, path, show_progress=not as_json)
+    except oss.exceptions.BaseError as exc:
+        raise CliError(f"upload to oss://{profile.bucket}/{key} failed: {_oss_reason(exc)}", EXIT_UNREACHABLE) from None
+    click.echo(f"uploaded {path} → oss://{profile.bucket}/{key}", err=True)
+    if wait == 0:
+        if as_json:
+            print_json({"bucket": profile.bucket, "key": key, "etag": etag, "run": None})
+        return EXIT_OK
+    run = _find_run(Api.for_profile(profile), key, etag, wait)
+    if as_json:
+        print_json({"bucket": profile.bucket, "key": key, "etag": etag, "run": run})
+    elif run is not None:
+        click.echo(run["run_id"])
+        click.echo(f"run {run['run_id']} is {run['stage']}: bailian-flow runs watch {run['run_id']}", err=True)
+    if run is None:
+        click.echo(f"bailian-flow: no run appeared for {key} within {wait:g} s", err=True)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def _oss_reason(exc: Exception) -> str:
+    # The SDK's messages span many lines (request id, ec, ...); the first says what happened.
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _upload(client: Any, bucket: str, key: str, path: Path, *, show_progress: bool) -> str:
+    import alibabacloud_oss_v2 as oss
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    size = path.stat().st_size
+    with Progress(
+        "{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        disable=not show_progress,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(path.name, total=size)
+
+        def advance(increment: int, transferred: int, total: int) -> None:
+            progress.update(task, completed=transferred)
+
+        request = oss.PutObjectRequest(bucket=bucket, key=key, progress_fn=advance)
+        if size <= PART_SIZE:
+            with path.open("rb") as body:
+                request.body = body
+                result = client.put_object(request)
+        else:
+            result = client.uploader(part_size=PART_SIZE).upload_file(request, str(path))
+    return _normal_etag(result.etag)
+
+
+def _find_run(api: Api, key: str, etag: str, wait: float) -> dict[str, Any] | None:
+    """The run of this very upload: same key and same ETag (an older run of the key does not count)."""
+    deadline = time.monotonic() + wait
+    while True:
+        for run in api.get("/runs", limit=50).get("runs") or []:
+            source = run.get("source") or {}
+            if source.get("key") == key and (not source.get("etag") or _normal_etag(source.get("etag")) == etag):
+                found: dict[str, Any] = run
+                return found
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.3)

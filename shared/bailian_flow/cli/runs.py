@@ -1,0 +1,334 @@
+"""`bailian-flow runs list|show|watch|cancel|retry|teardown`: runs through the webhook function's REST API."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bailian_flow.cli._api import Api
+from bailian_flow.cli._app import EXIT_INVALID, EXIT_OK, json_option, print_json, verbose_option
+from bailian_flow.cli._settings import parse_settings, with_settings_options
+
+TERMINAL = frozenset({"DONE", "FAILED", "CANCELED"})
+STAGE_STYLE = {"DONE": "green", "FAILED": "red", "CANCELED": "yellow"}
+PAGE = 200  # the API's largest page
+
+
+def _console() -> Any:
+    import sys
+
+    from rich.console import Console
+
+    # Piped output has no terminal width; rich would assume 80 columns and fold every run id.
+    width = None if sys.stdout.isatty() else 240
+    return Console(highlight=False, soft_wrap=False, width=width)
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def timeline(history: list[dict[str, Any]], stage: str, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Each entry with how long the run stayed in it (the last one: until now, unless the run has ended)."""
+    now = now or datetime.now(timezone.utc)
+    steps: list[dict[str, Any]] = []
+    for index, entry in enumerate(history):
+        started = _parse_time(entry.get("at"))
+        if index + 1 < len(history):
+            ended = _parse_time(history[index + 1].get("at"))
+        else:
+            ended = started if stage in TERMINAL else now
+        seconds = (ended - started).total_seconds() if started and ended else 0.0
+        steps.append({**entry, "seconds": max(seconds, 0.0)})
+    return steps
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _error_line(error: dict[str, Any] | None) -> str:
+    if not error:
+        return ""
+    reason = str(error.get("reason", ""))
+    where = error.get("object") or ""
+    if where and reason.startswith(where):  # the validator's reasons already say where
+        return reason
+    if error.get("line") is not None:
+        where += f" line {error['line']}"
+    if error.get("field"):
+        where += f", field {error['field']}"
+    return f"{where}: {reason}" if where else reason
+
+
+def _stage_text(stage: str) -> str:
+    style = STAGE_STYLE.get(stage)
+    return f"[{style}]{stage}[/{style}]" if style else stage
+
+
+def _source(run: dict[str, Any]) -> str:
+    source = run.get("source") or {}
+    return str(source.get("key") or source.get("file_id") or "")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def runs() -> None:
+    """List, inspect, follow and act on runs (through the REST API of the webhook function).
+
+    The API's URL and token come from BAILIAN_FLOW_API_URL and BAILIAN_FLOW_API_TOKEN, or from the profile
+    that `bailian-flow dev` writes, so locally nothing needs configuring.
+
+    \b
+    Examples:
+      bailian-flow runs list --stage FAILED
+      bailian-flow runs show run-20260101-ab12cd
+      bailian-flow runs watch
+    """
+
+
+@runs.command("list")
+@click.option("--stage", help="Only runs in this stage (e.g. training, FAILED, DONE).")
+@click.option("--kind", type=click.Choice(["fine-tune", "batch", "import"]), help="Only runs of this kind.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True, help="At most this many runs.")
+@json_option
+@verbose_option
+def list_runs(stage: str | None, kind: str | None, limit: int, as_json: bool) -> None:
+    """Runs, newest first.
+
+    \b
+    Example:
+      bailian-flow runs list --kind fine-tune --stage training --json
+    """
+    api = Api.from_profile()
+    found: list[dict[str, Any]] = []
+    after: str | None = None
+    while len(found) < limit:
+        page = api.get("/runs", limit=min(PAGE, limit), after=after, stage=stage, kind=kind)
+        found.extend(page.get("runs") or [])
+        after = page.get("next")
+        if not after:
+            break
+    found = found[:limit]
+    if as_json:
+        print_json({"runs": found})
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("RUN", "KIND", "STAGE", "SOURCE", "CREATED", "ERROR"):
+        table.add_column(column, overflow="fold", no_wrap=column != "ERROR")
+    for run in found:
+        table.add_row(
+            run.get("run_id", ""),
+            run.get("kind", ""),
+            _stage_text(run.get("stage", "")),
+            _source(run),
+            (run.get("created_at") or "")[:19].replace("T", " "),
+            _error_line(run.get("error")),
+        )
+    console = _console()
+    if found:
+        console.print(table)
+    else:
+        console.print("no runs" + (" matching the filters" if stage or kind else " yet"))
+
+
+def _show(console: Any, detail: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    run = detail["run"]
+    stage = run.get("stage", "")
+    console.print(f"[bold]{run.get('run_id')}[/bold]  {run.get('kind', '')}  {_stage_text(stage)}")
+    console.print(f"  source    {_source(run)}")
+    resources = [
+        ("file", run.get("file_id")),
+        ("job", run.get("job_id") or run.get("job_name")),
+        ("model", run.get("finetuned_output") or run.get("imported_model")),
+        ("deployed", run.get("deployed_model")),
+    ]
+    for label, value in resources:
+        if value:
+            console.print(f"  {label:<9} {value}")
+    for label in ("estimate", "usage"):
+        if run.get(label):
+            console.print(f"  {label:<9} {run[label]}")
+    if run.get("error"):
+        console.print(f"  [red]error[/red]     {_error_line(run['error'])}")
+    for problem in (run.get("error") or {}).get("errors") or []:
+        console.print(
+            f"            line {problem.get('line')}, {problem.get('field') or '-'}: {problem.get('message')}"
+        )
+    steps = timeline(detail.get("history") or [], stage)
+    longest = max((step["seconds"] for step in steps), default=0.0) or 1.0
+    table = Table(box=None, header_style="bold", title="timeline", title_justify="left")
+    for column in ("#", "STAGE", "AT", "TOOK", ""):
+        table.add_column(column)
+    for step in steps:
+        bar = "█" * max(1, round(24 * step["seconds"] / longest)) if step["seconds"] else ""
+        table.add_row(
+            str(step.get("seq")),
+            step.get("stage", ""),
+            (step.get("at") or "")[11:19],
+            _duration(step["seconds"]),
+            f"[cyan]{bar}[/cyan]",
+        )
+    console.print(table)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@json_option
+@verbose_option
+def show(run_id: str, as_json: bool) -> None:
+    """A run: its stage, resources, error (object, line, field) and timeline with each stage's duration.
+
+    \b
+    Example:
+      bailian-flow runs show run-20260101-ab12cd
+    """
+    detail = Api.from_profile().get(f"/runs/{_safe(run_id)}")
+    if as_json:
+        print_json(detail)
+    else:
+        _show(_console(), detail)
+
+
+def _safe(run_id: str) -> str:
+    from urllib.parse import quote
+
+    return quote(run_id, safe="")
+
+
+@runs.command("watch")
+@click.argument("run_id", required=False)
+@click.option(
+    "--interval", type=click.FloatRange(0.1, 60), default=1.0, show_default=True, help="Seconds between polls."
+)
+@click.option("--timeout", type=click.FloatRange(0), default=0, help="Give up after this many seconds (0: never).")
+@json_option
+@verbose_option
+def watch(run_id: str | None, interval: float, timeout: float, as_json: bool) -> int:
+    """Follow a run (or every unfinished run) live, one line per new stage, until it ends.
+
+    Exits 0 when the run ends DONE, 1 when it ends FAILED or CANCELED. With --json, one JSON object per line.
+
+    \b
+    Examples:
+      bailian-flow runs watch run-20260101-ab12cd
+      bailian-flow runs watch --json | jq .stage
+    """
+    api = Api.from_profile()
+    console = _console()
+    started = time.monotonic()
+    seen: dict[str, int] = {}
+    outcomes: dict[str, str] = {}
+    while True:
+        targets = [run_id] if run_id else [run["run_id"] for run in _unfinished(api, seen)]
+        for rid in targets:
+            detail = api.get(f"/runs/{_safe(rid)}")
+            history = detail.get("history") or []
+            for entry in history[seen.get(rid, 0) :]:
+                _print_entry(console, rid, entry, as_json, multiple=run_id is None)
+            seen[rid] = len(history)
+            if detail["run"].get("stage") in TERMINAL:
+                outcomes[rid] = detail["run"]["stage"]
+        if targets and all(rid in outcomes for rid in targets):
+            break
+        if timeout and time.monotonic() - started > timeout:
+            click.echo(f"bailian-flow: still running after {timeout:g} s", err=True)
+            return EXIT_INVALID
+        time.sleep(interval)
+    if run_id and not as_json:
+        run = api.get(f"/runs/{_safe(run_id)}")["run"]
+        if run.get("error"):
+            console.print(f"[red]error[/red] {_error_line(run['error'])}")
+        elif run.get("deployed_model"):
+            console.print(f"deployed model {run['deployed_model']}")
+    return EXIT_OK if all(stage == "DONE" for stage in outcomes.values()) else EXIT_INVALID
+
+
+def _unfinished(api: Api, seen: dict[str, int]) -> list[dict[str, Any]]:
+    """The runs worth following: unfinished ones, plus those seen unfinished before (to print how they ended)."""
+    listed = api.get("/runs", limit=PAGE).get("runs") or []
+    return [run for run in listed if run.get("stage") not in TERMINAL or run["run_id"] in seen]
+
+
+def _print_entry(console: Any, run_id: str, entry: dict[str, Any], as_json: bool, *, multiple: bool) -> None:
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"run_id": run_id, **entry}, ensure_ascii=False))
+        return
+    prefix = f"{run_id}  " if multiple else ""
+    at = (entry.get("at") or "")[11:19]
+    console.print(f"{prefix}{at}  #{entry.get('seq', 0):<3} {entry.get('stage', ''):<19} {entry.get('changed', '')}")
+
+
+def _act(run_id: str, action: str, body: dict[str, Any] | None, as_json: bool) -> None:
+    answer = Api.from_profile().post(f"/runs/{_safe(run_id)}/{action}", body)
+    if as_json:
+        print_json(answer)
+        return
+    run = answer.get("run") or {}
+    message = answer.get("message") or ""
+    _console().print(f"{run.get('run_id', run_id)}  {_stage_text(run.get('stage', '?'))}  {message}".rstrip())
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+@json_option
+@verbose_option
+def cancel(run_id: str, as_json: bool) -> None:
+    """Cancel a run (and its Bailian job). Exit 1 if it has already ended, 3 if it does not exist.
+
+    \b
+    Example:
+      bailian-flow runs cancel run-20260101-ab12cd
+    """
+    _act(run_id, "cancel", None, as_json)
+
+
+@runs.command("retry")
+@click.argument("run_id")
+@with_settings_options
+@json_option
+@verbose_option
+def retry(run_id: str, settings_file: Path | None, assignments: tuple[str, ...], as_json: bool) -> None:
+    """Retry a FAILED run from where it failed, optionally with changed settings.
+
+    \b
+    Example:
+      bailian-flow runs retry run-20260101-ab12cd --set hyper_parameters.n_epochs=1
+    """
+    settings = parse_settings(settings_file, assignments)
+    _act(run_id, "retry", {"settings": settings} if settings else None, as_json)
+
+
+@runs.command("teardown")
+@click.argument("run_id")
+@json_option
+@verbose_option
+def teardown(run_id: str, as_json: bool) -> None:
+    """Tear down what a run created on Bailian (its deployment, files), keeping its history.
+
+    \b
+    Example:
+      bailian-flow runs teardown run-20260101-ab12cd
+    """
+    _act(run_id, "teardown", None, as_json)

@@ -1,0 +1,62 @@
+"""What every command promises before it does anything: --version, --help with options and an example, exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from cli_support import cli_command, isolated_env
+
+COMMANDS = {
+    ("runs", "list"): ["--stage", "--kind", "--json"],
+    ("runs", "show"): ["--json"],
+    ("runs", "watch"): ["--interval", "--json"],
+    ("runs", "cancel"): ["--json"],
+    ("runs", "retry"): ["--set", "--settings", "--json"],
+    ("runs", "teardown"): ["--json"],
+    ("put",): ["--key", "--set", "--settings", "--json"],
+    ("validate",): ["--type", "--json"],
+    ("dev",): ["--data-dir", "--api-token", "--http-port", "BAILIAN_FLOW_API_TOKEN"],
+    ("demo",): ["--dataset", "--timeout"],
+    ("emulator",): ["--port", "--data-dir", "--time-scale"],
+    ("files", "upload"): ["--purpose", "--description"],
+}
+
+
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = isolated_env(tmp_path, COLUMNS="200")
+    return subprocess.run(cli_command(*args), env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_version(tmp_path: Path) -> None:
+    done = _run(tmp_path, "--version")
+    assert done.returncode == 0 and done.stdout.startswith("bailian-flow 0.")
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS), ids=" ".join)
+def test_help_shows_options_and_an_example(tmp_path: Path, command: tuple[str, ...]) -> None:
+    done = _run(tmp_path, *command, "--help")
+    assert done.returncode == 0, done.stderr
+    for option in COMMANDS[command]:
+        assert option in done.stdout, option
+    assert "Example" in done.stdout
+
+
+def test_top_level_help_lists_commands_and_exit_codes(tmp_path: Path) -> None:
+    done = _run(tmp_path, "--help")
+    assert done.returncode == 0
+    for name in ("runs", "put", "validate", "dev", "demo", "emulator"):
+        assert name in done.stdout
+    assert "Exit codes" in done.stdout
+
+
+def test_an_unknown_option_is_a_usage_error_of_that_command(tmp_path: Path) -> None:
+    done = _run(tmp_path, "runs", "list", "--bogus")
+    assert done.returncode == 2
+    assert "bailian-flow runs list" in done.stderr and "--bogus" in done.stderr
+
+
+def test_a_directory_is_not_a_dataset(tmp_path: Path) -> None:
+    done = _run(tmp_path, "put", str(tmp_path))
+    assert done.returncode == 2 and "is a directory" in done.stderr
