@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The demo needs the runtime and the local stack only: no linters, type checker, test runner or vendor SDKs.
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: test lint typecheck pytest demo dev bench clean
+.PHONY: test lint typecheck pytest chromium demo dev bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) chromium
 	$(BIN)/pytest -q
+
+# The status page is tested in Debian's chromium; CI runs as root and installs it, elsewhere the test is skipped.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
 
 demo: $(DEMO_STAMP)
 	$(BIN)/bailian-flow demo

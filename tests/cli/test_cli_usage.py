@@ -60,3 +60,19 @@ def test_an_unknown_option_is_a_usage_error_of_that_command(tmp_path: Path) -> N
 def test_a_directory_is_not_a_dataset(tmp_path: Path) -> None:
     done = _run(tmp_path, "put", str(tmp_path))
     assert done.returncode == 2 and "is a directory" in done.stderr
+
+
+@pytest.mark.parametrize("function", ["on_upload", "on_file_ready", "on_timer", "on_success", "webhook"])
+def test_no_function_imports_the_cli_libraries(tmp_path: Path, function: str) -> None:
+    index = Path(__file__).resolve().parents[2] / "functions" / function / "index.py"
+    probe = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('index', {str(index)!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print('\\n'.join(sorted(sys.modules)))"
+    )
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    loaded = set(done.stdout.split())
+    assert not {"click", "rich", "tiktoken", "dashscope", "bailian_flow.cli"} & loaded

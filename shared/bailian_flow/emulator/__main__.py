@@ -37,11 +37,19 @@ async def serve(
     from .clock import Clock
     from .state import EmulatorState
 
+    # A data directory given is the user's to keep: the registries are saved there and restored on start.
+    persistent = data_dir is not None
     if data_dir is None:
         data_dir = pathlib.Path(tempfile.mkdtemp(prefix="bailian-flow-emulator-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     state = EmulatorState(data_dir=data_dir, clock=Clock(time_scale), api_key=api_key)
-    runner = web.AppRunner(create_app(state), access_log=None)
+    app = create_app(state)
+    if persistent:
+        from .persist import enable
+
+        if enable(app, data_dir):
+            logging.getLogger(__name__).info("restored the emulator's state from %s", data_dir)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

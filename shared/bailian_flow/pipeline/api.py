@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bailian_flow.client.errors import NotFoundError
-from bailian_flow.pipeline import inputs
+from bailian_flow.pipeline import inputs, page
 from bailian_flow.pipeline.admission import places_in_line
 from bailian_flow.pipeline.batch_settings import resolve_batch_settings
 from bailian_flow.pipeline.runtime import Flow
@@ -105,6 +105,8 @@ async def handle(flow: Flow, raw: bytes) -> dict[str, Any]:
         return _error(413, "PayloadTooLarge", f"request is larger than {inputs.MAX_BODY_BYTES} bytes")
     try:
         event = parse_http_event(raw)
+        if page.wanted(event):
+            return page.page_response()
         return await _dispatch(flow, event.method.upper(), event.path or "/", event)
     except InvalidEvent as exc:
         return _error(400, "InvalidEvent", str(exc))

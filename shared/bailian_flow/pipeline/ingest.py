@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.store import ObjectChangedError, bare_etag
-from bailian_flow.validate import DatasetError, DatasetValidator, kind_for_training_type, safe_file_name, validating
+from bailian_flow.validate import (
+    MAX_REPORTED_ERRORS,
+    DatasetError,
+    DatasetValidator,
+    kind_for_training_type,
+    safe_file_name,
+    validating,
+)
 
 
 @dataclass
@@ -50,7 +57,8 @@ async def ingest(
         raise SourceMissing(key)
     if etag is not None and bare_etag(etag).upper() != info.etag.upper():
         raise SourceSuperseded(key, info.etag)
-    validator = DatasetValidator(kind_for_training_type(training_type), object_name=key)
+    # Every problem of the file (up to the cap) goes on the failed run; none of its bytes after the first reach Bailian.
+    validator = DatasetValidator(kind_for_training_type(training_type), object_name=key, max_errors=MAX_REPORTED_ERRORS)
     failures: list[DatasetError | ObjectChangedError] = []
 
     async def validated() -> AsyncIterator[bytes]:

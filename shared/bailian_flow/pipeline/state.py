@@ -86,6 +86,8 @@ class RunError(BaseModel):
     field: str | None = None
     code: str | None = None
     retryable: bool = False
+    # Every problem found in the dataset (up to the validator's cap), the first of which is described above.
+    errors: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class Waiting(BaseModel):

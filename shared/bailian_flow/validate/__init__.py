@@ -13,8 +13,10 @@ from ._names import MAX_STEM_LENGTH, check_file_name, kind_for_training_type, sa
 from ._stream import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_LINE_BYTES,
+    MAX_REPORTED_ERRORS,
     RECOMMENDED_RECORDS,
     DatasetValidator,
+    feed_file,
     validate_file,
     validating,
 )
@@ -23,6 +25,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_LINE_BYTES",
     "MAX_BATCH_LINE_BYTES",
+    "MAX_REPORTED_ERRORS",
     "MAX_STEM_LENGTH",
     "RECOMMENDED_RECORDS",
     "BatchLine",
@@ -32,6 +35,7 @@ __all__ = [
     "DatasetValidator",
     "check_batch_line",
     "check_file_name",
+    "feed_file",
     "kind_for_training_type",
     "safe_file_name",
     "validate_file",

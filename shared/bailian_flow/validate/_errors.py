@@ -26,6 +26,8 @@ class DatasetError(ValueError):
         self.line = line
         self.field = field
         self.reason = reason
+        # Every problem found, this one first, when the validator was asked to collect them (max_errors > 1).
+        self.errors: tuple[DatasetError, ...] = (self,)
         super().__init__(self._message())
 
     def _message(self) -> str:
@@ -42,6 +44,10 @@ class DatasetError(ValueError):
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only arguments would otherwise be lost when the error crosses a process boundary.
         return (_rebuild_error, (self.object_name, self.reason, self.line, self.field))
+
+    def brief(self) -> dict[str, Any]:
+        """`{"line", "field", "message"}`: one entry of a list of problems."""
+        return {"line": self.line, "field": self.field, "message": self.reason}
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -15,9 +15,10 @@ File-level decisions (bailian-api.md §9 says "UTF-8 JSONL"; the dashscope SDK's
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -29,6 +30,8 @@ DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
 # bailian-api.md §9: below these volumes a fine-tune trains but rarely learns much.
 RECOMMENDED_RECORDS: dict[DatasetKind, int] = {"sft": 1000, "dpo": 100}
 _KINDS: tuple[DatasetKind, ...] = ("sft", "dpo", "cpt")
+# How many problems a collecting validator reports before it stops reading: enough to fix a file in one go.
+MAX_REPORTED_ERRORS = 100
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -44,8 +47,17 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class _LineRejected(Exception):
+    """This line is bad and recorded; collecting goes on with the next one."""
+
+
 class DatasetValidator:
-    """Validate a JSONL dataset fed in chunks of any size; `feed` raises at the first error."""
+    """Validate a JSONL dataset fed in chunks of any size.
+
+    By default `feed` raises at the first error. With `max_errors` > 1 a bad line is recorded and reading goes on;
+    the error raised (by `finish`, or by `feed` once `max_errors` are found, or at a problem that makes the rest
+    of the file unreadable) is the first one, carrying all of them in `.errors`. `on_record` sees each valid record.
+    """
 
     def __init__(
         self,
@@ -56,6 +68,8 @@ class DatasetValidator:
         thinking: bool | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         fast: bool = True,
+        max_errors: int = 1,
+        on_record: Callable[[Any], None] | None = None,
     ):
         """`fast=False` puts every line through the full rules: the reference the fast path is tested against."""
         if kind not in _KINDS:
@@ -73,9 +87,23 @@ class DatasetValidator:
         self._trailing_blanks = 0
         self._error: DatasetError | None = None
         self._stats: DatasetStats | None = None
+        self.max_errors = max(1, max_errors)
+        self.errors: list[DatasetError] = []
+        self._on_record = on_record
         from ._fast import FastPath  # msgspec loads with the first validator, not with the package
 
-        self._fast = FastPath(kind, thinking, enabled=fast)
+        # A caller that wants each record parsed (on_record) gets the full path for every line.
+        self._fast = FastPath(kind, thinking, enabled=fast and on_record is None)
+
+    @property
+    def records(self) -> int:
+        """Valid records so far."""
+        return self._records
+
+    @property
+    def lines(self) -> int:
+        """Lines read so far."""
+        return self._line - 1
 
     @property
     def stats(self) -> DatasetStats | None:
@@ -121,7 +149,7 @@ class DatasetValidator:
         if self._first_blank is None and self._fast.accepts(line):
             self._records += 1
         else:
-            self._process(line)
+            self._process_line(line)
         self._line += 1
 
     def finish(self) -> DatasetStats:
@@ -132,7 +160,9 @@ class DatasetValidator:
         if self._partial:
             line = bytes(self._partial)
             self._partial.clear()
-            self._process(line)
+            self._process_line(line)
+        if self.errors:
+            self._stop(self.errors[0])
         if self._bytes == 0:
             self._fail_at(None, None, "file is empty")
         if self._records == 0:
@@ -153,7 +183,12 @@ class DatasetValidator:
 
     def _check_line_length(self, length: int) -> None:
         if length > self.max_line_bytes:
-            self._fail(None, f"line is longer than {_size(self.max_line_bytes)} (is the file newline-delimited?)")
+            reason = f"line is longer than {_size(self.max_line_bytes)} (is the file newline-delimited?)"
+            self._fail_at(self._line, None, reason, fatal=True)
+
+    def _process_line(self, raw: bytes) -> None:
+        with contextlib.suppress(_LineRejected):
+            self._process(raw)
 
     def _process(self, raw: bytes) -> None:
         if not raw.strip(b" \t\r"):
@@ -162,7 +197,8 @@ class DatasetValidator:
             self._trailing_blanks += 1
             return
         if self._first_blank is not None:
-            self._fail_at(self._first_blank, None, "blank line between records (each line must be one JSON object)")
+            blank, self._first_blank, self._trailing_blanks = self._first_blank, None, 0
+            self._fail_at(blank, None, "blank line between records (each line must be one JSON object)")
         if self._line == 1 and raw.startswith(_BOM):
             self._fail(None, "file starts with a UTF-8 byte order mark (BOM); save it as UTF-8 without BOM")
         try:
@@ -180,23 +216,35 @@ class DatasetValidator:
         except RecordError as exc:
             self._fail(exc.field, exc.reason)
         self._records += 1
+        if self._on_record is not None:
+            self._on_record(record)
 
     def _fail(self, field: str | None, reason: str) -> NoReturn:
         self._fail_at(self._line, field, reason)
 
-    def _fail_at(self, line: int | None, field: str | None, reason: str) -> NoReturn:
-        # Sticky: once a dataset is known bad, every later call reports the same first error.
-        self._error = DatasetError(self.object_name, reason, line=line, field=field)
-        raise self._error
+    def _fail_at(self, line: int | None, field: str | None, reason: str, *, fatal: bool = False) -> NoReturn:
+        self.errors.append(DatasetError(self.object_name, reason, line=line, field=field))
+        # A file-level problem, or one that leaves the rest unreadable, ends the reading; so does the cap.
+        if fatal or line is None or len(self.errors) >= self.max_errors:
+            self._stop(self.errors[0])
+        raise _LineRejected
+
+    def _stop(self, first: DatasetError) -> NoReturn:
+        # Sticky: once a dataset is known bad, every later call reports the same first error (with all found).
+        first.errors = tuple(self.errors)
+        self._error = first
+        raise first
 
 
 async def validating(chunks: AsyncIterable[bytes], validator: DatasetValidator) -> AsyncIterator[bytes]:
     """Pass `chunks` through while validating them: a bad chunk raises before it is yielded, and the end of
     the stream raises instead of completing if the file as a whole is invalid, so an upload reading from
-    this generator aborts rather than storing a bad file."""
+    this generator aborts rather than storing a bad file. A collecting validator reads on to find every problem
+    but passes nothing more once the first is found."""
     async for chunk in chunks:
         validator.feed(chunk)
-        yield chunk
+        if not validator.errors:
+            yield chunk
     validator.finish()
 
 
@@ -210,7 +258,7 @@ def validate_file(
     thinking: bool | None = None,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> DatasetStats:
-    """Validate a local file in constant memory (the CLI's and tests' entry point)."""
+    """Validate a local file in constant memory (the tests' entry point); raises at the first error."""
     file_path = Path(path)
     validator = DatasetValidator(
         kind,
@@ -219,7 +267,12 @@ def validate_file(
         thinking=thinking,
         max_line_bytes=max_line_bytes,
     )
-    with file_path.open("rb") as handle:
+    return feed_file(validator, file_path, chunk_size=chunk_size)
+
+
+def feed_file(validator: DatasetValidator, path: str | os.PathLike[str], *, chunk_size: int = 1 << 16) -> DatasetStats:
+    """Run a local file through `validator` in constant memory and finish it."""
+    with Path(path).open("rb") as handle:
         while chunk := handle.read(chunk_size):
             validator.feed(chunk)
     return validator.finish()

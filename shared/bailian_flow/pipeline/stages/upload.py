@@ -95,7 +95,14 @@ async def act_upload(flow: Flow, current: Current) -> None:
         if state.settings.validation_key:
             validation_id, _, _ = await _ensure_file(flow, current, state.settings.validation_key, "validation")
     except DatasetError as exc:
-        error = RunError(reason=str(exc), object=exc.object_name, line=exc.line, field=exc.field, code="InvalidDataset")
+        error = RunError(
+            reason=str(exc),
+            object=exc.object_name,
+            line=exc.line,
+            field=exc.field,
+            code="InvalidDataset",
+            errors=[problem.brief() for problem in exc.errors],
+        )
         await fail(flow, current, error)
         return
     except SourceMissing as exc:

@@ -1,0 +1,106 @@
+"""Qwen token counts with the real BPE vocabulary: the `qwen.tiktoken` file the dashscope package ships, read by
+tiktoken the way dashscope's own QwenTokenizer reads it (same split pattern, NFC normalisation), without importing
+the dashscope SDK itself.
+
+A chat record counts as its ChatML rendering, `<|im_start|>{role}\\n{content}<|im_end|>\\n` per message, which is
+what the model is trained on.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import unicodedata
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+# Qwen's pre-tokenizer split (dashscope.tokenizers.qwen_tokenizer.PAT_STR).
+PAT_STR = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
+SPECIAL_START_ID = 151643
+# tiktoken's merge recursion can overflow on one enormous piece; longer texts are encoded in slices at newlines.
+MAX_PIECE = 100_000
+
+
+class TokenizerMissing(RuntimeError):
+    """The vocabulary or tiktoken is not installed: `pip install 'bailian-flow[tokens]'`."""
+
+
+def _vocabulary_path() -> Path:
+    spec = importlib.util.find_spec("dashscope")
+    if spec is None or not spec.submodule_search_locations:
+        raise TokenizerMissing("the dashscope package (which ships the Qwen vocabulary) is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "resources" / "qwen.tiktoken"
+    if not path.is_file():
+        raise TokenizerMissing(f"the Qwen vocabulary is missing from the dashscope package ({path})")
+    return path
+
+
+class QwenTokens:
+    def __init__(self, encoding: Any) -> None:
+        self._encoding = encoding
+
+    @classmethod
+    def load(cls) -> QwenTokens:
+        try:
+            import tiktoken
+        except ImportError:
+            raise TokenizerMissing("tiktoken is not installed") from None
+        ranks: dict[bytes, int] = {}
+        with _vocabulary_path().open("rb") as handle:
+            for line in handle:
+                if line.strip():
+                    token, rank = line.split()
+                    ranks[base64.b64decode(token)] = int(rank)
+        specials = {name: SPECIAL_START_ID + index for index, name in enumerate((ENDOFTEXT, IM_START, IM_END))}
+        encoding = tiktoken.Encoding("Qwen", pat_str=PAT_STR, mergeable_ranks=ranks, special_tokens=specials)
+        return cls(encoding)
+
+    def count(self, text: str, *, chat_markup: bool = False) -> int:
+        """Tokens of `text`; with chat_markup its `<|im_start|>`/`<|im_end|>` are the special tokens."""
+        allowed: Any = {IM_START, IM_END} if chat_markup else set()
+        normalized = unicodedata.normalize("NFC", text)
+        return sum(
+            len(self._encoding.encode(piece, allowed_special=allowed, disallowed_special=()))
+            for piece in _pieces(normalized)
+        )
+
+    def record_tokens(self, record: Mapping[str, Any], kind: str) -> int:
+        """Tokens a valid record trains on: CPT its text; SFT its conversation; DPO the prompt with each answer."""
+        if kind == "cpt":
+            return self.count(str(record.get("text", "")))
+        messages = list(record.get("messages") or [])
+        if kind == "dpo":
+            prompt = self.count(render_chat(messages), chat_markup=True)
+            answers = [record.get("chosen"), record.get("rejected")]
+            return 2 * prompt + sum(self.count(render_chat([a]), chat_markup=True) for a in answers if a)
+        return self.count(render_chat(messages), chat_markup=True)
+
+
+def _pieces(text: str) -> Iterator[str]:
+    while len(text) > MAX_PIECE:
+        cut = text.rfind("\n", 0, MAX_PIECE)
+        cut = cut if cut > 0 else MAX_PIECE
+        yield text[:cut]
+        text = text[cut:]
+    yield text
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # typed parts: only text parts are tokens; images are billed otherwise
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
+    return ""
+
+
+def render_chat(messages: list[Any]) -> str:
+    return "".join(
+        f"{IM_START}{message.get('role', '')}\n{_content_text(message.get('content'))}{IM_END}\n"
+        for message in messages
+        if isinstance(message, Mapping)
+    )
