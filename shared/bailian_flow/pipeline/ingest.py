@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.store import ObjectChangedError, bare_etag
@@ -26,6 +27,7 @@ class IngestResult:
     file_id: str
     records: int
     warnings: list[str] = field(default_factory=list)
+    tokens: int | None = None  # Qwen tokens of the valid records, when the tokenizer is installed
 
 
 class SourceMissing(LookupError):
@@ -58,7 +60,20 @@ async def ingest(
     if etag is not None and bare_etag(etag).upper() != info.etag.upper():
         raise SourceSuperseded(key, info.etag)
     # Every problem of the file (up to the cap) goes on the failed run; none of its bytes after the first reach Bailian.
-    validator = DatasetValidator(kind_for_training_type(training_type), object_name=key, max_errors=MAX_REPORTED_ERRORS)
+    from bailian_flow.estimate import shared_counter
+
+    kind = kind_for_training_type(training_type)
+    counter = shared_counter()
+    tokens = 0
+
+    def count(record: Any) -> None:
+        nonlocal tokens
+        if counter is not None:
+            tokens += counter.record_tokens(record, kind)
+
+    validator = DatasetValidator(
+        kind, object_name=key, max_errors=MAX_REPORTED_ERRORS, on_record=count if counter is not None else None
+    )
     failures: list[DatasetError | ObjectChangedError] = []
 
     async def validated() -> AsyncIterator[bytes]:
@@ -89,7 +104,12 @@ async def ingest(
         if failures:
             raise await _as_raised(flow, key, failures[0])
         raise RuntimeError(f"upload of {key} answered before its body was sent")
-    return IngestResult(file_id=uploaded.file_id, records=stats.records, warnings=list(stats.warnings))
+    return IngestResult(
+        file_id=uploaded.file_id,
+        records=stats.records,
+        warnings=list(stats.warnings),
+        tokens=tokens if counter is not None else None,
+    )
 
 
 async def _as_raised(flow: Flow, key: str, failure: DatasetError | ObjectChangedError) -> Exception:

@@ -142,6 +142,9 @@ class RunState(BaseModel):
     error: RunError | None = None
     waiting: Waiting | None = None
     warnings: list[str] = Field(default_factory=list)
+    # Before the job: records, Qwen tokens, epochs and cost (bailian_flow.estimate); after it: what Bailian billed.
+    estimate: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = None
     # How often each intent was claimed in this attempt: above one, the resource may exist already.
     claims: dict[str, int] = Field(default_factory=dict)
     # How often the timer re-announced a stage whose event went unanswered.

@@ -118,6 +118,7 @@ async def poll_training(flow: Flow, current: Current) -> Outcome:
             job_status=status,
             finetuned_output=job.finetuned_output,
             files_deleted=gone,
+            usage={"tokens": job.usage} if job.usage is not None else None,
         )
     elif status == "FAILED":
         detail = await _failure_detail(flow, job.job_id)

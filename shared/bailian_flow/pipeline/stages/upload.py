@@ -9,6 +9,7 @@ from bailian_flow.client.errors import (
     RateLimitError,
     UploadFailedError,
 )
+from bailian_flow.estimate import run_estimate
 from bailian_flow.pipeline import admission, reconcile
 from bailian_flow.pipeline.cleanup import Made
 from bailian_flow.pipeline.ingest import SourceMissing, SourceSuperseded, ingest
@@ -59,7 +60,7 @@ async def step_received(flow: Flow, current: Current) -> Outcome:
 
 async def _ensure_file(
     flow: Flow, current: Current, key: str, role: str, etag: str | None = None
-) -> tuple[str, int, list[str]]:
+) -> tuple[str, int, list[str], int | None]:
     """The file id of `key` uploaded for this run: found by its description, or streamed up now."""
     state = current.state
     own = generation(current)
@@ -68,7 +69,7 @@ async def _ensure_file(
         may_exist(current)
         and (found := await reconcile.find_file_of(flow, state.run_id, state.attempt, role, None)) is not None
     ):
-        return found.file_id, state.records or 0, []
+        return found.file_id, state.records or 0, [], None
     try:
         result = await ingest(flow, key, training_type=state.settings.training_type, description=description, etag=etag)
     except StoreError as exc:
@@ -80,9 +81,9 @@ async def _ensure_file(
             exc.maybe_processed
             and (found := await reconcile.find_file_of(flow, state.run_id, state.attempt, role, own)) is not None
         ):
-            return found.file_id, state.records or 0, []
+            return found.file_id, state.records or 0, [], None
         raise
-    return result.file_id, result.records, result.warnings
+    return result.file_id, result.records, result.warnings, result.tokens
 
 
 async def act_upload(flow: Flow, current: Current) -> None:
@@ -90,10 +91,12 @@ async def act_upload(flow: Flow, current: Current) -> None:
     assert state.source.key is not None
     try:
         # Pinned to the version the run was opened for: a re-upload of the key is another run's to train.
-        file_id, records, warnings = await _ensure_file(flow, current, state.source.key, "train", state.source.etag)
+        file_id, records, warnings, tokens = await _ensure_file(
+            flow, current, state.source.key, "train", state.source.etag
+        )
         validation_id = None
         if state.settings.validation_key:
-            validation_id, _, _ = await _ensure_file(flow, current, state.settings.validation_key, "validation")
+            validation_id, _, _, _ = await _ensure_file(flow, current, state.settings.validation_key, "validation")
     except DatasetError as exc:
         error = RunError(
             reason=str(exc),
@@ -143,6 +146,7 @@ async def act_upload(flow: Flow, current: Current) -> None:
         validation_file_id=validation_id,
         records=records,
         warnings=warnings,
+        estimate=run_estimate(state.settings.model, state.settings.hyper_parameters, records, tokens),
     )
 
 
