@@ -385,3 +385,20 @@ def test_a_batch_input_whose_event_never_came_is_adopted(pipeline: Pipeline, mon
     run = pipeline.pump(adopted)
     assert (run["kind"], run["stage"]) == ("batch", "DONE")
     assert answered_ids(pipeline, adopted) == [f"req-{n}" for n in range(1, 5)]
+
+
+def test_a_failed_batch_run_is_retried_once_its_settings_are_fixed(pipeline: Pipeline) -> None:
+    pipeline.put(KEY + ".flow.yaml", b"endpoint: /v1/embeddings\n")  # wrong: the lines are chat requests
+    run_id = pipeline.upload(KEY, batch_input(4))
+    run = pipeline.pump(run_id)
+    assert run["stage"] == "FAILED" and run["error"]["field"] == "url", run
+
+    pipeline.put(KEY + ".flow.yaml", b"endpoint: /v1/chat/completions\n")
+    status, body = pipeline.api("POST", f"/runs/{run_id}/retry")
+
+    assert status == 202, body
+    run = pipeline.pump(run_id)
+    assert (run["stage"], run["attempt"]) == ("DONE", 2)
+    assert answered_ids(pipeline, run_id) == [f"req-{n}" for n in range(1, 5)]
+    (shard,) = run["batch"]["shards"]
+    assert service_batch(pipeline, shard["batch_id"])["metadata"]["ds_name"] == f"bf-{run_id}-a2-s0-g1"
