@@ -402,3 +402,23 @@ async def test_a_finished_batch_posts_to_its_callback(client: Client) -> None:
         assert attempts == 2
     finally:
         await runner.cleanup()
+
+
+async def test_a_batch_past_its_window_expires_with_what_it_answered(client: Client) -> None:
+    file_id = await client.upload([chat_line(str(n), f"question {n}") for n in range(10)])
+    await client.control("/script", {"kind": "batch", "outcome": "SLOW:172800", "count": 1})  # 48 h of work
+    batch = await client.create(file_id)  # a 24 h window
+    await client.advance(3600)
+    assert (await client.get(batch["id"]))["status"] == "in_progress"
+
+    await client.advance(24 * 3600)
+    expired = await client.get(batch["id"])
+
+    assert expired["status"] == "expired"
+    assert expired["expired_at"] == batch["created_at"] + 24 * 3600
+    answered = [line["custom_id"] for line in await client.content(expired["output_file_id"])]
+    assert answered == ["0", "1", "2", "3"]  # half the window's worth of 48 h, rounded down
+    missed = await client.content(expired["error_file_id"])
+    assert [line["custom_id"] for line in missed] == [str(n) for n in range(4, 10)]
+    assert {line["error"]["code"] for line in missed} == {"batch_expired"}
+    assert expired["request_counts"] == {"total": 10, "completed": 4, "failed": 6}

@@ -402,3 +402,18 @@ def test_a_failed_batch_run_is_retried_once_its_settings_are_fixed(pipeline: Pip
     assert answered_ids(pipeline, run_id) == [f"req-{n}" for n in range(1, 5)]
     (shard,) = run["batch"]["shards"]
     assert service_batch(pipeline, shard["batch_id"])["metadata"]["ds_name"] == f"bf-{run_id}-a2-s0-g1"
+
+
+def test_a_shard_past_its_window_sends_only_what_it_did_not_answer_again(pipeline: Pipeline) -> None:
+    pipeline.script("batch", "SLOW:172800")  # 48 h of work in a 24 h window
+    run_id = pipeline.upload(KEY, batch_input(10))
+    http_json(f"{pipeline.url}/_emulator/clock", "POST", {"advance": 25 * 3600})
+
+    run = pipeline.pump(run_id, timeout=60)
+
+    assert run["stage"] == "DONE", run
+    assert answered_ids(pipeline, run_id) == [f"req-{n}" for n in range(1, 11)]
+    first, again = sorted(run["batch"]["shards"], key=lambda shard: shard["generation"])
+    assert (first["status"], first["completed"]) == ("expired", 4)
+    assert (again["generation"], again["lines"], again["status"], again["completed"]) == (2, 6, "completed", 6)
+    assert pipeline.created()["batches"] == 2

@@ -294,3 +294,41 @@ def _vector(model: str, text: str, dimensions: int) -> list[float]:
     values = values[:dimensions]
     norm = math.sqrt(sum(v * v for v in values)) or 1.0
     return [round(v / norm, 6) for v in values]
+
+
+def expire_result(result: BatchResult, fraction: float, blobs: BlobStore) -> BatchResult:
+    """What a batch that ran out of its window leaves: the first ``fraction`` of its answers (in the order it
+    answered them), and a ``batch_expired`` error line for every request it did not reach."""
+    kept = BatchResult(total=result.total, model=result.model)
+    output = blobs.open_writer()
+    errors = blobs.open_writer()
+    try:
+        kept.succeeded, missed = _keep_first(result.output, int(result.succeeded * fraction), output, errors)
+        failed, missed_errors = _keep_first(result.error_output, int(result.failed * fraction), errors, errors)
+        kept.failed = failed + missed + missed_errors
+    except BaseException:
+        output.discard()
+        errors.discard()
+        raise
+    kept.output = _keep_if_written(blobs, output)
+    kept.error_output = _keep_if_written(blobs, errors)
+    return kept
+
+
+def _keep_first(blob: Blob | None, reached: int, target: BlobWriter, expired: BlobWriter) -> tuple[int, int]:
+    """Copy the first `reached` lines of `blob` to `target`, the rest to `expired` as `batch_expired` lines."""
+    if blob is None:
+        return 0, 0
+    kept = missed = 0
+    with blob.path.open("rb") as handle:
+        for raw in handle:
+            if kept < reached:
+                target.write(raw)
+                kept += 1
+                continue
+            line = json.loads(raw)
+            error = {"code": "batch_expired", "message": "The batch expired before this request was processed."}
+            answer = {"id": line["id"], "custom_id": line["custom_id"], "response": None, "error": error}
+            expired.write(json.dumps(answer, ensure_ascii=False).encode("utf-8") + b"\n")
+            missed += 1
+    return kept, missed

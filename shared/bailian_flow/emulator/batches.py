@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .batch_runner import ENDPOINTS, BatchResult, run_batch
+from .batch_runner import ENDPOINTS, BatchResult, expire_result, run_batch
 from .compat_files import add_file, compat_files
 from .cursor import cursor_limit, cursor_page
 from .errors import compat_error
@@ -57,6 +57,8 @@ class BatchRecord:
     error_file_id: str | None = None
     result: BatchResult | None = None
     callback_sent: bool = False
+    # `SLOW:<seconds>` scripts a batch that takes longer: past its window it expires with what it did.
+    in_progress_seconds: float = IN_PROGRESS_SECONDS
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def to_json(self, now: float) -> dict[str, Any]:
@@ -66,7 +68,7 @@ class BatchRecord:
             done_fraction = 1.0
             started = self.times.get("in_progress_at")
             if self.status == "in_progress" and started is not None:
-                done_fraction = min(1.0, max(0.0, (now - started) / IN_PROGRESS_SECONDS))
+                done_fraction = min(1.0, max(0.0, (now - started) / self.in_progress_seconds))
             counts["completed"] = int(self.result.succeeded * done_fraction)
             counts["failed"] = int(self.result.failed * done_fraction)
         body: dict[str, Any] = {
@@ -122,7 +124,11 @@ async def advance(app: web.Application, record: BatchRecord) -> None:
         validated_at = record.created_at + VALIDATING_SECONDS
         if record.status == "validating" and now >= validated_at:
             await _validate(app, record, int(validated_at))
-        finalizing_at = validated_at + IN_PROGRESS_SECONDS
+        finalizing_at = validated_at + record.in_progress_seconds
+        expires_at = record.created_at + record.window_seconds
+        if record.status == "in_progress" and now >= expires_at and expires_at < finalizing_at:
+            await _expire(app, record, expires_at)
+            return
         if record.status == "in_progress" and now >= finalizing_at:
             record.status = "finalizing"
             record.times["finalizing_at"] = int(finalizing_at)
@@ -131,8 +137,23 @@ async def advance(app: web.Application, record: BatchRecord) -> None:
             _complete(app, record, int(completed_at))
 
 
+async def _expire(app: web.Application, record: BatchRecord, at: int) -> None:
+    """The window passed while the batch ran: keep what it answered by then, the rest is `batch_expired`."""
+    result = record.result
+    if result is not None:
+        started = record.times.get("in_progress_at") or record.created_at
+        fraction = (at - started) / record.in_progress_seconds
+        record.result = result = await asyncio.to_thread(expire_result, result, fraction, compat_files(app).blobs)
+        _add_result_files(app, record, result)
+    record.status = "expired"
+    record.times["expired_at"] = at
+
+
 async def _validate(app: web.Application, record: BatchRecord, at: int) -> None:
     outcome = record.scripted_outcome
+    if outcome is not None and outcome.startswith("SLOW:"):
+        record.in_progress_seconds = float(outcome.partition(":")[2])
+        outcome = None
     if outcome == "EXPIRED":
         record.status = "expired"
         record.times["expired_at"] = at
@@ -173,15 +194,18 @@ def _fail(
     record.errors = errors if errors is not None else [{"code": code, "message": message, "param": None, "line": None}]
 
 
+def _add_result_files(app: web.Application, record: BatchRecord, result: BatchResult) -> None:
+    if result.output is not None:
+        output = add_file(app, result.output, f"{record.id}_output.jsonl", "batch_output", "file-batch_output")
+        record.output_file_id = output.id
+    if result.error_output is not None:
+        errors = add_file(app, result.error_output, f"{record.id}_error.jsonl", "batch_output", "file-batch_error")
+        record.error_file_id = errors.id
+
+
 def _complete(app: web.Application, record: BatchRecord, at: int) -> None:
-    result = record.result
-    if result is not None:
-        if result.output is not None:
-            output = add_file(app, result.output, f"{record.id}_output.jsonl", "batch_output", "file-batch_output")
-            record.output_file_id = output.id
-        if result.error_output is not None:
-            errors = add_file(app, result.error_output, f"{record.id}_error.jsonl", "batch_output", "file-batch_error")
-            record.error_file_id = errors.id
+    if record.result is not None:
+        _add_result_files(app, record, record.result)
     record.status = "completed"
     record.times["completed_at"] = at
 
