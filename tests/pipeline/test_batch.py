@@ -303,6 +303,7 @@ def test_cancel_mid_way_stops_the_batches(batch_pipeline: Pipeline) -> None:
     assert batch_pipeline.created()["batches"] == submitted
     assert batch_pipeline.run(run_id)["run"]["stage"] == "CANCELED"
     assert batch_pipeline.get(f"results/team/questions/{run_id}/output.jsonl") is None
+    assert pipeline_live(batch_pipeline)["compat_files"] == 0  # the run's files are gone with it
 
 
 def test_a_run_started_through_the_api_takes_its_settings(pipeline: Pipeline) -> None:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bailian_flow.client.errors import NotFoundError, RateLimitError
+from bailian_flow.client.errors import BailianError, NotFoundError, RateLimitError
 from bailian_flow.pipeline import reconcile
 from bailian_flow.pipeline.batch_lines import plan_shards, shard_body
 from bailian_flow.pipeline.batch_results import ERROR, OUTPUT, collect_shard, finished_ids, merged, results_key, summary
@@ -375,10 +375,7 @@ async def act_merge(flow: Flow, current: Current) -> None:
         content_type="application/json",
     )
     # The results are in the bucket: the service's copies are no longer needed.
-    for shard in batch.shards:
-        for file_id in (shard.file_id, shard.output_file_id, shard.error_file_id):
-            if file_id:
-                await flow.client.compat_files.delete(file_id)
+    await delete_batch_files(flow, batch)
     written = await commit(
         flow,
         current,
@@ -393,16 +390,24 @@ async def act_merge(flow: Flow, current: Current) -> None:
             await flow.store.delete(part)
 
 
+async def delete_batch_files(flow: Flow, batch: BatchRun) -> None:
+    """Delete every Bailian file the run's shards made or got (already gone counts as deleted)."""
+    for shard in batch.shards:
+        for file_id in (shard.file_id, shard.output_file_id, shard.error_file_id):
+            if file_id:
+                await flow.client.compat_files.delete(file_id)
+
+
 async def cancel_batches(flow: Flow, batch: BatchRun) -> None:
-    """Ask Bailian to stop every shard in flight (the run is canceled whatever it answers)."""
+    """Ask Bailian to stop every shard in flight, then delete the run's files (canceled whatever it answers)."""
     for shard in batch.in_flight():
         assert shard.batch_id is not None
         try:
             await flow.client.batches.cancel(shard.batch_id)
-        except NotFoundError:
-            pass
-        except Exception as exc:
+        except BailianError as exc:
+            # A batch that already ended cannot be cancelled (or is gone): the run stops all the same.
             log.info("batch %s: cancel refused (%s)", shard.batch_id, type(exc).__name__)
+    await delete_batch_files(flow, batch)
 
 
 def _pinned(act: Act) -> Act:
