@@ -418,3 +418,43 @@ def test_a_shard_past_its_window_sends_only_what_it_did_not_answer_again(pipelin
     assert (first["status"], first["completed"]) == ("expired", 4)
     assert (again["generation"], again["lines"], again["status"], again["completed"]) == (2, 6, "completed", 6)
     assert pipeline.created()["batches"] == 2
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "reason"),
+    [
+        (
+            b'{"custom_id": "x", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "q\xff"}}\n',
+            None,
+            "UTF-8",
+        ),
+        (b"not json\n", None, "not JSON"),
+        (b'["a list"]\n', None, "JSON object"),
+        (
+            b'{"method": "POST", "url": "/v1/chat/completions", "body": {"model": "qwen-plus"}}\n',
+            "custom_id",
+            "custom_id",
+        ),
+        (b'{"custom_id": "x", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n', "body.model", "model"),
+        (b'{"custom_id": "x", "method": "POST", "url": "/v1/chat/completions", "body": "hi"}\n', "body", "body"),
+    ],
+)
+def test_each_rule_names_line_and_field(pipeline: Pipeline, line: bytes, field: str | None, reason: str) -> None:
+    run_id = pipeline.upload(KEY, request_line(1) + request_line(2) + line)
+
+    run = pipeline.run(run_id)["run"]
+
+    assert run["stage"] == "FAILED", run
+    assert (run["error"]["object"], run["error"]["line"], run["error"]["field"]) == (KEY, 3, field)
+    assert reason in run["error"]["reason"]
+
+
+def test_a_line_over_6_mb_fails_the_run(pipeline: Pipeline) -> None:
+    big = json.loads(request_line(2))
+    big["body"]["messages"] = [{"role": "user", "content": "x" * (6 * 1024 * 1024 + 10)}]
+    run_id = pipeline.upload(KEY, request_line(1) + json.dumps(big).encode() + b"\n" + request_line(3))
+
+    run = pipeline.run(run_id)["run"]
+
+    assert run["stage"] == "FAILED", run
+    assert run["error"]["line"] == 2 and "more than 6291456" in run["error"]["reason"]

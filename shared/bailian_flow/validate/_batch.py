@@ -35,9 +35,12 @@ def check_batch_line(
     if len(raw) > MAX_BATCH_LINE_BYTES:
         raise bad(f"line is {len(raw)} bytes, more than {MAX_BATCH_LINE_BYTES}")
     try:
-        request = json.loads(raw)
-    except UnicodeDecodeError:
-        raise bad("line is not UTF-8") from None
+        # Decoded here, not by json.loads, which would also take UTF-16 and UTF-32.
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad(f"line is not UTF-8 (byte {exc.start + 1})") from None
+    try:
+        request = json.loads(text)
     except ValueError as exc:
         raise bad(f"line is not JSON: {exc}") from None
     if not isinstance(request, dict):
