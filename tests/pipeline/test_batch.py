@@ -458,3 +458,31 @@ def test_a_line_over_6_mb_fails_the_run(pipeline: Pipeline) -> None:
 
     assert run["stage"] == "FAILED", run
     assert run["error"]["line"] == 2 and "more than 6291456" in run["error"]["reason"]
+
+
+def test_a_cancel_while_a_batch_is_being_created_undoes_it(pipeline: Pipeline) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    pipeline.fault(method="POST", path="/compatible-mode/v1/batches", latency=2.0, times=1)
+    pipeline.put(KEY, batch_input(5))
+    (record,) = pipeline.new_records()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        delivery = pool.submit(pipeline.deliver, record)
+        deadline = time.monotonic() + 10
+        run: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            runs = [r for r in pipeline.runs() if r["source"].get("key") == KEY]
+            if runs and runs[0]["stage"] == "batch-submitting" and runs[0]["batch"]["shards"][0]["file_id"] is None:
+                run = runs[0]
+                break
+            time.sleep(0.02)
+        assert run, "the delivery never reached the submission"
+        time.sleep(0.5)  # the file is up by now; the batch create waits on the fault's latency
+        status, body = pipeline.api("POST", f"/runs/{run['run_id']}/cancel")
+        delivery.result()
+
+    assert status == 200, body
+    history = [entry["changed"] for entry in pipeline.run(run["run_id"])["history"]]
+    assert any(changed.startswith("compensated: canceled batch") for changed in history), history
+    assert pipeline_live(pipeline)["compat_files"] == 0
+    assert pipeline.run(run["run_id"])["run"]["batch"]["shards"][0]["batch_id"] is None

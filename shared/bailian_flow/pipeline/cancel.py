@@ -39,7 +39,7 @@ async def begin(flow: Flow, current: Current, why: str) -> tuple[Current, bool] 
 
 async def _stop(flow: Flow, state: RunState, kinds: tuple[cleanup.Kind, ...]) -> list[str]:
     if state.batch is not None:
-        from bailian_flow.pipeline.stages.batch import cancel_batches
+        from bailian_flow.pipeline.stages.batch_acts import cancel_batches
 
         await cancel_batches(flow, state.batch)
     return await cleanup.sweep(flow, state, kinds=kinds)

@@ -9,26 +9,36 @@ Each unit of work is an intent (`batch-submitting`, `batch-collecting`, `batch-m
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bailian_flow.client.errors import BailianError, NotFoundError, RateLimitError
-from bailian_flow.pipeline import reconcile
-from bailian_flow.pipeline.batch_lines import plan_shards, shard_body
-from bailian_flow.pipeline.batch_results import ERROR, OUTPUT, collect_shard, finished_ids, merged, results_key, summary
+from bailian_flow.client.errors import NotFoundError
+from bailian_flow.pipeline.batch_lines import plan_shards
 from bailian_flow.pipeline.batch_state import (
     FINISHED_STATUSES,
     BatchRun,
     Shard,
-    callback_token,
-    shard_name,
 )
-from bailian_flow.pipeline.runtime import Flow, utc_now
+from bailian_flow.pipeline.runtime import Flow
+from bailian_flow.pipeline.stages.batch_acts import (
+    act_collect,
+    act_merge,
+    act_submit,
+    batch_of,
+    now_text,
+    without_claim,
+)
 from bailian_flow.pipeline.state import RunError, Stage
-from bailian_flow.pipeline.transitions import Current, Outcome, claim, commit, create_or_find, fail, load
+from bailian_flow.pipeline.transitions import (
+    Current,
+    Outcome,
+    claim,
+    commit,
+    fail,
+    load,
+)
 from bailian_flow.store import ObjectChangedError, ObjectNotFoundError
 from bailian_flow.validate import DatasetError
 
@@ -43,25 +53,6 @@ MAX_PENDING_PER_MODEL = 10_000
 QUOTA_RETRY_SECONDS = 30.0
 # Units of work one on_upload invocation does before leaving the rest to the next hand-over.
 MAX_WORK_PER_DELIVERY = 8
-
-
-class QuotaWait(Exception):
-    """Bailian refused a batch for a quota: the shard waits, the run does not fail."""
-
-
-def _now() -> str:
-    return utc_now().isoformat().replace("+00:00", "Z")
-
-
-def _batch(current: Current) -> BatchRun:
-    batch = current.state.batch
-    assert batch is not None, f"run {current.state.run_id} has no batch plan"
-    return batch
-
-
-def _without_claim(current: Current, stage: str) -> dict[str, int]:
-    """The claim counts once an intent is done: the next shard's claim of it starts afresh."""
-    return {name: count for name, count in current.state.claims.items() if name != stage}
 
 
 # -- planning ---------------------------------------------------------------------------------------------------
@@ -80,7 +71,7 @@ async def act_plan(flow: Flow, current: Current) -> None:
     state = current.state
     key = state.source.key
     assert key is not None
-    batch = _batch(current)
+    batch = batch_of(current)
     try:
         plan = await plan_shards(
             flow.store,
@@ -97,7 +88,7 @@ async def act_plan(flow: Flow, current: Current) -> None:
     except ObjectNotFoundError:
         await fail(flow, current, RunError(reason=f"object {key} does not exist", object=key, code="SourceMissing"))
         return
-    planned = batch.model_copy(update={"total": plan.total, "shards": plan.shards, "planned_at": _now()})
+    planned = batch.model_copy(update={"total": plan.total, "shards": plan.shards, "planned_at": now_text()})
     await commit(
         flow,
         current,
@@ -105,7 +96,7 @@ async def act_plan(flow: Flow, current: Current) -> None:
         f"{plan.total} requests in {len(plan.shards)} shards",
         batch=planned,
         records=plan.total,
-        claims=_without_claim(current, "batch-planning"),
+        claims=without_claim(current, "batch-planning"),
     )
 
 
@@ -121,7 +112,7 @@ async def _refresh(flow: Flow, batch: BatchRun) -> tuple[BatchRun, list[str]]:
             try:
                 found = await flow.client.batches.get(shard.batch_id)
             except NotFoundError:
-                shard = shard.model_copy(update={"status": "failed", "finished_at": _now()})
+                shard = shard.model_copy(update={"status": "failed", "finished_at": now_text()})
                 changes.append(f"shard {shard.index}: batch {shard.batch_id} is gone")
             else:
                 if found.status != shard.status:
@@ -131,7 +122,7 @@ async def _refresh(flow: Flow, batch: BatchRun) -> tuple[BatchRun, list[str]]:
                         "error_file_id": found.error_file_id,
                     }
                     if found.status in FINISHED_STATUSES:
-                        update["finished_at"] = _now()
+                        update["finished_at"] = now_text()
                     shard = shard.model_copy(update=update)
                     changes.append(f"shard {shard.index} {found.status}")
         shards.append(shard)
@@ -163,7 +154,7 @@ def next_action(batch: BatchRun, current: Current) -> tuple[Stage, int | None] |
 
 async def poll_batch_run(flow: Flow, current: Current) -> Outcome:
     """The timer's (and a callback's) look at a batch run: statuses only; work goes to on_upload."""
-    batch, changes = await _refresh(flow, _batch(current))
+    batch, changes = await _refresh(flow, batch_of(current))
     if next_action(batch, current) is not None:
         changed = "; ".join(changes) or "work to do"
         await commit(flow, current, "batch-ready", f"{changed}: handing over", batch=batch)
@@ -195,7 +186,7 @@ async def work(flow: Flow, run_id: str) -> int:
         current = await load(flow, run_id)
         if current is None or current.state.stage not in ("batch-running", "batch-ready"):
             break
-        batch, changes = await _refresh(flow, _batch(current))
+        batch, changes = await _refresh(flow, batch_of(current))
         action = next_action(batch, current)
         if action is None:
             if changes:
@@ -216,198 +207,6 @@ async def work(flow: Flow, run_id: str) -> int:
         done += 1
         longest = max(longest, time.monotonic() - started)
     return done
-
-
-def _mixed(batch: BatchRun) -> bool:
-    return len({shard.model for shard in batch.shards}) > 1
-
-
-async def act_submit(flow: Flow, current: Current) -> None:
-    state = current.state
-    batch = _batch(current)
-    assert batch.current is not None and state.source.key is not None
-    shard = batch.shards[batch.current]
-    tag = shard_name(state.run_id, state.attempt, shard)
-    key = state.source.key
-    try:
-        file_id = shard.file_id or await _shard_file(flow, current, key, batch, shard, tag)
-        if file_id is None:
-            return  # the run was failed
-        found = await create_or_find(
-            flow,
-            current,
-            create=lambda: _create_batch(flow, current, batch, file_id, tag),
-            find=lambda _generation: reconcile.find_batch(flow, tag),
-            doing=f"creating the batch of shard {shard.index}",
-        )
-    except QuotaWait as exc:
-        waiting = batch.model_copy(
-            update={"current": None, "waiting": str(exc), "shards": _replace(batch, shard.index, file_id=file_id)}
-        )
-        await commit(
-            flow,
-            current,
-            "batch-running",
-            f"shard {shard.index} waits: {exc}",
-            batch=waiting,
-            claims=_without_claim(current, "batch-submitting"),
-        )
-        return
-    if found is None:
-        return
-    shards = _replace(batch, shard.index, file_id=file_id, batch_id=found.id, status=found.status, submitted_at=_now())
-    await commit(
-        flow,
-        current,
-        "batch-running",
-        f"shard {shard.index} submitted as {found.id}",
-        batch=batch.model_copy(update={"current": None, "waiting": None, "shards": shards}),
-        claims=_without_claim(current, "batch-submitting"),
-    )
-
-
-def _replace(batch: BatchRun, index: int, **update: Any) -> list[Shard]:
-    return [shard.model_copy(update=update) if shard.index == index else shard for shard in batch.shards]
-
-
-async def _shard_file(flow: Flow, current: Current, key: str, batch: BatchRun, shard: Shard, tag: str) -> str | None:
-    skip = await finished_ids(flow, batch, shard.root) if shard.generation > 1 else frozenset()
-    filename = f"{tag}.jsonl"
-    uploaded = await create_or_find(
-        flow,
-        current,
-        create=lambda: flow.client.compat_files.upload(
-            shard_body(
-                flow.store,
-                key,
-                shard,
-                override=batch.settings.model,
-                mixed=_mixed(batch),
-                skip=skip,
-                etag=current.state.source.etag,
-            ),
-            purpose="batch",
-            filename=filename,
-        ),
-        find=lambda _generation: reconcile.find_compat_file(flow, filename),
-        doing=f"uploading shard {shard.index}",
-    )
-    return None if uploaded is None else uploaded.id
-
-
-async def _create_batch(flow: Flow, current: Current, batch: BatchRun, file_id: str, tag: str) -> Any:
-    state = current.state
-    user_name = batch.settings.metadata.ds_name
-    metadata = {"ds_name": f"{user_name} {tag}" if user_name else tag}
-    if batch.settings.metadata.ds_description:
-        metadata["ds_description"] = batch.settings.metadata.ds_description
-    secret = flow.settings.callback_secret
-    if flow.settings.callback_url and secret is not None:
-        token = callback_token(secret.get_secret_value(), state.run_id)
-        base = flow.settings.callback_url.rstrip("/")
-        metadata["ds_batch_finish_callback"] = f"{base}/callbacks/batch/{state.run_id}/{token}"
-    try:
-        return await flow.client.batches.create(
-            file_id, batch.settings.endpoint, batch.settings.completion_window, metadata=metadata
-        )
-    except RateLimitError as exc:
-        raise QuotaWait(f"Bailian refused another batch ({exc.code}); waiting for a slot") from None
-
-
-async def act_collect(flow: Flow, current: Current) -> None:
-    state = current.state
-    batch = _batch(current)
-    assert batch.current is not None and state.source.key is not None
-    shard = batch.shards[batch.current]
-    resubmit = shard.status != "completed" and shard.generation <= batch.settings.resubmit_limit
-    part_key = results_key(flow, state.source.key, state.run_id, f"_parts/s{shard.root:05d}-g{shard.generation}.jsonl")
-    got = await collect_shard(flow, state.source.key, batch, shard, part_key, resubmit=resubmit, etag=state.source.etag)
-    shards = _replace(
-        batch,
-        shard.index,
-        part_key=part_key,
-        completed=got.completed,
-        failed=got.failed,
-        input_tokens=got.input_tokens,
-        output_tokens=got.output_tokens,
-    )
-    changed = f"shard {shard.index} collected: {got.completed} answered, {got.failed} failed"
-    if got.unfinished:
-        again = shard.model_copy(
-            update={
-                "index": len(shards),
-                "generation": shard.generation + 1,
-                "lines": len(got.unfinished),
-                "status": "planned",
-                "file_id": None,
-                "batch_id": None,
-                "output_file_id": None,
-                "error_file_id": None,
-                "submitted_at": None,
-                "finished_at": None,
-            }
-        )
-        shards.append(again)
-        changed += f"; {len(got.unfinished)} unfinished lines resubmitted as shard {again.index}"
-    await commit(
-        flow,
-        current,
-        "batch-running",
-        changed,
-        batch=batch.model_copy(update={"current": None, "shards": shards}),
-        claims=_without_claim(current, "batch-collecting"),
-    )
-
-
-async def act_merge(flow: Flow, current: Current) -> None:
-    state = current.state
-    batch = _batch(current)
-    key = state.source.key
-    assert key is not None
-    parts = [shard.part_key for shard in batch.shards if shard.part_key]
-    for kind, name in ((OUTPUT, "output.jsonl"), (ERROR, "errors.jsonl")):
-        await flow.store.put_stream(results_key(flow, key, state.run_id, name), merged(flow, parts, kind))
-    finished = _now()
-    report = summary(batch, state.run_id, key, finished)
-    await flow.store.put(
-        results_key(flow, key, state.run_id, "summary.json"),
-        json.dumps(report, indent=2).encode(),
-        content_type="application/json",
-    )
-    # The results are in the bucket: the service's copies are no longer needed.
-    await delete_batch_files(flow, batch)
-    written = await commit(
-        flow,
-        current,
-        "done",
-        f"results in {results_key(flow, key, state.run_id, '')}: {report['completed']} answered, "
-        f"{report['failed']} failed",
-        batch=batch.model_copy(update={"current": None, "results_at": finished}),
-        claims=_without_claim(current, "batch-merging"),
-    )
-    if written is not None:
-        for part in parts:
-            await flow.store.delete(part)
-
-
-async def delete_batch_files(flow: Flow, batch: BatchRun) -> None:
-    """Delete every Bailian file the run's shards made or got (already gone counts as deleted)."""
-    for shard in batch.shards:
-        for file_id in (shard.file_id, shard.output_file_id, shard.error_file_id):
-            if file_id:
-                await flow.client.compat_files.delete(file_id)
-
-
-async def cancel_batches(flow: Flow, batch: BatchRun) -> None:
-    """Ask Bailian to stop every shard in flight, then delete the run's files (canceled whatever it answers)."""
-    for shard in batch.in_flight():
-        assert shard.batch_id is not None
-        try:
-            await flow.client.batches.cancel(shard.batch_id)
-        except BailianError as exc:
-            # A batch that already ended cannot be cancelled (or is gone): the run stops all the same.
-            log.info("batch %s: cancel refused (%s)", shard.batch_id, type(exc).__name__)
-    await delete_batch_files(flow, batch)
 
 
 def _pinned(act: Act) -> Act:
