@@ -47,6 +47,8 @@ dev: $(DEMO_STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/upload_memory.py
 	$(BIN)/python bench/import_time.py
+	$(BIN)/python bench/validate_speed.py --rounds 3
+	$(BIN)/python bench/cold_start.py --rounds 3
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
