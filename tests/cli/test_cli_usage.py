@@ -76,3 +76,49 @@ def test_no_function_imports_the_cli_libraries(tmp_path: Path, function: str) ->
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
     loaded = set(done.stdout.split())
     assert not {"click", "rich", "tiktoken", "dashscope", "bailian_flow.cli"} & loaded
+
+
+def test_dev_says_in_one_line_that_a_port_is_taken(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        env = isolated_env(tmp_path)
+        for flag in ("--http-port", "--emulator-port"):
+            done = subprocess.run(
+                cli_command("dev", "--ephemeral", flag, port), env=env, capture_output=True, text=True, timeout=90
+            )
+            assert done.returncode == 4, done.stderr
+            assert "in use" in done.stderr and "Traceback" not in done.stderr, done.stderr
+            assert done.stderr.strip().count("\n") == 0, done.stderr
+
+
+def test_dev_says_in_one_line_what_is_wrong_with_its_config(tmp_path: Path) -> None:
+    config = tmp_path / "s.yaml"
+    config.write_text("resources: [\n")  # not YAML: the parser's message spans several lines
+    done = _run(tmp_path, "dev", "--ephemeral", "--config", str(config))
+    assert done.returncode == 4 and "s.yaml" in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "DASHSCOPE_API_KEY is not set"),
+        ({"DASHSCOPE_API_KEY": "k", "DASHSCOPE_BASE_URL": "127.0.0.1:8000"}, "must be an http:// or https:// URL"),
+    ],
+)
+def test_files_upload_names_the_missing_setting(tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    path = tmp_path / "train.jsonl"
+    path.write_text("{}\n")
+    done = subprocess.run(
+        cli_command("files", "upload", str(path)), env=isolated_env(tmp_path, **env), capture_output=True, text=True
+    )
+    assert done.returncode == 4 and expected in done.stderr, done.stderr
+
+
+def test_files_upload_refuses_a_directory(tmp_path: Path) -> None:
+    done = _run(tmp_path, "files", "upload", str(tmp_path))
+    assert done.returncode == 1 and "is a directory" in done.stderr

@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -105,16 +106,33 @@ def stack_from_args(args: argparse.Namespace, *, api_token: str | None = None) -
     )
 
 
+def _check_ports(args: argparse.Namespace) -> None:
+    """A taken port, said before anything starts (werkzeug would print its own story and exit)."""
+    flags = {"--emulator-port": args.emulator_port, "--invoke-port": args.invoke_port, "--http-port": args.http_port}
+    for flag, port in flags.items():
+        if not port:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise StartupError(
+                    f"port {port} ({flag}) is already in use; choose another, or 0 for a free one"
+                ) from None
+
+
 async def start_stack(stack: LocalStack, args: argparse.Namespace) -> None:
     """Start, turning the failures a user causes into one line that says what to change."""
     from bailian_flow.local.spec import SpecError
 
+    _check_ports(args)
     try:
         await stack.start()
     except BaseException as exc:
         await stack.stop()
         if isinstance(exc, SpecError):
-            raise StartupError(f"{args.config or default_config()}: {exc}") from None
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StartupError(f"{args.config or default_config()}: {first_line}") from None
         if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
             ports = {"--invoke-port": args.invoke_port, "--http-port": args.http_port}
             busy = ", ".join(f"{flag} {port}" for flag, port in ports.items() if port)
