@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -461,8 +462,6 @@ def test_a_line_over_6_mb_fails_the_run(pipeline: Pipeline) -> None:
 
 
 def test_a_cancel_while_a_batch_is_being_created_undoes_it(pipeline: Pipeline) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     pipeline.fault(method="POST", path="/compatible-mode/v1/batches", latency=2.0, times=1)
     pipeline.put(KEY, batch_input(5))
     (record,) = pipeline.new_records()
@@ -486,3 +485,29 @@ def test_a_cancel_while_a_batch_is_being_created_undoes_it(pipeline: Pipeline) -
     assert any(changed.startswith("compensated: canceled batch") for changed in history), history
     assert pipeline_live(pipeline)["compat_files"] == 0
     assert pipeline.run(run["run_id"])["run"]["batch"]["shards"][0]["batch_id"] is None
+
+
+def test_runs_beyond_the_parallel_batch_quota_wait_in_line(batch_pipeline: Pipeline) -> None:
+    # Three inputs of two shards each: six batches for a service that runs two at once.
+    batch_pipeline.script("batch", "SLOW:150", count=6)  # each batch runs 1.5 s: the slots stay taken
+    keys = [f"batches/team/part-{n}.jsonl" for n in range(3)]
+    for key in keys:
+        batch_pipeline.put(key, batch_input(80))
+    uploads = batch_pipeline.new_records()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(batch_pipeline.deliver, uploads))  # three runs reach for batch slots at once
+
+    batch_pipeline.pump(timeout=180)
+
+    runs = {run["source"]["key"]: run for run in batch_pipeline.runs()}
+    for key in keys:
+        assert runs[key]["stage"] == "DONE", runs[key]
+        run_id = runs[key]["run_id"]
+        got = batch_pipeline.get(f"results/team/{key.split('/')[-1].removesuffix('.jsonl')}/{run_id}/output.jsonl")
+        assert got is not None and [json.loads(line)["custom_id"] for line in got.splitlines()] == [
+            f"req-{n}" for n in range(1, 81)
+        ]
+    histories = [batch_pipeline.run(run["run_id"])["history"] for run in runs.values()]
+    waited = [h for h in histories if any(entry["stage"] == "waiting" for entry in h)]
+    assert waited, "some run met the full quota and queued"
+    assert batch_pipeline.created()["batches"] == 6

@@ -61,7 +61,20 @@ async def count_files(flow: Flow, briefs: Sequence[Brief], listed: Listed) -> Ro
     )
 
 
-COUNTERS: dict[str, Counter] = {admission.FINE_TUNE_JOBS: count_jobs, admission.FILES: count_files}
+async def count_batches(flow: Flow, briefs: Sequence[Brief], listed: Listed) -> Room | None:
+    """Batches running now (the service's own list, one page per active status) and runs about to start one."""
+    used = 0
+    for status in ("validating", "in_progress", "finalizing", "cancelling"):
+        used += len((await flow.client.batches.list_page(limit=100, status=status)).data)
+    used += len(_about_to_take(briefs, admission.BATCHES, "batch-submitting"))
+    return Room(used=used, limit=flow.settings.quota_batches)
+
+
+COUNTERS: dict[str, Counter] = {
+    admission.FINE_TUNE_JOBS: count_jobs,
+    admission.FILES: count_files,
+    admission.BATCHES: count_batches,
+}
 # The bulk list each counter reads.
 LISTS: dict[str, str] = {admission.FINE_TUNE_JOBS: bulk.FINE_TUNES, admission.FILES: bulk.FILES}
 

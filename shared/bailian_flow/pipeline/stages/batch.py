@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bailian_flow.client.errors import NotFoundError
+from bailian_flow.pipeline import admission
 from bailian_flow.pipeline.batch_lines import plan_shards
 from bailian_flow.pipeline.batch_state import (
     FINISHED_STATUSES,
@@ -49,8 +50,6 @@ Act = Callable[[Flow, Current], Awaitable[None]]
 # Bailian runs at most this many batches at once per account; a run never holds more.
 MAX_PARALLEL = 2
 MAX_PENDING_PER_MODEL = 10_000
-# After a quota refusal, wait this long before trying the next submission.
-QUOTA_RETRY_SECONDS = 30.0
 # Units of work one on_upload invocation does before leaving the rest to the next hand-over.
 MAX_WORK_PER_DELIVERY = 8
 
@@ -138,16 +137,16 @@ def _admissible(batch: BatchRun, shard: Shard) -> bool:
     return pending == 0 or pending + shard.lines <= MAX_PENDING_PER_MODEL
 
 
-def next_action(batch: BatchRun, current: Current) -> tuple[Stage, int | None] | None:
+def next_action(batch: BatchRun) -> tuple[Stage, int | None] | None:
     for shard in batch.shards:
         if shard.status in FINISHED_STATUSES and shard.part_key is None:
             return "batch-collecting", shard.index
     planned = [shard for shard in batch.shards if shard.status == "planned"]
     if not planned and all(shard.part_key for shard in batch.shards):
         return "batch-merging", None
-    quota_fresh = batch.waiting is not None and current.age() < QUOTA_RETRY_SECONDS
+    # A run refused a slot waits in the quota's line (stage `waiting`), not here: it comes back admitted.
     for shard in planned:
-        if not quota_fresh and _admissible(batch, shard):
+        if _admissible(batch, shard):
             return "batch-submitting", shard.index
     return None
 
@@ -155,7 +154,7 @@ def next_action(batch: BatchRun, current: Current) -> tuple[Stage, int | None] |
 async def poll_batch_run(flow: Flow, current: Current) -> Outcome:
     """The timer's (and a callback's) look at a batch run: statuses only; work goes to on_upload."""
     batch, changes = await _refresh(flow, batch_of(current))
-    if next_action(batch, current) is not None:
+    if next_action(batch) is not None:
         changed = "; ".join(changes) or "work to do"
         await commit(flow, current, "batch-ready", f"{changed}: handing over", batch=batch)
     elif changes:
@@ -187,12 +186,16 @@ async def work(flow: Flow, run_id: str) -> int:
         if current is None or current.state.stage not in ("batch-running", "batch-ready"):
             break
         batch, changes = await _refresh(flow, batch_of(current))
-        action = next_action(batch, current)
+        action = next_action(batch)
         if action is None:
             if changes:
                 await commit(flow, current, "batch-running", "; ".join(changes), batch=batch)
             break
         stage, index = action
+        if stage == "batch-submitting" and await admission.must_wait(flow, current.state, admission.BATCHES):
+            # Other runs wait for a batch slot already: queue behind them rather than overtake.
+            await admission.wait(flow, current, admission.BATCHES, "batch-ready", why="other runs wait first")
+            break
         what = "merging results" if index is None else f"shard {index}"
         claimed = await claim(
             flow,

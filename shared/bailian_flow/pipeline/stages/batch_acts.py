@@ -12,8 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bailian_flow.client.errors import BailianError, RateLimitError
-from bailian_flow.pipeline import reconcile
+from bailian_flow.client.errors import BailianError, QuotaExceededError
+from bailian_flow.pipeline import admission, reconcile
 from bailian_flow.pipeline.batch_lines import shard_body
 from bailian_flow.pipeline.batch_results import ERROR, OUTPUT, collect_shard, finished_ids, merged, results_key, summary
 from bailian_flow.pipeline.batch_state import (
@@ -86,6 +86,12 @@ async def act_submit(flow: Flow, current: Current) -> None:
         )
         if not waited:
             await _undo_submission(flow, current, file_id, None)
+            return
+        # The run joins the batches quota's line (first come, first served); the timer re-announces it as
+        # `batch-ready` once a batch slot is free.
+        recorded_at = await load(flow, state.run_id)
+        if recorded_at is not None and recorded_at.state.stage == "batch-running":
+            await admission.wait(flow, recorded_at, admission.BATCHES, "batch-ready", why=reason)
         return
     if found is None:
         return
@@ -216,8 +222,8 @@ async def _create_batch(flow: Flow, current: Current, batch: BatchRun, file_id: 
         return await flow.client.batches.create(
             file_id, batch.settings.endpoint, batch.settings.completion_window, metadata=metadata
         )
-    except RateLimitError as exc:
-        raise QuotaWait(f"Bailian refused another batch ({exc.code}); waiting for a slot") from None
+    except QuotaExceededError as exc:
+        raise QuotaWait(f"Bailian refused another batch: {exc.message}") from None
 
 
 async def act_collect(flow: Flow, current: Current) -> None:
