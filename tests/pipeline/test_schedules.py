@@ -89,6 +89,7 @@ class Schedule:
             path = rng.choice(CREATES)
             rule = rng.choice(({"drop": "after"}, {"drop": "before"}, {"status": 503}, {"latency": 0.4}))
             pipeline.fault(method="POST", path=path, times=1, **rule)
+            self.log.append(f"  {path} {rule}")
         elif action == "lease" and not self.lagging:
             # A lease that runs out at once: re-claims race live actors (the log's fence must hold).
             self.monkeypatch.setenv("BAILIAN_FLOW_LEASE_SECONDS", rng.choice(("0", "660")))
@@ -172,4 +173,8 @@ def test_random_schedules_keep_every_promise(
         check_promises(pipeline, runs)
     except BaseException:
         print(f"schedule seed {seed} (replay: BAILIAN_FLOW_SEED={seed} BAILIAN_FLOW_SCHEDULES=1): {schedule.log}")
+        for run in pipeline.runs():
+            print(f"run {run['run_id']} {run['source'].get('key')}:")
+            for entry in pipeline.history(run["run_id"]):
+                print(f"  #{entry['seq']} {entry['stage']}: {entry['changed']}")
         raise

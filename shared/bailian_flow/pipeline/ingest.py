@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from bailian_flow.pipeline.cleanup import delete_file
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.store import ObjectChangedError, bare_etag
 from bailian_flow.validate import (
@@ -100,10 +101,12 @@ async def ingest(
         raise
     stats = validator.stats
     if failures or stats is None:
-        # The server answered before the body ended: it cannot have stored a file we did not finish validating.
+        # The server stored a file from a body we did not finish validating (it answered early, or the HTTP
+        # library ended the body cleanly when our generator raised): nobody may train on it, and no run records it.
+        await delete_file(flow, uploaded.file_id)
         if failures:
             raise await _as_raised(flow, key, failures[0])
-        raise RuntimeError(f"upload of {key} answered before its body was sent")
+        raise RuntimeError(f"upload of {key} answered before its body was sent; the file it made is deleted")
     return IngestResult(
         file_id=uploaded.file_id,
         records=stats.records,
