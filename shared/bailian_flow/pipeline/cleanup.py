@@ -171,7 +171,11 @@ async def undo(flow: Flow, made: Made) -> str:
     """Cancel (a fine-tune) or delete (anything else) `made`; what was done, as a phrase for the history."""
     try:
         if made.kind == "job":
-            await flow.client.fine_tunes.cancel(made.id)
+            try:
+                await flow.client.fine_tunes.cancel(made.id)
+            except BadRequestError:
+                # It ended already (a job only ended jobs may be deleted): a finished model nobody records goes.
+                return f"deleted {made}" if await delete_job(flow, made.id) else f"{made} left as it is (ended)"
             return f"canceled {made}"
         if made.kind == "file":
             await delete_file(flow, made.id)
@@ -203,8 +207,9 @@ async def made_by(
         found += [Made("file", info.file_id) for info in await reconcile.files_of_run(flow, state.run_id)]
     if "job" in kinds:
         jobs = await reconcile.jobs_of_run(flow, state.run_id)
-        # A job that ended needs no cancel; the recorded one is included even when a lagging list hides it.
-        found += [Made("job", job.job_id) for job in jobs if not job.is_terminal]
+        # A failed or canceled job costs nothing more; a running one is canceled, a succeeded one deleted. The
+        # recorded one is included even when a lagging list hides it.
+        found += [Made("job", job.job_id) for job in jobs if job.status not in ("FAILED", "CANCELED", "CANCELING")]
         if state.job_id and state.job_id not in {job.job_id for job in jobs}:
             found.append(Made("job", state.job_id))
     if "deployment" in kinds:
