@@ -66,6 +66,8 @@ def test_put_starts_a_run_that_watch_follows_to_done(dev: DevStack) -> None:
     assert detail["run"]["settings"]["hyper_parameters"]["n_epochs"] == 2
     shown = dev.cli("runs", "show", run_id)
     assert shown.returncode == 0 and "timeline" in shown.stdout and detail["run"]["deployed_model"] in shown.stdout
+    assert "tokens × 2 epoch(s) ≈" in shown.stdout and "USD" in shown.stdout
+    assert f"usage     {detail['run']['usage']['tokens']:,} tokens" in shown.stdout
     listed = dev.cli_json("runs", "list", "--stage", "DONE")["runs"]
     assert run_id in [run["run_id"] for run in listed]
     table = dev.cli("runs", "list").stdout

@@ -51,7 +51,7 @@ def _stack_options(*, time_scale: float, timer_interval: float | None) -> Callab
     "--api-token",
     envvar="BAILIAN_FLOW_API_TOKEN",
     show_envvar=True,
-    help="The REST API's bearer token [default: generated; kept in the profile].",
+    help="The REST API's bearer token [default: generated once and kept in the data dir].",
 )
 def dev(**options: Any) -> int:
     """Run the functions of s.yaml locally under their triggers, against the emulator, until Ctrl-C.

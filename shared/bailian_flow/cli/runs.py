@@ -165,9 +165,17 @@ def _show(console: Any, detail: dict[str, Any]) -> None:
     for label, value in resources:
         if value:
             console.print(f"  {label:<9} {value}")
-    for label in ("estimate", "usage"):
-        if run.get(label):
-            console.print(f"  {label:<9} {run[label]}")
+    estimate = run.get("estimate") or {}
+    if estimate:
+        tokens = estimate.get("tokens")
+        line = f"{estimate.get('records')} records"
+        if tokens is not None:
+            line += f", {tokens:,} tokens × {estimate.get('epochs')} epoch(s)"
+        cost = estimate.get("cost")
+        line += f" ≈ {cost['amount']:.4f} {cost['currency']}" if cost else " (no price for this model)"
+        console.print(f"  estimate  {line}")
+    if (run.get("usage") or {}).get("tokens") is not None:
+        console.print(f"  usage     {run['usage']['tokens']:,} tokens billed by Bailian")
     if run.get("error"):
         console.print(f"  [red]error[/red]     {_error_line(run['error'])}")
     for problem in (run.get("error") or {}).get("errors") or []:
