@@ -148,9 +148,12 @@ def measure(runs: int, store: str, sdk_sample: int) -> list[dict[str, Any]]:
             started = time.perf_counter()
             pairs = asyncio.run(seed(url, runs))
             print(f"  seeded {runs} jobs and runs in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-            rows = []
-            for label in ("cold (no hint)", "steady"):
-                rows.append({"tick": label, **asyncio.run(one_tick())})
+            rows = [{"tick": "cold (no hint)", **asyncio.run(one_tick())}]
+            for index in range(1, 4):
+                report = asyncio.run(one_tick())
+                rows.append({"tick": f"steady #{index}", **report})
+                if report["counts"]["loaded"] == 0:
+                    break
             control(url, "/clock", {"advance": 6})  # PENDING -> QUEUING for every job: every run moved
             for index in range(1, 6):
                 report = asyncio.run(one_tick())

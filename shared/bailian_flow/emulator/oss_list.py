@@ -67,8 +67,8 @@ def list_objects(request: web.Request, store: OssStore, bucket: str, request_id:
     prefixes: list[str] = []
     last_entry: tuple[str, str] | None = None
     truncated = False
-    for key in store.sorted_keys(bucket):
-        if not key.startswith(prefix) or key <= marker or (skip_prefix and key.startswith(skip_prefix)):
+    for key in store.sorted_keys(bucket, prefix, marker):
+        if skip_prefix and key.startswith(skip_prefix):
             continue
         common = _common_prefix(key, prefix, delimiter)
         if common is not None and last_entry == ("P", common):

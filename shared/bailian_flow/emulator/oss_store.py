@@ -3,8 +3,8 @@
 Object keys are arbitrary UTF-8 (spaces, ``%``, non-ASCII, ``..``), so they never become file names: each
 object is ``<root>/<bucket>/<sha256(key)>.data`` with a JSON sidecar ``.json`` holding the key, ETag, size,
 content type, time and user metadata. The sidecars are reloaded at start-up, so a ``--data-dir`` outlives the
-process. An in-memory index (rebuilt from the sidecars) answers listings; it is sorted per listing, which
-orders keys by code point, the same order as their UTF-8 bytes.
+process. An in-memory index (rebuilt from the sidecars) answers listings: each bucket's keys kept sorted by code
+point (the same order as their UTF-8 bytes), so a listing bisects to its prefix and reads only its page.
 
 Commits (:meth:`OssStore.commit`) contain no ``await``: the create-only check and the rename happen in one
 step of the event loop, so two concurrent ``x-oss-forbid-overwrite`` writers cannot both win.
@@ -12,12 +12,14 @@ step of the event loop, so two concurrent ``x-oss-forbid-overwrite`` writers can
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import logging
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,9 @@ class OssStore:
         # Incoming uploads land next to the buckets so that the final rename stays on one filesystem.
         self.incoming = BlobStore(root / ".incoming")
         self.buckets: dict[str, dict[str, ObjectMeta]] = {}
+        # Each bucket's keys in order, kept as objects come and go: a listing starts at its prefix by bisection
+        # instead of sorting every key of the bucket (thousands of runs make tens of thousands of objects).
+        self._order: dict[str, list[str]] = {}
         self._load()
 
     def _load(self) -> None:
@@ -75,6 +80,7 @@ class OssStore:
                     continue
                 if sidecar.with_suffix(".data").exists():
                     objects[meta.key] = meta
+            self._order[bucket_dir.name] = sorted(objects)
 
     def _paths(self, bucket: str, key: str) -> tuple[Path, Path]:
         digest = hashlib.sha256(key.encode("utf-8", errors="surrogatepass")).hexdigest()
@@ -121,24 +127,36 @@ class OssStore:
         tmp.write_text(json.dumps(asdict(meta), ensure_ascii=False), "utf-8")
         os.replace(tmp, meta_path)
         objects[key] = meta
+        if previous is None:
+            bisect.insort(self._order.setdefault(bucket, []), key)
         return meta, previous
 
     def delete(self, bucket: str, key: str) -> ObjectMeta | None:
         meta = self.buckets.get(bucket, {}).pop(key, None)
         if meta is not None:
+            order = self._order[bucket]
+            del order[bisect.bisect_left(order, key)]
             data_path, meta_path = self._paths(bucket, key)
             meta_path.unlink(missing_ok=True)
             data_path.unlink(missing_ok=True)
         return meta
 
-    def sorted_keys(self, bucket: str) -> list[str]:
-        return sorted(self.buckets.get(bucket, {}))
+    def sorted_keys(self, bucket: str, prefix: str = "", after: str = "") -> Iterator[str]:
+        """The bucket's keys in order that start with `prefix` and sort after `after` (O(log n) to the first)."""
+        order = self._order.get(bucket, [])
+        start = bisect.bisect_right(order, after) if after >= prefix else bisect.bisect_left(order, prefix)
+        for index in range(start, len(order)):
+            key = order[index]
+            if not key.startswith(prefix):
+                return
+            yield key
 
     def count(self) -> int:
         return sum(len(objects) for objects in self.buckets.values())
 
     def clear(self) -> None:
         self.buckets.clear()
+        self._order.clear()
         for child in self.root.iterdir():
             if child.is_dir():
                 shutil.rmtree(child, ignore_errors=True)

@@ -203,6 +203,9 @@ async def _tick(flow: Flow, report: TickReport) -> None:
     listed = Listed()
     until = time.monotonic() + max(flow.remaining() - SAFETY_MARGIN_SECONDS, 0.0) * LISTING_SHARE
     families = {FOLLOWS[brief.stage][0] for brief in briefs.values() if brief.stage in FOLLOWS}
+    if len(briefs) < len(run_ids):
+        # Runs the hint does not know may be in any polled stage: one list of each family beats a GET per run.
+        families |= {family for family, _, _ in FOLLOWS.values()}
     await bulk.list_families(flow, families, listed, until)
 
     try:
