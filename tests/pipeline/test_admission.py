@@ -4,6 +4,7 @@ frees, first come first served, through the real functions and the emulator's qu
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -135,3 +136,23 @@ def test_a_run_admitted_into_a_quota_taken_meanwhile_keeps_its_place(pipeline: P
 def _any_file(pipeline: Pipeline) -> str:
     files = pipeline.bailian("GET", "/api/v1/files?page_size=1")["data"]["files"]
     return str(files[0]["file_id"])
+
+
+def test_a_stale_hint_that_still_says_waiting_does_not_hide_an_admitted_run(pipeline: Pipeline) -> None:
+    others = _fill_fine_tune_quota(pipeline)
+    run_id = pipeline.upload("datasets/hint/first.jsonl", SFT_SAMPLE)
+    _settle(pipeline)
+    pipeline.tick()
+    stale = pipeline.get("runs/_timer-state.json")
+    assert stale is not None and json.loads(stale)["runs"][run_id]["stage"] == "waiting"
+    http_json(f"{pipeline.url}/_emulator/clock", "POST", {"advance": 200})
+    pipeline.bailian("DELETE", f"/api/v1/fine-tunes/{others[0]}")
+    assert pipeline.tick()["admitted"] == [run_id]
+    # A tick that overlapped the one above writes its older hint last.
+    pipeline.put("runs/_timer-state.json", stale)
+    _settle(pipeline)
+    assert _run(pipeline, run_id)["stage"] == "training"
+
+    pipeline.tick()
+    hint = json.loads(pipeline.get("runs/_timer-state.json") or b"{}")
+    assert hint["runs"][run_id]["stage"] == "training", "out of line, so looked at, so known again"

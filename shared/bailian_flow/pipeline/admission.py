@@ -57,7 +57,7 @@ def marker_key(quota: str, waiting: Waiting, run_id: str) -> str:
     return f"{queue_prefix(quota)}{millis:013d}-{run_id}"
 
 
-def _run_of(key: str) -> str:
+def run_of(key: str) -> str:
     return key.rsplit("/", 1)[-1].partition("-")[2]
 
 
@@ -184,7 +184,7 @@ async def admit(flow: Flow, quota: str, room: Room, *, reads_left: int | None = 
     for key in await line(flow, quota):
         if not room.fits(None) or (reads_left is not None and reads_left <= 0):
             break
-        run_id = _run_of(key)
+        run_id = run_of(key)
         current = await load(flow, run_id)
         if reads_left is not None:
             reads_left -= 1

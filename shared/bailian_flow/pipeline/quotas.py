@@ -83,12 +83,16 @@ LISTS: dict[str, str] = {admission.FINE_TUNE_JOBS: bulk.FINE_TUNES, admission.FI
 class Admitted:
     states: list[RunState] = field(default_factory=list)
     rooms: dict[str, Room] = field(default_factory=dict)
+    # Runs that are in a line after this pass: a waiting run not among them left the line (or never joined it).
+    in_line: set[str] = field(default_factory=set)
 
 
 async def admit_waiting(flow: Flow, briefs: Sequence[Brief], listed: Listed, until: float) -> Admitted:
     """Let the oldest waiting runs go, per quota, up to what is free now (lists still missing are read by `until`)."""
     result = Admitted()
-    wanted = {quota for quota in COUNTERS if await admission.line(flow, quota)}
+    lines = {quota: await admission.line(flow, quota) for quota in COUNTERS}
+    result.in_line = {admission.run_of(key) for keys in lines.values() for key in keys}
+    wanted = {quota for quota, keys in lines.items() if keys}
     if not wanted:
         return result
     await bulk.list_families(flow, {LISTS[quota] for quota in wanted if quota in LISTS}, listed, until)
@@ -97,5 +101,7 @@ async def admit_waiting(flow: Flow, briefs: Sequence[Brief], listed: Listed, unt
         if room is None:
             continue
         result.rooms[quota] = Room(room.used, room.limit, room.bytes_used, room.bytes_limit)
-        result.states += await admission.admit(flow, quota, room)
+        admitted = await admission.admit(flow, quota, room)
+        result.states += admitted
+        result.in_line -= {state.run_id for state in admitted}
     return result

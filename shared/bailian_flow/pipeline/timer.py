@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from bailian_flow.pipeline import bulk, cancel
+from bailian_flow.pipeline import admission, bulk, cancel
 from bailian_flow.pipeline.bulk import Listed
 from bailian_flow.pipeline.quotas import admit_waiting
 from bailian_flow.pipeline.runtime import MAX_REDRIVES, Flow, utc_now
@@ -125,6 +125,8 @@ async def _visit(flow: Flow, run_id: str, current: Current, report: TickReport) 
         await advance(flow, run_id, POLLING)
         report.polled.append(run_id)
         report.advanced += 1
+    elif stage == "waiting":
+        await admission.ensure_in_line(flow, current.state)  # its marker may have been lost to a crash
     elif stage == "canceling":
         if cancel.finalizable(flow, current) and await cancel.finalize(flow, current) is not None:
             report.polled.append(run_id)
@@ -161,15 +163,16 @@ def _moved(flow: Flow, brief: Brief, listed: Listed) -> bool:
     return bool(status != getattr(brief, status_field))
 
 
-def _needs_look(flow: Flow, brief: Brief | None, listed: Listed) -> bool:
+def _needs_look(flow: Flow, run_id: str, brief: Brief | None, listed: Listed, in_line: set[str]) -> bool:
     """Whether a run must be loaded this tick. Only two kinds are skipped: a polled run whose status has not moved,
-    and a waiting run (admission reads its line). A run between two events is looked at every tick: it is
+    and a waiting run still in its line (admission reads the lines; a run out of line was admitted or cancelled
+    since, perhaps by another tick, or lost its marker). A run between two events is looked at every tick: it is
     normally in that state for seconds, so few are, and an event chain may have moved it on since."""
     if brief is None:
         return True
     if brief.stage in FOLLOWS:
         return _moved(flow, brief, listed)
-    return brief.stage != "waiting"
+    return brief.stage != "waiting" or run_id not in in_line
 
 
 async def tick(flow: Flow) -> TickReport:
@@ -208,8 +211,10 @@ async def _tick(flow: Flow, report: TickReport) -> None:
         families |= {family for family, _, _ in FOLLOWS.values()}
     await bulk.list_families(flow, families, listed, until)
 
+    in_line: set[str] = set()
     try:
         admitted = await admit_waiting(flow, list(briefs.values()), listed, until)
+        in_line = admitted.in_line
         report.admitted = [state.run_id for state in admitted.states]
         for state in admitted.states:
             briefs[state.run_id] = Brief.of(state, utc_now())
@@ -219,7 +224,7 @@ async def _tick(flow: Flow, report: TickReport) -> None:
 
     todo: list[str] = []
     for run_id in _rotated(run_ids, hint.cursor):
-        if _needs_look(flow, briefs.get(run_id), listed):
+        if _needs_look(flow, run_id, briefs.get(run_id), listed, in_line):
             todo.append(run_id)
         elif briefs[run_id].stage in FOLLOWS:
             report.polled.append(run_id)  # its status, read in bulk, has not moved
