@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -143,6 +145,28 @@ async def test_one_shot_stream_is_not_retried_once_consumed(bailian_env: Any, co
         with pytest.raises(InternalServerError):
             await client.files.upload(stream(), filename="stream.jsonl")
     assert pulled > 0
+    assert await control.fault_hits() == [1]
+    assert (await control.state())["created"]["files"] == 0
+
+
+async def test_one_shot_stream_opened_before_an_early_answer_is_not_sent_again_empty(
+    bailian_env: Any, control: Control
+) -> None:
+    """The server answers 503 while the stream still waits for its first chunk (an OSS read in flight): the HTTP
+    library closes the stream, so a retry would send an empty body and make an empty file."""
+    pulled = 0
+
+    async def stream() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        await asyncio.sleep(0.3)
+        for _ in range(4):
+            pulled += 1
+            yield SFT_LINE
+
+    await control.faults({"method": "POST", "path": "/api/v1/files", "status": 503, "times": 1})
+    async with fast_client() as client:
+        with pytest.raises(InternalServerError):
+            await client.files.upload(stream(), filename="stream.jsonl")
     assert await control.fault_hits() == [1]
     assert (await control.state())["created"]["files"] == 0
 

@@ -16,8 +16,8 @@ Which calls are retried
     again.
 * A 429 that says an account quota is full (`QuotaExceededError`) is never retried: no backoff frees a quota,
   the caller must queue. Rate throttling (every other 429) keeps its backoff.
-* A body streamed from a one-shot async iterator can only be sent once: after its first chunk was consumed
-  it is never retried, whatever the answer.
+* A body streamed from a one-shot async iterator can only be sent once: once it was opened (even before its
+  first chunk arrived) it is never retried, whatever the answer.
 """
 
 from __future__ import annotations

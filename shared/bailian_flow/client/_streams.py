@@ -49,7 +49,8 @@ class UploadSource:
         self.replayable = replayable
         self._opener = opener
         self._path = path  # a regular file that `sendfile` can send as is
-        self.consumed = False  # set once the first chunk left: a one-shot source can then never be retried
+        # Set once the body started: a one-shot source (opened) or any source (a chunk left) is then spent.
+        self.consumed = False
         self.progress: ProgressCallback | None = None
 
     def __repr__(self) -> str:
@@ -62,6 +63,10 @@ class UploadSource:
     async def chunks(self) -> AsyncIterator[bytes]:
         if not self.can_send:
             raise SourceConsumedError(f"{self.filename}: a one-shot stream cannot be sent twice")
+        if not self.replayable:
+            # Spent once opened, even before its first chunk: when the server answers early the HTTP library
+            # closes the stream mid-await, and a retry would send it empty (an empty file on Bailian).
+            self.consumed = True
         sent = 0
         async for chunk in self._opener():
             if not chunk:
