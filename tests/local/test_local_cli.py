@@ -21,6 +21,16 @@ def _command(*args: str) -> list[str]:
     return [sys.executable, "-c", "from bailian_flow.cli import main; raise SystemExit(main())", *args]
 
 
+def _isolated_env(home: Path) -> dict[str, str]:
+    """The user's own profile and data directory stay untouched: `dev` writes both."""
+    return {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_DATA_HOME": str(home / "data"),
+    }
+
+
 def test_dev_prints_its_endpoints_serves_them_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
@@ -30,7 +40,7 @@ def test_dev_prints_its_endpoints_serves_them_and_stops_on_ctrl_c(tmp_path: Path
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=_isolated_env(tmp_path / "home"),
     )
     try:
         assert process.stdout is not None
@@ -55,10 +65,16 @@ def test_dev_prints_its_endpoints_serves_them_and_stops_on_ctrl_c(tmp_path: Path
             process.wait()
 
 
-def test_demo_follows_the_sample_run_to_done() -> None:
+def test_demo_follows_the_sample_run_to_done(tmp_path: Path) -> None:
     started = time.monotonic()
     result = subprocess.run(
-        _command("demo", "--timeout", "60"), cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        _command("demo", "--timeout", "60"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=_isolated_env(tmp_path / "home"),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "uploaded" in result.stdout and "datasets/demo/train.jsonl" in result.stdout
