@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bailian_flow.pipeline.settings import SettingsError, _deep_merge
+from bailian_flow.pipeline.settings import SettingsError, deep_merge
 
 Endpoint = Literal["/v1/chat/completions", "/v1/embeddings"]
 _WINDOW = re.compile(r"^(\d{1,3})([hd])$")
@@ -85,10 +85,10 @@ def resolve_batch_settings(
     merged: dict[str, Any] = {}
     blame = object_key
     if metadata:
-        merged = _deep_merge(merged, _from_metadata(metadata, object_key or ""))
+        merged = deep_merge(merged, _from_metadata(metadata, object_key or ""))
     for layer, where in ((sidecar, sidecar_key), (explicit, None)):
         if layer:
-            merged = _deep_merge(merged, layer)
+            merged = deep_merge(merged, layer)
             blame = where or blame
     try:
         return BatchSettings.model_validate(merged)

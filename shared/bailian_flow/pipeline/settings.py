@@ -211,11 +211,11 @@ _METADATA_JSON_FIELDS = {
 }
 
 
-def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -276,7 +276,7 @@ def parse_sidecar(data: bytes, *, object_key: str) -> dict[str, Any]:
 def with_overrides(settings: RunSettings, explicit: Mapping[str, Any]) -> RunSettings:
     """`settings` with a request's settings laid over them (raises SettingsError like `resolve_settings`)."""
     try:
-        return RunSettings.model_validate(_deep_merge(settings.model_dump(by_alias=True), explicit))
+        return RunSettings.model_validate(deep_merge(settings.model_dump(by_alias=True), explicit))
     except ValidationError as exc:
         raise _settings_error(exc, None) from None
 
@@ -307,7 +307,7 @@ def resolve_settings(
         layers.append((explicit, None))
     blame: str | None = object_key
     for layer, where in layers:
-        merged = _deep_merge(merged, layer)
+        merged = deep_merge(merged, layer)
         blame = where or blame
     try:
         return RunSettings.model_validate(merged)
