@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bailian_flow.pipeline.settings import SettingsError, deep_merge
+from bailian_flow.pipeline.settings import SettingsError, deep_merge, metadata_overrides
 
 Endpoint = Literal["/v1/chat/completions", "/v1/embeddings"]
 _WINDOW = re.compile(r"^(\d{1,3})([hd])$")
@@ -59,19 +59,7 @@ _METADATA_FIELDS: dict[str, tuple[str, ...]] = {
 
 
 def _from_metadata(metadata: Mapping[str, str], object_key: str) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    for raw_name, value in metadata.items():
-        name = raw_name.lower().removeprefix("x-oss-meta-")
-        if not name.startswith("flow-"):
-            continue
-        path = _METADATA_FIELDS.get(name)
-        if path is None:
-            raise SettingsError(f"unknown metadata setting {raw_name}", object_key=object_key, field=name)
-        target = overrides
-        for part in path[:-1]:
-            target = target.setdefault(part, {})
-        target[path[-1]] = value
-    return overrides
+    return metadata_overrides(metadata, object_key=object_key, fields=_METADATA_FIELDS, json_fields={})
 
 
 def resolve_batch_settings(

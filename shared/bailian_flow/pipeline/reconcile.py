@@ -8,7 +8,7 @@ dropped after the server acted) finds the resource instead of making a second on
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
@@ -111,34 +111,31 @@ def generation_of(name: str | None, base: str, separator: str) -> int | None:
     return int(tail) if tail.isdigit() and int(tail) > 1 else None
 
 
+async def _of_attempt(
+    listing: AsyncIterator[T], name_of: Callable[[T], str | None], base: str, separator: str
+) -> list[tuple[int, T]]:
+    """Every listed resource whose name is a generation of `base`, with that generation."""
+    found = []
+    async for item in listing:
+        generation = generation_of(name_of(item), base, separator)
+        if generation is not None:
+            found.append((generation, item))
+    return found
+
+
 async def jobs_of_attempt(flow: Flow, run_id: str, attempt: int) -> list[tuple[int, FineTuneJob]]:
     base = job_name(run_id, attempt)
-    found = []
-    async for job in flow.client.fine_tunes.list():
-        generation = generation_of(job.job_name, base, _NAME_GENERATION)
-        if generation is not None:
-            found.append((generation, job))
-    return found
+    return await _of_attempt(flow.client.fine_tunes.list(), lambda job: job.job_name, base, _NAME_GENERATION)
 
 
 async def files_of_attempt(flow: Flow, run_id: str, attempt: int, role: str) -> list[tuple[int, FileInfo]]:
     base = file_description(run_id, attempt, role)
-    found = []
-    async for info in flow.client.files.list():
-        generation = generation_of(info.description, base, _DESCRIPTION_GENERATION)
-        if generation is not None:
-            found.append((generation, info))
-    return found
+    return await _of_attempt(flow.client.files.list(), lambda info: info.description, base, _DESCRIPTION_GENERATION)
 
 
 async def imports_of_attempt(flow: Flow, run_id: str, attempt: int) -> list[tuple[int, ImportJob]]:
     base = import_name(run_id, attempt)
-    found = []
-    async for job in flow.client.custom_models.list():
-        generation = generation_of(job.display_name, base, _NAME_GENERATION)
-        if generation is not None:
-            found.append((generation, job))
-    return found
+    return await _of_attempt(flow.client.custom_models.list(), lambda job: job.display_name, base, _NAME_GENERATION)
 
 
 # -- everything a run made, every attempt and generation (for cancel and cleanup) ------------------------------------

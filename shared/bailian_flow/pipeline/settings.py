@@ -221,15 +221,24 @@ def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, A
     return merged
 
 
-def metadata_overrides(metadata: Mapping[str, str], *, object_key: str) -> dict[str, Any]:
-    """Turn `x-oss-meta-flow-*` user metadata (names without the `x-oss-meta-` prefix) into settings."""
+def metadata_overrides(
+    metadata: Mapping[str, str],
+    *,
+    object_key: str,
+    fields: Mapping[str, tuple[str, ...]] = _METADATA_FIELDS,
+    json_fields: Mapping[str, tuple[str, ...]] = _METADATA_JSON_FIELDS,
+) -> dict[str, Any]:
+    """Turn `x-oss-meta-flow-*` user metadata (names without the `x-oss-meta-` prefix) into settings.
+
+    `fields` maps a metadata name to where its text goes, `json_fields` one whose value is a JSON document.
+    """
     overrides: dict[str, Any] = {}
     for raw_name, value in metadata.items():
         name = raw_name.lower().removeprefix("x-oss-meta-")
         if not name.startswith("flow-"):
             continue
         parsed: Any = value
-        path = _METADATA_JSON_FIELDS.get(name)
+        path = json_fields.get(name)
         if path is not None:
             try:
                 parsed = json.loads(value)
@@ -240,7 +249,7 @@ def metadata_overrides(metadata: Mapping[str, str], *, object_key: str) -> dict[
                     field=".".join(path),
                 ) from None
         else:
-            path = _METADATA_FIELDS.get(name)
+            path = fields.get(name)
         if path is None:
             raise SettingsError(f"unknown metadata setting {raw_name}", object_key=object_key, field=name)
         target = overrides
