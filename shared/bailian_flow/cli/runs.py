@@ -97,7 +97,7 @@ def runs() -> None:
     \b
     Examples:
       bailian-flow runs list --stage FAILED
-      bailian-flow runs show run-20260101-ab12cd
+      bailian-flow runs show rb028b771c98d0a5
       bailian-flow runs watch
     """
 
@@ -208,7 +208,7 @@ def show(run_id: str, as_json: bool) -> None:
 
     \b
     Example:
-      bailian-flow runs show run-20260101-ab12cd
+      bailian-flow runs show rb028b771c98d0a5
     """
     detail = Api.from_profile().get(f"/runs/{_safe(run_id)}")
     if as_json:
@@ -238,7 +238,7 @@ def watch(run_id: str | None, interval: float, timeout: float, as_json: bool) ->
 
     \b
     Examples:
-      bailian-flow runs watch run-20260101-ab12cd
+      bailian-flow runs watch rb028b771c98d0a5
       bailian-flow runs watch --json | jq .stage
     """
     api = Api.from_profile()
@@ -307,7 +307,7 @@ def cancel(run_id: str, as_json: bool) -> None:
 
     \b
     Example:
-      bailian-flow runs cancel run-20260101-ab12cd
+      bailian-flow runs cancel rb028b771c98d0a5
     """
     _act(run_id, "cancel", None, as_json)
 
@@ -322,7 +322,7 @@ def retry(run_id: str, settings_file: Path | None, assignments: tuple[str, ...],
 
     \b
     Example:
-      bailian-flow runs retry run-20260101-ab12cd --set hyper_parameters.n_epochs=1
+      bailian-flow runs retry rb028b771c98d0a5 --set hyper_parameters.n_epochs=1
     """
     settings = parse_settings(settings_file, assignments)
     _act(run_id, "retry", {"settings": settings} if settings else None, as_json)
@@ -337,6 +337,6 @@ def teardown(run_id: str, as_json: bool) -> None:
 
     \b
     Example:
-      bailian-flow runs teardown run-20260101-ab12cd
+      bailian-flow runs teardown rb028b771c98d0a5
     """
     _act(run_id, "teardown", None, as_json)
