@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bailian_flow.pipeline.layout import WAITING_PREFIX
-from bailian_flow.pipeline.runtime import Flow, utc_now
+from bailian_flow.pipeline.runtime import Flow, iso_z
 from bailian_flow.pipeline.state import RunState, Stage, Waiting
 from bailian_flow.pipeline.transitions import Current, commit, load
 
@@ -38,10 +38,6 @@ log = logging.getLogger("bailian_flow.pipeline")
 FINE_TUNE_JOBS = "fine-tune-jobs"
 FILES = "files"
 BATCHES = "batches"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _parse(value: str) -> datetime:
@@ -98,7 +94,7 @@ async def wait(
     """Commit `waiting` and join the line; a run that waited for this quota before keeps its place."""
     previous = current.state.waiting
     limit = limit if limit is not None else limit_of(flow, quota)
-    since = previous.since if previous is not None and previous.quota == quota else _iso(utc_now())
+    since = previous.since if previous is not None and previous.quota == quota else iso_z(timespec="milliseconds")
     waiting = Waiting(quota=quota, used=used, limit=limit, since=since, redo=redo, needs_bytes=needs_bytes)
     fullness = f" ({used}/{limit})" if used is not None and limit is not None else ""
     changed = f"waiting for the {quota} quota{fullness}" + (f": {why}" if why else "")
@@ -198,7 +194,7 @@ async def admit(flow: Flow, quota: str, room: Room, *, reads_left: int | None = 
         if not room.fits(waiting.needs_bytes):
             break
         changed = f"admitted: the {quota} quota has room ({room.used}/{room.limit}); redoing {waiting.redo}"
-        updated = waiting.model_copy(update={"admitted_at": _iso(utc_now())})
+        updated = waiting.model_copy(update={"admitted_at": iso_z(timespec="milliseconds")})
         state = await commit(flow, current, waiting.redo, changed, waiting=updated)
         if state is not None:
             admitted.append(state)

@@ -15,7 +15,7 @@ from typing import Any
 
 from bailian_flow.pipeline.inputs import MAX_SIDECAR_BYTES
 from bailian_flow.pipeline.layout import IMPORT_SUFFIX
-from bailian_flow.pipeline.runtime import Flow, utc_now
+from bailian_flow.pipeline.runtime import Flow, iso_z
 from bailian_flow.pipeline.settings import RunSettings, SettingsError, parse_sidecar, resolve_settings
 from bailian_flow.pipeline.state import RunError, RunState, Source
 from bailian_flow.pipeline.transitions import create, load
@@ -87,7 +87,7 @@ async def _create(
         stage="failed" if error else "job-succeeded",
         source=source,
         settings=settings,
-        created_at=utc_now().isoformat().replace("+00:00", "Z"),
+        created_at=iso_z(),
         error=error,
     )
     if error:

@@ -15,7 +15,7 @@ from bailian_flow.pipeline import inputs
 from bailian_flow.pipeline.batch_settings import resolve_batch_settings
 from bailian_flow.pipeline.batch_state import BatchRun
 from bailian_flow.pipeline.layout import SIDECAR_SUFFIX
-from bailian_flow.pipeline.runtime import Flow, utc_now
+from bailian_flow.pipeline.runtime import Flow, iso_z
 from bailian_flow.pipeline.settings import RunSettings, SettingsError, parse_sidecar, resolve_settings
 from bailian_flow.pipeline.state import RunError, RunKind, RunState, Source
 from bailian_flow.pipeline.transitions import create, load
@@ -23,10 +23,6 @@ from bailian_flow.runlog import run_id_for
 from bailian_flow.store import StoreError, bare_etag
 
 log = logging.getLogger("bailian_flow.pipeline")
-
-
-def _now() -> str:
-    return utc_now().isoformat().replace("+00:00", "Z")
 
 
 def _normal_etag(etag: str | None) -> str:
@@ -145,7 +141,7 @@ async def open_run_for_object(
         stage="failed" if error else first_stage,
         source=source,
         settings=settings,
-        created_at=_now(),
+        created_at=iso_z(),
         error=error,
     )
     return await _create_or_load(flow, state, f"failed: {error.reason}" if error else f"{first_stage} {key}")
@@ -166,7 +162,7 @@ async def _record_forbidden(
         stage="failed",
         source=Source(bucket=bucket, key=key),
         settings=RunSettings.from_defaults(flow.settings.defaults),
-        created_at=_now(),
+        created_at=iso_z(),
         error=error,
     )
     return await _create_or_load(flow, state, f"failed: {error.reason}")
@@ -196,7 +192,7 @@ async def open_run_for_file(
         stage="file-ready",
         source=Source(file_id=file_id),
         settings=settings,
-        created_at=_now(),
+        created_at=iso_z(),
         file_id=file_id,
     )
     written = await create(flow, state, f"registered file {file_id}")
@@ -218,7 +214,7 @@ async def record_bad_event(flow: Flow, raw: bytes, reason: str, *, function: str
         stage="failed",
         source=Source(),
         settings=RunSettings.from_defaults(flow.settings.defaults),
-        created_at=_now(),
+        created_at=iso_z(),
         error=RunError(reason=f"{function} got an event it cannot use: {reason}", code="InvalidEvent"),
     )
     await create(flow, state, f"failed: {state.error.reason if state.error else reason}")

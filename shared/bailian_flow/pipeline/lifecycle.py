@@ -14,7 +14,7 @@ from typing import Any
 
 from bailian_flow.pipeline.cleanup import apply_retention, undeploy
 from bailian_flow.pipeline.layout import TTL_PREFIX
-from bailian_flow.pipeline.runtime import Flow, utc_now
+from bailian_flow.pipeline.runtime import Flow, iso_z, utc_now
 from bailian_flow.pipeline.state import RunState
 from bailian_flow.pipeline.transitions import Current, commit, load
 
@@ -23,10 +23,6 @@ log = logging.getLogger("bailian_flow.pipeline")
 _KEY_TIME = "%Y%m%dT%H%M%S.%fZ"
 # Stop expiring with this much of the timer's budget left: the tick's polling matters more.
 TTL_MARGIN_SECONDS = 15.0
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def ttl_key(expires_at: datetime, run_id: str) -> str:
@@ -57,8 +53,8 @@ async def finish(flow: Flow, current: Current, changed: str, **updates: Any) -> 
     if ttl and state.deployed_model and not state.undeployed_at:
         expires = utc_now() + timedelta(seconds=ttl)
         await flow.store.put(ttl_key(expires, state.run_id), b"", content_type="text/plain")
-        updates["deployment_expires_at"] = _iso(expires)
-        changed += f"; undeploys at {_iso(expires)} (deployment_ttl {ttl}s)"
+        updates["deployment_expires_at"] = iso_z(expires)
+        changed += f"; undeploys at {iso_z(expires)} (deployment_ttl {ttl}s)"
     return await commit(flow, current, "done", changed, **updates)
 
 
@@ -82,7 +78,7 @@ async def tear_down(flow: Flow, current: Current, why: str) -> RunState | None:
         "done",
         f"undeployed {state.deployed_model} ({why})",
         event="run.undeployed",
-        undeployed_at=_iso(utc_now()),
+        undeployed_at=iso_z(),
         deployment_status="DELETING",
     )
     expiry = _expiry_of(state)

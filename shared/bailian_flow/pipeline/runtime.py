@@ -56,6 +56,11 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def iso_z(moment: datetime | None = None, *, timespec: str = "auto") -> str:
+    """A UTC moment (now by default) in ISO 8601 with a `Z`: the one spelling of times in a run's state."""
+    return (moment or utc_now()).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 def request_id_of(context: Any) -> str:
     """FC's request id identifies a delivery; a retry of the same async invocation keeps it."""
     value = getattr(context, "request_id", None)

@@ -22,13 +22,12 @@ from bailian_flow.pipeline.batch_state import (
     BatchRun,
     Shard,
 )
-from bailian_flow.pipeline.runtime import Flow
+from bailian_flow.pipeline.runtime import Flow, iso_z
 from bailian_flow.pipeline.stages.batch_acts import (
     act_collect,
     act_merge,
     act_submit,
     batch_of,
-    now_text,
     without_claim,
 )
 from bailian_flow.pipeline.state import RunError, Stage
@@ -87,7 +86,7 @@ async def act_plan(flow: Flow, current: Current) -> None:
     except ObjectNotFoundError:
         await fail(flow, current, RunError(reason=f"object {key} does not exist", object=key, code="SourceMissing"))
         return
-    planned = batch.model_copy(update={"total": plan.total, "shards": plan.shards, "planned_at": now_text()})
+    planned = batch.model_copy(update={"total": plan.total, "shards": plan.shards, "planned_at": iso_z()})
     await commit(
         flow,
         current,
@@ -111,7 +110,7 @@ async def _refresh(flow: Flow, batch: BatchRun) -> tuple[BatchRun, list[str]]:
             try:
                 found = await flow.client.batches.get(shard.batch_id)
             except NotFoundError:
-                shard = shard.model_copy(update={"status": "failed", "finished_at": now_text()})
+                shard = shard.model_copy(update={"status": "failed", "finished_at": iso_z()})
                 changes.append(f"shard {shard.index}: batch {shard.batch_id} is gone")
             else:
                 if found.status != shard.status:
@@ -121,7 +120,7 @@ async def _refresh(flow: Flow, batch: BatchRun) -> tuple[BatchRun, list[str]]:
                         "error_file_id": found.error_file_id,
                     }
                     if found.status in FINISHED_STATUSES:
-                        update["finished_at"] = now_text()
+                        update["finished_at"] = iso_z()
                     shard = shard.model_copy(update=update)
                     changes.append(f"shard {shard.index} {found.status}")
         shards.append(shard)

@@ -22,7 +22,7 @@ from bailian_flow.pipeline.batch_state import (
     callback_token,
     shard_name,
 )
-from bailian_flow.pipeline.runtime import Flow, utc_now
+from bailian_flow.pipeline.runtime import Flow, iso_z
 from bailian_flow.pipeline.transitions import (
     RECORD_TRIES,
     Current,
@@ -37,10 +37,6 @@ log = logging.getLogger("bailian_flow.pipeline")
 
 class QuotaWait(Exception):
     """Bailian refused a batch for a quota: the shard waits, the run does not fail."""
-
-
-def now_text() -> str:
-    return utc_now().isoformat().replace("+00:00", "Z")
 
 
 def batch_of(current: Current) -> BatchRun:
@@ -106,7 +102,7 @@ async def act_submit(flow: Flow, current: Current) -> None:
             file_id=file_id,
             batch_id=found.id,
             status=found.status,
-            submitted_at=now_text(),
+            submitted_at=iso_z(),
         ),
     )
     if not recorded:
@@ -269,7 +265,7 @@ async def act_merge(flow: Flow, current: Current) -> None:
     parts = [shard.part_key for shard in batch.shards if shard.part_key]
     for kind, name in ((OUTPUT, "output.jsonl"), (ERROR, "errors.jsonl")):
         await flow.store.put_stream(results_key(flow, key, state.run_id, name), merged(flow, parts, kind))
-    finished = now_text()
+    finished = iso_z()
     report = summary(batch, state.run_id, key, finished)
     await flow.store.put(
         results_key(flow, key, state.run_id, "summary.json"),
