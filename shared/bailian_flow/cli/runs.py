@@ -333,7 +333,7 @@ def retry(run_id: str, settings_file: Path | None, assignments: tuple[str, ...],
 @json_option
 @verbose_option
 def teardown(run_id: str, as_json: bool) -> None:
-    """Tear down what a run created on Bailian (its deployment, files), keeping its history.
+    """Undeploy a DONE run's model (its deployment), keeping the run and its history.
 
     \b
     Example:
