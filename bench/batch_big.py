@@ -76,10 +76,9 @@ async def verify(store, run_id, path):
     return seen
 
 async def main():
-    env = {"BAILIAN_FLOW_CALLBACK_SECRET": "bench-callback-secret"}
     config = os.path.join(root, "s.yaml")
-    async with LocalStack(config, emulator_url=emulator_url, timer_interval=1.0, env=env) as stack:
-        os.environ["BAILIAN_FLOW_CALLBACK_URL"] = stack.http_url
+    # The stack points batch finish callbacks at its own webhook.
+    async with LocalStack(config, emulator_url=emulator_url, timer_interval=1.0) as stack:
         idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         store = open_store(store="oss", bucket=stack.bucket, endpoint=stack.emulator_url)
         await store.put_stream(KEY, chunks(path))

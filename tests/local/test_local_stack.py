@@ -138,4 +138,20 @@ async def test_environment_is_local_and_restored(tmp_path: Path, emulator_reset:
         assert os.environ["LOCAL_TEST_OUT"] == str(out)
         assert os.environ.get("PYTHONPATH") == before.get("PYTHONPATH")  # cloud-only path never applied
         assert stack.bucket == BUCKET
+        # Batch finish callbacks come back to the stack's own HTTP trigger, with a secret nobody had to set.
+        assert os.environ["BAILIAN_FLOW_CALLBACK_URL"] == stack.http_url
+        assert len(os.environ["BAILIAN_FLOW_CALLBACK_SECRET"]) >= 32
     assert dict(os.environ) == before
+
+
+async def test_a_callback_url_the_user_chose_is_kept(tmp_path: Path, emulator_reset: Any) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    config = write_app(tmp_path / "app", out, timer="0 0 4 * * *")
+    chosen = {"BAILIAN_FLOW_CALLBACK_URL": "http://127.0.0.1:9/relay", "BAILIAN_FLOW_CALLBACK_SECRET": "mine"}
+    async with LocalStack(config, emulator_url=emulator_reset.url, env=chosen):
+        assert {name: os.environ[name] for name in chosen} == chosen
+    # One that would leave the machine is replaced: locally nothing but loopback is called.
+    far = {"BAILIAN_FLOW_CALLBACK_URL": "https://example.com/hook"}
+    async with LocalStack(config, emulator_url=emulator_reset.url, env=far) as stack:
+        assert os.environ["BAILIAN_FLOW_CALLBACK_URL"] == stack.http_url

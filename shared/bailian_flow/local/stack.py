@@ -13,6 +13,8 @@ same variables. The previous environment is restored on exit.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -178,6 +180,7 @@ class LocalStack:
         self.invoke_url = f"http://{self._host}:{port}"
 
         self._start_http_triggers()
+        self._configure_batch_callbacks()
         self._start_oss_triggers()
         self._start_timers()
 
@@ -237,12 +240,37 @@ class LocalStack:
             "FC_ACCOUNT_ID": LOCAL_ACCOUNT_ID,
         }
         self.environment = {**merged, **local, **self._extra_env}
-        for name, value in self.environment.items():
+        self._export(self.environment)
+
+    def _export(self, values: Mapping[str, str]) -> None:
+        for name, value in values.items():
             self._saved_env.setdefault(name, os.environ.get(name))
             if value:
                 os.environ[name] = value
             else:
                 os.environ.pop(name, None)
+
+    def _configure_batch_callbacks(self) -> None:
+        """Bailian's batch finish callbacks go to this stack's own webhook, unless the user chose a URL.
+
+        The secret, unless given, derives from the API token, which dev keeps in its data directory: a batch
+        submitted before a restart still carries a valid callback path afterwards.
+        """
+        chosen = self.environment.get("BAILIAN_FLOW_CALLBACK_URL", "")
+        if chosen and _is_loopback(chosen):
+            return
+        if chosen:
+            log.warning("BAILIAN_FLOW_CALLBACK_URL %s is not loopback; locally callbacks go to the stack's own", chosen)
+        if not self.http_url:
+            self._export({"BAILIAN_FLOW_CALLBACK_URL": ""})
+            return
+        secret = (
+            self.environment.get("BAILIAN_FLOW_CALLBACK_SECRET")
+            or hmac.new(self.api_token.encode(), b"bailian-flow batch finish callbacks", hashlib.sha256).hexdigest()
+        )
+        callbacks = {"BAILIAN_FLOW_CALLBACK_URL": self.http_url, "BAILIAN_FLOW_CALLBACK_SECRET": secret}
+        self.environment.update(callbacks)
+        self._export(callbacks)
 
     def _restore_environment(self) -> None:
         for name, value in self._saved_env.items():
