@@ -8,7 +8,10 @@ way the triggers chain them: on_upload (a new dataset) -> on_file_ready (its mar
 finished) -> on_success (its marker) -> webhook (GET the run). The child times `import index` plus the handler
 call; the anchor child times `import dashscope`. Medians over the rounds. Target: each handler <= 0.45x the anchor.
 
-    python bench/cold_start.py [--rounds 5] [--no-bytecode]   (--no-bytecode: the layout as it was, no .pyc)
+    python bench/cold_start.py [--rounds 5] [--no-bytecode] [--python PATH]
+
+--no-bytecode: the layout as it was, no .pyc. --python: build and run the layout (and the anchor) with another
+CPython, e.g. FC's runtimes python3.10 / python3.12; the emulator keeps running in this interpreter.
 """
 
 from __future__ import annotations
@@ -63,10 +66,17 @@ def http(url: str, method: str = "GET", body: bytes | None = None, headers: dict
     return json.loads(data) if data.strip().startswith((b"{", b"[")) else data
 
 
-def build(work: Path, bytecode: bool) -> tuple[Path, Path, Path]:
+def version_of(python: str) -> str:
+    """The interpreter's full version, e.g. 3.12.1."""
+    out = subprocess.run([python, "-c", "import platform; print(platform.python_version())"], capture_output=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{python} is not a working Python interpreter")
+    return out.stdout.decode().strip()
+
+
+def build(work: Path, bytecode: bool, python: str) -> tuple[Path, Path, Path]:
     """(code dir holding the functions, the code tree /code/python, the layer tree /opt/python)."""
-    python = sys.executable
-    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    version = ".".join(version_of(python).split(".")[:2])
     env = {
         **os.environ,
         "BAILIAN_FLOW_BUILD_ANY_PYTHON": "1",
@@ -105,8 +115,7 @@ def build(work: Path, bytecode: bool) -> tuple[Path, Path, Path]:
     return functions, code_tree, layer
 
 
-def child(code: str, pythonpath: str, env: dict[str, str]) -> dict[str, Any]:
-    interpreter = getattr(sys, "_base_executable", sys.executable)
+def child(interpreter: str, code: str, pythonpath: str, env: dict[str, str]) -> dict[str, Any]:
     out = subprocess.run(
         [interpreter, "-B", "-s", "-c", code],
         capture_output=True,
@@ -152,7 +161,9 @@ def http_event(path: str) -> bytes:
     ).encode()
 
 
-def one_round(functions: Path, pythonpath: str, anchor_path: str, env: dict[str, str], emu: Emulator) -> dict[str, Any]:
+def one_round(
+    python: str, functions: Path, pythonpath: str, anchor_path: str, env: dict[str, str], emu: Emulator
+) -> dict[str, Any]:
     key = f"datasets/bench/{uuid.uuid4().hex[:8]}/train.jsonl"
     emu.put(key, (ROOT / "samples" / "sft" / "train.jsonl").read_bytes())
     [record] = [r for r in emu.records() if r["oss"]["object"]["key"] == key]
@@ -160,7 +171,7 @@ def one_round(functions: Path, pythonpath: str, anchor_path: str, env: dict[str,
 
     def run(name: str, event: bytes) -> dict[str, Any]:
         code = CHILD.format(code=str(functions / name), name=name, event=event)
-        figures[name] = child(code, pythonpath, env)
+        figures[name] = child(python, code, pythonpath, env)
         return figures[name]
 
     run("on_upload", json.dumps({"events": [record]}).encode())
@@ -174,7 +185,7 @@ def one_round(functions: Path, pythonpath: str, anchor_path: str, env: dict[str,
     run("on_timer", json.dumps({"triggerTime": "2026-11-30T00:00:00Z", "triggerName": "t", "payload": "p"}).encode())
     run("on_success", emu.marker("-job-succeeded.json"))
     run("webhook", http_event("/runs"))
-    figures["import dashscope"] = child(ANCHOR, anchor_path, env)
+    figures["import dashscope"] = child(python, ANCHOR, anchor_path, env)
     return figures
 
 
@@ -182,12 +193,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-bytecode", action="store_true", help="ship no .pyc (the layout before this change)")
+    parser.add_argument(
+        "--python",
+        default=getattr(sys, "_base_executable", sys.executable),
+        help="the CPython to build for and run the handlers with (default: this one, outside any venv)",
+    )
     args = parser.parse_args()
     from bailian_flow.emulator.process import spawn
 
     work = Path(tempfile.mkdtemp(prefix="cold-start-"))
     try:
-        functions, code_tree, layer = build(work, bytecode=not args.no_bytecode)
+        functions, code_tree, layer = build(work, bytecode=not args.no_bytecode, python=args.python)
         process, url = spawn(work / "emulator", "--time-scale", "100")
         try:
             env = {
@@ -204,22 +220,22 @@ def main() -> None:
             emu = Emulator(url)
             pythonpath = f"{code_tree}{os.pathsep}{layer}"
             anchor_path = str(work / "dashscope" / "python")
-            rounds = [one_round(functions, pythonpath, anchor_path, env, emu) for _ in range(args.rounds)]
+            rounds = [one_round(args.python, functions, pythonpath, anchor_path, env, emu) for _ in range(args.rounds)]
         finally:
             process.terminate()
             process.wait(timeout=10)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report(rounds, bytecode=not args.no_bytecode)
+    report(rounds, bytecode=not args.no_bytecode, version=version_of(args.python))
 
 
-def report(rounds: list[dict[str, Any]], *, bytecode: bool) -> None:
+def report(rounds: list[dict[str, Any]], *, bytecode: bool, version: str) -> None:
     def median(name: str, part: str) -> float:
         return statistics.median(r[name][part] for r in rounds) * 1000
 
     anchor = median("import dashscope", "import")
     layout = "compiled at build time" if bytecode else "no bytecode shipped"
-    print(f"python -B, {layout}, Python {sys.version.split()[0]}, medians of {len(rounds)} rounds (ms)")
+    print(f"python -B, {layout}, Python {version}, medians of {len(rounds)} rounds (ms)")
     print(f"{'':<18} {'import':>8} {'1st call':>9} {'total':>8} {'x anchor':>9} {'modules':>8}")
     worst = 0.0
     for name in (*FUNCTIONS, "import dashscope"):

@@ -15,7 +15,6 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from bailian_flow.config import RunDefaults
@@ -259,20 +258,22 @@ def metadata_overrides(
     return overrides
 
 
-class _PlainLoader(yaml.SafeLoader):
-    """YAML without aliases: a few bytes of `&a`/`*a` can stand for gigabytes once the settings are serialized."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.YAMLError("aliases (*name) are not allowed")
-        return super().compose_node(parent, index)
-
-
 def parse_sidecar(data: bytes, *, object_key: str) -> dict[str, Any]:
+    # yaml only here: most uploads have no sidecar, and its import is ~9 ms of a cold start.
+    import yaml
+
+    class PlainLoader(yaml.SafeLoader):
+        """YAML without aliases: a few bytes of `&a`/`*a` can stand for gigabytes once the settings are serialized."""
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.YAMLError("aliases (*name) are not allowed")
+            return super().compose_node(parent, index)
+
     if len(data) > MAX_SIDECAR_BYTES:
         raise SettingsError(f"settings file is larger than {MAX_SIDECAR_BYTES} bytes", object_key=object_key)
     try:
-        loaded = yaml.load(data.decode("utf-8"), Loader=_PlainLoader) or {}
+        loaded = yaml.load(data.decode("utf-8"), Loader=PlainLoader) or {}
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise SettingsError(f"settings file is not valid YAML: {exc}", object_key=object_key) from None
     except RecursionError:

@@ -9,18 +9,10 @@ calls Bailian. Finding an intent it did not write, younger than the lease, a del
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from importlib import import_module
+from typing import Any
 
 from bailian_flow.pipeline.runtime import Flow
-from bailian_flow.pipeline.stages.batch import RESUME_BATCH, poll_batch_run, step_batch_ready, step_batch_received
-from bailian_flow.pipeline.stages.delivery import (
-    act_deploy,
-    act_import,
-    poll_deployment,
-    poll_import,
-    step_job_succeeded,
-)
-from bailian_flow.pipeline.stages.training import act_start_job, poll_training, step_file_ready
-from bailian_flow.pipeline.stages.upload import act_upload, step_received
 from bailian_flow.pipeline.state import INTENTS, RunState, Stage
 from bailian_flow.pipeline.transitions import Current, Outcome, claim, load
 
@@ -63,29 +55,50 @@ ON_FILE_READY: frozenset[str] = frozenset({"file-ready", "starting-job"})
 ON_SUCCESS: frozenset[str] = frozenset({"job-succeeded", "importing", "deploying"})
 POLLING: frozenset[str] = frozenset({"training", "import-running", "deployment-pending", "batch-running"})
 
-FACT_STEPS: dict[str, Step] = {
-    "received": step_received,
-    "requested": step_received,
-    "file-ready": step_file_ready,
-    "job-succeeded": step_job_succeeded,
-    "training": poll_training,
-    "import-running": poll_import,
-    "deployment-pending": poll_deployment,
+# Each stage's step as "<module in pipeline/stages>:<function>", imported when a run first reaches it: a handler
+# loads only the stages its runs are in (on_file_ready never imports the upload, delivery or batch code).
+FACT_STEPS: dict[str, str] = {
+    "received": "upload:step_received",
+    "requested": "upload:step_received",
+    "file-ready": "training:step_file_ready",
+    "job-succeeded": "delivery:step_job_succeeded",
+    "training": "training:poll_training",
+    "import-running": "delivery:poll_import",
+    "deployment-pending": "delivery:poll_deployment",
 }
 # A batch run shares the first and terminal stages with fine-tunes, and has steps of its own for the rest.
-BATCH_FACT_STEPS: dict[str, Step] = {
-    "received": step_batch_received,
-    "requested": step_batch_received,
-    "batch-running": poll_batch_run,
-    "batch-ready": step_batch_ready,
+BATCH_FACT_STEPS: dict[str, str] = {
+    "received": "batch:step_batch_received",
+    "requested": "batch:step_batch_received",
+    "batch-running": "batch:poll_batch_run",
+    "batch-ready": "batch:step_batch_ready",
 }
-RESUMES: dict[str, Callable[[Flow, Current], Awaitable[None]]] = {
-    "uploading": act_upload,
-    "starting-job": act_start_job,
-    "importing": act_import,
-    "deploying": act_deploy,
-    **RESUME_BATCH,
+RESUMES: dict[str, str] = {
+    "uploading": "upload:act_upload",
+    "starting-job": "training:act_start_job",
+    "importing": "delivery:act_import",
+    "deploying": "delivery:act_deploy",
 }
+
+
+def _named(spec: str) -> Any:
+    module, _, name = spec.partition(":")
+    return getattr(import_module(f"bailian_flow.pipeline.stages.{module}"), name)
+
+
+def step_of(spec: str) -> Step:
+    step: Step = _named(spec)
+    return step
+
+
+def resume_of(stage: str) -> Callable[[Flow, Current], Awaitable[None]]:
+    """The act an intent stands for; the batch intents' table lives with the batch stages."""
+    if stage not in RESUMES:
+        from bailian_flow.pipeline.stages.batch import RESUME_BATCH
+
+        return RESUME_BATCH[stage]
+    act: Callable[[Flow, Current], Awaitable[None]] = _named(RESUMES[stage])
+    return act
 
 
 async def resume_intent(flow: Flow, current: Current) -> Outcome:
@@ -101,7 +114,7 @@ async def resume_intent(flow: Flow, current: Current) -> Outcome:
     state = current.state
     reclaimed = await claim(flow, current, state.stage, f"resuming {state.stage} (previous attempt unfinished)")
     if reclaimed is not None:
-        await RESUMES[state.stage](flow, reclaimed)
+        await resume_of(state.stage)(flow, reclaimed)
     return "again"
 
 
@@ -113,7 +126,7 @@ async def advance(flow: Flow, run_id: str, acts: frozenset[str], *, max_steps: i
             break
         stage = current.state.stage
         facts = BATCH_FACT_STEPS if current.state.kind == "batch" else FACT_STEPS
-        step = resume_intent if stage in INTENTS else facts[stage]
+        step = resume_intent if stage in INTENTS else step_of(facts[stage])
         outcome = await step(flow, current)
         current = await load(flow, run_id)
         if outcome == "stop":

@@ -1,0 +1,150 @@
+"""What each handler's first invocation loads, pinned (issue #9 §3, cold start): a module a cold start does not need
+stays out, so the trimming does not rot.
+
+Each handler runs once in a fresh interpreter, against the emulator, chained as the triggers chain them (a new
+dataset -> its file is ready -> the job has finished -> it succeeded -> `GET /runs`), and reports `sys.modules`
+after its call. Not a timing test: the figures are bench/cold_start.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness import FUNCTIONS, ROOT, Pipeline, http_json
+
+CHILD = """
+import json, sys
+sys.path.insert(0, {code!r})
+import index
+from bailian_flow.fc._context import make_context
+result = index.handler({event!r}, make_context({name!r}, request_id="imports-probe"))
+print(json.dumps({{"modules": sorted(sys.modules), "result": result}}))
+"""
+
+# Never on any handler's path: the CLI and local stack, vendor SDKs, the sidecar parser, the emulator.
+EVERYWHERE = {
+    "yaml",
+    "click",
+    "rich",
+    "dashscope",
+    "openai",
+    "bailian_flow.cli",
+    "bailian_flow.local",
+    "bailian_flow.emulator",
+}
+# Batch inference, on a fine-tune run's path.
+BATCH = {
+    "bailian_flow.pipeline.stages.batch",
+    "bailian_flow.pipeline.stages.batch_acts",
+    "bailian_flow.pipeline.batch_lines",
+    "bailian_flow.pipeline.batch_results",
+    "bailian_flow.pipeline.batch_unique",
+    "bailian_flow.client.resources.batches",
+    "bailian_flow.client.models.batches",
+}
+# Ingest: validating and uploading a dataset, and its cost estimate.
+INGEST = {
+    "bailian_flow.pipeline.stages.upload",
+    "bailian_flow.pipeline.ingest",
+    "bailian_flow.validate",
+    "bailian_flow.estimate",
+    "msgspec",
+}
+DELIVERY = {"bailian_flow.pipeline.stages.delivery", "bailian_flow.pipeline.lifecycle"}
+NOT_LOADED: dict[str, set[str]] = {
+    "on_upload": EVERYWHERE | BATCH | DELIVERY | {"bailian_flow.fc._http", "bailian_flow.pipeline.api"},
+    "on_file_ready": EVERYWHERE
+    | BATCH
+    | INGEST
+    | DELIVERY
+    | {"bailian_flow.fc._http", "bailian_flow.pipeline.api", "bailian_flow.client.resources.files"},
+    "on_timer": EVERYWHERE | BATCH | INGEST | {"bailian_flow.fc._http", "bailian_flow.pipeline.api"},
+    "on_success": EVERYWHERE | BATCH | INGEST | {"bailian_flow.fc._http", "bailian_flow.pipeline.api"},
+    # The REST API reads runs: no stage code, no Bailian resource, no OSS event parsing.
+    "webhook": EVERYWHERE
+    | BATCH
+    | INGEST
+    | DELIVERY
+    | {"bailian_flow.pipeline.steps", "bailian_flow.fc._oss", "bailian_flow.client.resources"},
+}
+
+
+def first_invocation(name: str, event: bytes) -> tuple[set[str], Any]:
+    code = CHILD.format(code=str(ROOT / "functions" / name), name=name, event=event)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    return set(answer["modules"]), answer["result"]
+
+
+def loaded_of(modules: set[str], names: set[str]) -> set[str]:
+    """Which of `names` (packages count with their submodules) are loaded."""
+    return {name for name in names if any(m == name or m.startswith(f"{name}.") for m in modules)}
+
+
+def marker(pipeline: Pipeline, suffix: str) -> bytes:
+    found = [r for r in pipeline.new_records() if r["oss"]["object"]["key"].endswith(suffix)]
+    assert found, f"no {suffix} event"
+    return json.dumps({"events": [found[-1]]}).encode()
+
+
+def test_each_first_invocation_loads_only_what_its_path_needs(pipeline: Pipeline) -> None:
+    key = "datasets/imports-probe/train.jsonl"
+    pipeline.put(key, (Path(ROOT) / "samples" / "sft" / "train.jsonl").read_bytes())
+    [record] = [r for r in pipeline.new_records() if r["oss"]["object"]["key"] == key]
+    seen: dict[str, set[str]] = {}
+    results: dict[str, Any] = {}
+
+    def run(name: str, event: bytes) -> None:
+        seen[name], results[name] = first_invocation(name, event)
+
+    run("on_upload", json.dumps({"events": [record]}).encode())
+    run("on_file_ready", marker(pipeline, "-file-ready.json"))
+    http_json(f"{pipeline.url}/_emulator/clock", "POST", {"advance": 7200})
+    run("on_timer", json.dumps({"triggerTime": "2026-11-30T00:00:00Z", "triggerName": "t", "payload": "p"}).encode())
+    run("on_success", marker(pipeline, "-job-succeeded.json"))
+    path = "/runs"
+    http_event = {
+        "version": "v1",
+        "rawPath": path,
+        "body": "",
+        "isBase64Encoded": False,
+        "headers": {"authorization": "Bearer test-api-token-4d1f"},
+        "queryParameters": {},
+        "requestContext": {"http": {"method": "GET", "path": path}, "requestId": "imports-probe"},
+    }
+    run("webhook", json.dumps(http_event).encode())
+
+    # The chain really ran: each handler did its stage's work (a probe of idle handlers would prove nothing).
+    assert [run["stage"] for run in results["on_upload"]["runs"]] == ["file-ready"]
+    assert [run["stage"] for run in results["on_file_ready"]["runs"]] == ["training"]
+    assert results["on_timer"]["finished"] or results["on_timer"]["polled"]
+    assert [run["stage"] for run in results["on_success"]["runs"]] == ["deployment-pending"]
+    assert results["webhook"]["statusCode"] == 200
+    assert set(seen) == set(FUNCTIONS)
+    # ... and loaded the code of its stage (the probe sees lazily imported modules).
+    assert "bailian_flow.pipeline.stages.upload" in seen["on_upload"]
+    assert "bailian_flow.pipeline.stages.training" in seen["on_file_ready"]
+    assert "bailian_flow.pipeline.stages.delivery" in seen["on_success"]
+    for name, forbidden in NOT_LOADED.items():
+        assert not loaded_of(seen[name], forbidden), f"{name} loaded {sorted(loaded_of(seen[name], forbidden))}"
+
+
+def test_every_lazily_named_step_and_resume_resolves() -> None:
+    import inspect
+
+    from bailian_flow.pipeline import steps
+    from bailian_flow.pipeline.state import INTENTS
+
+    for table in (steps.FACT_STEPS, steps.BATCH_FACT_STEPS):
+        for stage, spec in table.items():
+            assert inspect.iscoroutinefunction(steps.step_of(spec)), f"{stage}: {spec}"
+    for stage in INTENTS:
+        assert inspect.iscoroutinefunction(steps.resume_of(stage)), stage
