@@ -56,19 +56,23 @@ INGEST = {
     "msgspec",
 }
 DELIVERY = {"bailian_flow.pipeline.stages.delivery", "bailian_flow.pipeline.lifecycle"}
+# Opening a run for a new object: on_upload's (and a scan's that finds an orphan, which this chain has none of).
+INTAKE = {"bailian_flow.pipeline.intake", "bailian_flow.pipeline.imports"}
 NOT_LOADED: dict[str, set[str]] = {
     "on_upload": EVERYWHERE | BATCH | DELIVERY | {"bailian_flow.fc._http", "bailian_flow.pipeline.api"},
     "on_file_ready": EVERYWHERE
     | BATCH
     | INGEST
+    | INTAKE
     | DELIVERY
     | {"bailian_flow.fc._http", "bailian_flow.pipeline.api", "bailian_flow.client.resources.files"},
-    "on_timer": EVERYWHERE | BATCH | INGEST | {"bailian_flow.fc._http", "bailian_flow.pipeline.api"},
-    "on_success": EVERYWHERE | BATCH | INGEST | {"bailian_flow.fc._http", "bailian_flow.pipeline.api"},
+    "on_timer": EVERYWHERE | BATCH | INGEST | INTAKE | {"bailian_flow.fc._http", "bailian_flow.pipeline.api"},
+    "on_success": EVERYWHERE | BATCH | INGEST | INTAKE | {"bailian_flow.fc._http", "bailian_flow.pipeline.api"},
     # The REST API reads runs: no stage code, no Bailian resource, no OSS event parsing.
     "webhook": EVERYWHERE
     | BATCH
     | INGEST
+    | INTAKE
     | DELIVERY
     | {"bailian_flow.pipeline.steps", "bailian_flow.fc._oss", "bailian_flow.client.resources"},
 }

@@ -48,12 +48,13 @@ def run_id_from_key(flow: Flow, key: str) -> str | None:
 async def _chained(flow: Flow, raw: bytes, function: str, acts: frozenset[str]) -> dict[str, Any]:
     """on_file_ready / on_success: the event is a run-log entry; advance that run."""
     from bailian_flow.fc import InvalidEvent, parse_oss_event
-    from bailian_flow.pipeline.intake import record_bad_event
     from bailian_flow.pipeline.steps import advance
 
     try:
         event = parse_oss_event(raw)
     except InvalidEvent as exc:
+        from bailian_flow.pipeline.intake import record_bad_event  # intake's code is on_upload's, bar this case
+
         bad = await record_bad_event(flow, raw, str(exc), function=function)
         return {"runs": [bad.public()]}
     runs = []

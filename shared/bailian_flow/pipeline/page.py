@@ -5,7 +5,6 @@ sessionStorage (this tab only) and calls the REST API next to it."""
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 # Everything the page needs is inline; it talks only to its own origin.
@@ -17,6 +16,8 @@ CONTENT_SECURITY_POLICY = (
 
 @lru_cache(maxsize=1)
 def _html() -> str:
+    from importlib import resources  # only for the page itself, not for every API call
+
     return resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
 
 

@@ -13,8 +13,6 @@ import json
 import logging
 from datetime import datetime, timedelta
 
-from bailian_flow.pipeline.imports import is_import_marker, open_run_for_marker
-from bailian_flow.pipeline.intake import open_run_for_object
 from bailian_flow.pipeline.layout import DATASET_SUFFIX, IMPORT_SUFFIX
 from bailian_flow.pipeline.runtime import Flow, utc_now
 from bailian_flow.pipeline.state import RunKind
@@ -82,6 +80,10 @@ async def adopt_orphans(flow: Flow) -> list[str]:
         run_id = run_id_for(flow.settings.bucket, info.key, info.etag)
         if await load(flow, run_id) is not None:
             continue
+        # Here only: a tick that adopts nothing (nearly every tick) need not load the intake code.
+        from bailian_flow.pipeline.imports import is_import_marker, open_run_for_marker
+        from bailian_flow.pipeline.intake import open_run_for_object
+
         if is_import_marker(flow, info.key):
             # Its first entry (`job-succeeded`) hands it to on_success, like the marker's own event would have.
             state, created = await open_run_for_marker(flow, flow.settings.bucket, info.key, info.etag), True
