@@ -142,8 +142,17 @@ async def apply_retention(flow: Flow, state: RunState) -> Retention:
 
 # -- undoing by name: compensation and cancel ------------------------------------------------------------------------
 
-Kind = Literal["file", "job", "deployment", "import"]
-_NOUN: dict[str, str] = {"file": "file", "job": "fine-tune", "deployment": "deployment", "import": "import"}
+# A batch shard's input file (compatible files API) and its batch; `made_by` does not list them (a sweep of the
+# run would reach every shard's), their tag makes a re-claim of the shard adopt them instead.
+Kind = Literal["file", "job", "deployment", "import", "batch-file", "batch"]
+_NOUN: dict[str, str] = {
+    "file": "file",
+    "job": "fine-tune",
+    "deployment": "deployment",
+    "import": "import",
+    "batch-file": "batch file",
+    "batch": "batch",
+}
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,9 @@ class Made:
             return self.id == state.job_id
         if self.kind == "deployment":
             return self.id == state.deployed_model
+        if self.kind in ("batch-file", "batch"):
+            shards = state.batch.shards if state.batch is not None else []
+            return any(self.id in (shard.file_id, shard.batch_id) for shard in shards)
         return self.id == state.import_job_id
 
 
@@ -179,6 +191,11 @@ async def undo(flow: Flow, made: Made) -> str:
             return f"canceled {made}"
         if made.kind == "file":
             await delete_file(flow, made.id)
+        elif made.kind == "batch":
+            await flow.client.batches.cancel(made.id)
+            return f"canceled {made}"
+        elif made.kind == "batch-file":
+            await flow.client.compat_files.delete(made.id)
         elif made.kind == "deployment":
             await undeploy(flow, made.id)
         else:

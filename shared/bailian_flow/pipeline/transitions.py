@@ -28,6 +28,8 @@ log = logging.getLogger("bailian_flow.pipeline")
 # What a step tells the loop: re-read and go on, or nothing more to do now.
 Outcome = Literal["again", "stop"]
 T = TypeVar("T")
+# A result computed on the newest state: the fields to commit, or None when the result no longer applies there.
+Apply = Callable[[RunState], dict[str, Any] | None]
 # How often an actor re-reads and retries the commit of its result while the run still waits at its intent.
 RECORD_TRIES = 8
 
@@ -124,20 +126,43 @@ async def release(flow: Flow, claimed: Current, why: str) -> None:
     await commit(flow, claimed, stage, f"released {stage}: {why}", released=True)
 
 
+def _subject(current: Current) -> int | None:
+    """What an intent is about beyond its stage: the shard a batch intent names (batch intents recur per shard)."""
+    batch = current.state.batch
+    return None if batch is None else batch.current
+
+
 def _same_intent(latest: Current, claimed: Current) -> bool:
-    return latest.state.stage == claimed.state.stage and latest.state.attempt == claimed.state.attempt
+    return (latest.state.stage, latest.state.attempt, _subject(latest)) == (
+        claimed.state.stage,
+        claimed.state.attempt,
+        _subject(claimed),
+    )
 
 
 async def record(
-    flow: Flow, claimed: Current, made: list[Made], stage: Stage, changed: str, **updates: Any
+    flow: Flow,
+    claimed: Current,
+    made: list[Made],
+    stage: Stage,
+    changed: str,
+    *,
+    apply: Apply | None = None,
+    **updates: Any,
 ) -> RunState | None:
     """Commit what the act claimed by `claimed` made; None when the run went elsewhere (and `made` was undone).
 
     Fenced on the log, not on time or identity: a result is committed only on top of an entry that still waits
-    at the same intent of the same attempt (ours, a re-claim's, or a release). Whoever commits first wins; an
-    actor that finds the run moved on (another actor's result, `canceling`, a failure) undoes what it made unless
-    that very resource is what the run now records (a re-claimer adopted it by name). Once a run leaves an intent
-    it never returns to it in the same attempt, so nothing undone here can be adopted later.
+    at the same intent (stage, attempt and, for a batch, shard) of the same attempt (ours, a re-claim's, or a
+    release). Whoever commits first wins; an actor that finds the run moved on (another actor's result,
+    `canceling`, a failure) undoes what it made unless that very resource is what the run now records (a
+    re-claimer adopted it by name). Once a run leaves an intent it never returns to it in the same attempt, so
+    nothing undone here can be adopted later (a batch shard's submission recurs after a quota wait: its `apply`
+    refuses a shard that is submitted already, and the loser's batch is undone).
+
+    `apply` computes the fields from the newest entry instead (with `updates` on top), for a result that must not
+    be written from the claim's copy: a batch shard's result lands on the plan as others left it since. It says
+    None when the result no longer applies (another delivery recorded it), which counts as the run moving on.
     """
     from bailian_flow.pipeline import cleanup  # it reads runs through this module
 
@@ -146,7 +171,10 @@ async def record(
     for _ in range(RECORD_TRIES):
         if latest is None or not _same_intent(latest, claimed):
             break
-        written = await commit(flow, latest, stage, changed, **updates)
+        fields = {} if apply is None else apply(latest.state)
+        if fields is None:
+            break
+        written = await commit(flow, latest, stage, changed, **{**fields, **updates})
         if written is not None:
             if may_exist(claimed):
                 # Earlier claims of this intent may have made a resource each: the one recorded stays.

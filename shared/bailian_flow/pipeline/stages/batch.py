@@ -28,7 +28,7 @@ from bailian_flow.pipeline.stages.batch_acts import (
     act_merge,
     act_submit,
     batch_of,
-    without_claim,
+    on_newest_plan,
 )
 from bailian_flow.pipeline.state import RunError, Stage
 from bailian_flow.pipeline.transitions import (
@@ -38,6 +38,7 @@ from bailian_flow.pipeline.transitions import (
     commit,
     fail,
     load,
+    record,
 )
 from bailian_flow.store import ObjectChangedError, ObjectNotFoundError
 from bailian_flow.validate import DatasetError
@@ -87,14 +88,14 @@ async def act_plan(flow: Flow, current: Current) -> None:
         await fail(flow, current, RunError(reason=f"object {key} does not exist", object=key, code="SourceMissing"))
         return
     planned = batch.model_copy(update={"total": plan.total, "shards": plan.shards, "planned_at": iso_z()})
-    await commit(
+    await record(
         flow,
         current,
+        [],
         "batch-running",
         f"{plan.total} requests in {len(plan.shards)} shards",
-        batch=planned,
+        apply=on_newest_plan(current, lambda _plan: planned),
         records=plan.total,
-        claims=without_claim(current, "batch-planning"),
     )
 
 

@@ -1,12 +1,12 @@
 """The units of work on a batch run's shards: submit one, collect one, merge them all; and undoing a run's shards.
 
 Each runs under its intent (`batch-submitting`, `batch-collecting`, `batch-merging`) naming the shard in
-`batch.current`, and records its result with `_record`, applied to the plan as it is when recorded.
+`batch.current`, and records its result with `transitions.record` like every other stage, applied to the plan as
+it is when recorded (`on_newest_plan`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -22,14 +22,15 @@ from bailian_flow.pipeline.batch_state import (
     callback_token,
     shard_name,
 )
+from bailian_flow.pipeline.cleanup import Made
 from bailian_flow.pipeline.runtime import Flow, iso_z
+from bailian_flow.pipeline.state import RunState
 from bailian_flow.pipeline.transitions import (
-    RECORD_TRIES,
+    Apply,
     Current,
-    commit,
     create_or_find,
     load,
-    note,
+    record,
 )
 
 log = logging.getLogger("bailian_flow.pipeline")
@@ -45,11 +46,6 @@ def batch_of(current: Current) -> BatchRun:
     return batch
 
 
-def without_claim(current: Current, stage: str) -> dict[str, int]:
-    """The claim counts once an intent is done: the next shard's claim of it starts afresh."""
-    return {name: count for name, count in current.state.claims.items() if name != stage}
-
-
 def _mixed(batch: BatchRun) -> bool:
     return len({shard.model for shard in batch.shards}) > 1
 
@@ -61,8 +57,9 @@ async def act_submit(flow: Flow, current: Current) -> None:
     shard = batch.shards[batch.current]
     tag = shard_name(state.run_id, state.attempt, shard)
     key = state.source.key
+    file_id = shard.file_id
     try:
-        file_id = shard.file_id or await _shard_file(flow, current, key, batch, shard, tag)
+        file_id = file_id or await _shard_file(flow, current, key, batch, shard, tag)
         if file_id is None:
             return  # the run was failed
         found = await create_or_find(
@@ -74,14 +71,15 @@ async def act_submit(flow: Flow, current: Current) -> None:
         )
     except QuotaWait as exc:
         reason = str(exc)
-        waited = await _record(
+        waited = await record(
             flow,
             current,
+            [Made("batch-file", file_id)] if file_id else [],
+            "batch-running",
             f"shard {shard.index} waits: {reason}",
-            lambda latest: _submitted(latest, shard.index, waiting=reason, file_id=file_id),
+            apply=on_newest_plan(current, lambda plan: _submitted(plan, shard.index, waiting=reason, file_id=file_id)),
         )
-        if not waited:
-            await _undo_submission(flow, current, file_id, None)
+        if waited is None:
             return
         # The run joins the batches quota's line (first come, first served); the timer re-announces it as
         # `batch-ready` once a batch slot is free.
@@ -91,22 +89,25 @@ async def act_submit(flow: Flow, current: Current) -> None:
         return
     if found is None:
         return
-    recorded = await _record(
+    await record(
         flow,
         current,
+        [Made("batch", found.id), Made("batch-file", file_id)],
+        "batch-running",
         f"shard {shard.index} submitted as {found.id}",
-        lambda latest: _submitted(
-            latest,
-            shard.index,
-            waiting=None,
-            file_id=file_id,
-            batch_id=found.id,
-            status=found.status,
-            submitted_at=iso_z(),
+        apply=on_newest_plan(
+            current,
+            lambda plan: _submitted(
+                plan,
+                shard.index,
+                waiting=None,
+                file_id=file_id,
+                batch_id=found.id,
+                status=found.status,
+                submitted_at=iso_z(),
+            ),
         ),
     )
-    if not recorded:
-        await _undo_submission(flow, current, file_id, found.id)
 
 
 def _submitted(batch: BatchRun, index: int, *, waiting: str | None, **update: Any) -> BatchRun | None:
@@ -116,50 +117,23 @@ def _submitted(batch: BatchRun, index: int, *, waiting: str | None, **update: An
     return batch.model_copy(update={"waiting": waiting, "shards": _replace(batch, index, **update)})
 
 
-async def _record(flow: Flow, claimed: Current, changed: str, apply: Callable[[BatchRun], BatchRun | None]) -> bool:
-    """Commit an act's result on top of its intent, applied to the newest plan; False when the run moved on.
+def on_newest_plan(claimed: Current, change: Callable[[BatchRun], BatchRun | None]) -> Apply:
+    """A batch act's result for `transitions.record`: `change` applied to the plan as it is when recorded.
 
-    Batch intents recur (one per shard), so a result is applied to the plan as it is now, never written from
-    the claim's copy: a late actor cannot roll back what others recorded since. It lands only while the run
-    still waits at this very intent (same stage, attempt and shard) and the shard is still unhandled.
+    Batch intents recur (one per shard), so a result is never written from the claim's copy: a late actor
+    cannot roll back what others recorded since. The intent is done, so its shard and its claim count are
+    cleared: the next shard's claim of the same stage starts afresh.
     """
     stage = claimed.state.stage
-    index = batch_of(claimed).current
-    latest: Current | None = claimed
-    for _ in range(RECORD_TRIES):
-        if latest is None or latest.state.stage != stage or latest.state.attempt != claimed.state.attempt:
-            return False
-        batch = latest.state.batch
-        updated = apply(batch) if batch is not None and batch.current == index else None
+
+    def apply(state: RunState) -> dict[str, Any] | None:
+        updated = change(state.batch) if state.batch is not None else None
         if updated is None:
-            return False
-        claims = without_claim(latest, stage)
-        written = await commit(
-            flow, latest, "batch-running", changed, batch=updated.model_copy(update={"current": None}), claims=claims
-        )
-        if written is not None:
-            return True
-        latest = await load(flow, claimed.state.run_id)
-    return False
+            return None
+        claims = {name: count for name, count in state.claims.items() if name != stage}
+        return {"batch": updated.model_copy(update={"current": None}), "claims": claims}
 
-
-async def _undo_submission(flow: Flow, claimed: Current, file_id: str | None, batch_id: str | None) -> None:
-    """The run moved on without this submission: stop and delete what it made, unless the run records it."""
-    latest = await load(flow, claimed.state.run_id)
-    recorded = latest.state.batch if latest is not None and latest.state.batch is not None else BatchRun()
-    ours = {item for shard in recorded.shards for item in (shard.file_id, shard.batch_id)}
-    if latest is not None and latest.state.stage == claimed.state.stage and not recorded.waiting:
-        return  # still at this intent (busy writers): a re-claim adopts what was made, by its name
-    undone = []
-    if batch_id and batch_id not in ours:
-        with contextlib.suppress(BailianError):
-            await flow.client.batches.cancel(batch_id)
-        undone.append(f"canceled batch {batch_id}")
-    if file_id and file_id not in ours:
-        await flow.client.compat_files.delete(file_id)
-        undone.append(f"deleted file {file_id}")
-    if undone:
-        await note(flow, claimed.state.run_id, f"compensated: {'; '.join(undone)} (the run moved on first)")
+    return apply
 
 
 # A shard as planned: what a resubmission starts from.
@@ -254,7 +228,7 @@ async def act_collect(flow: Flow, current: Current) -> None:
         return latest.model_copy(update={"shards": shards})
 
     # A part written by a delivery that lost is the same part: nothing to undo.
-    await _record(flow, current, changed, collected)
+    await record(flow, current, [], "batch-running", changed, apply=on_newest_plan(current, collected))
 
 
 async def act_merge(flow: Flow, current: Current) -> None:
@@ -274,14 +248,14 @@ async def act_merge(flow: Flow, current: Current) -> None:
     )
     # The results are in the bucket: the service's copies are no longer needed.
     await delete_batch_files(flow, batch)
-    written = await commit(
+    written = await record(
         flow,
         current,
+        [],
         "done",
         f"results in {results_key(flow, key, state.run_id, '')}: {report['completed']} answered, "
         f"{report['failed']} failed",
-        batch=batch.model_copy(update={"current": None, "results_at": finished}),
-        claims=without_claim(current, "batch-merging"),
+        apply=on_newest_plan(current, lambda plan: plan.model_copy(update={"results_at": finished})),
     )
     if written is not None:
         for part in parts:
