@@ -322,14 +322,15 @@ async def list_batches(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status is not None and status not in STATUSES:
         return _invalid(f"status must be one of {', '.join(STATUSES)}.", "status")
-    records = list(reversed(request.app[BATCHES_KEY].records.values()))
+    state = request.app[STATE_KEY]
+    records = [r for r in reversed(request.app[BATCHES_KEY].records.values()) if state.listed(r.created_at)]
     for record in records:
         await advance(request.app, record)
     if status is not None:
         records = [r for r in records if r.status == status]
     after = request.query.get("after")
     listed, cursor = cursor_page(records, attrgetter("id"), after, limit, f"No batch found with id {after!r}.")
-    now = request.app[STATE_KEY].clock.now()
+    now = state.clock.now()
     return web.json_response({"object": "list", "data": [r.to_json(now) for r in listed], **cursor})
 
 

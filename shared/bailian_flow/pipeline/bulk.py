@@ -1,8 +1,9 @@
 """One list pass per resource family per tick, instead of one GET per run.
 
-Fine-tunes (page size 100), deployments (200), imports (100) and native files (100, for the file quota) are read
-page after page, concurrently, each family under the client's rate limit, and stop when the tick's time for
-listing is spent: a family read to its end is *complete*, and only then does "not in the list" mean "gone".
+Fine-tunes (page size 100), deployments (200), imports (100), native files (100, for the file quota) and batches
+(100, a cursor list: `after` the last id of the page before) are read page after page, concurrently, each family
+under the client's rate limit, and stop when the tick's time for listing is spent: a family read to its end is
+*complete*, and only then does "not in the list" mean "gone".
 What was listed is put in `flow.seen` so that the poll steps use it instead of a GET.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from bailian_flow.client.errors import BailianError
 from bailian_flow.pipeline.runtime import Flow
 
 if TYPE_CHECKING:
-    from bailian_flow.client.models import Deployment, FileInfo, FineTuneJob, ImportJob
+    from bailian_flow.client.models import Batch, Deployment, FileInfo, FineTuneJob, ImportJob
 
 log = logging.getLogger("bailian_flow.pipeline")
 
@@ -27,8 +28,9 @@ FINE_TUNES = "fine-tune"
 DEPLOYMENTS = "deployment"
 IMPORTS = "import"
 FILES = "file"
+BATCHES = "batch"
 # The largest page each list endpoint allows (bailian-api.md).
-PAGE_SIZES = {FINE_TUNES: 100, DEPLOYMENTS: 200, IMPORTS: 100, FILES: 100}
+PAGE_SIZES = {FINE_TUNES: 100, DEPLOYMENTS: 200, IMPORTS: 100, FILES: 100, BATCHES: 100}
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Listed:
     deployments: list[Deployment] | None = None
     imports: list[ImportJob] | None = None
     files: list[FileInfo] | None = None
+    batches: list[Batch] | None = None
     complete: set[str] = field(default_factory=set)
     pages: int = 0
 
@@ -57,6 +60,16 @@ async def _read_all(fetch: Callable[[int], Awaitable[Page]], page_size: int, unt
             return items, True
         page_no += 1
     return items, False
+
+
+async def _read_cursor(items: AsyncIterator[Any], until: float) -> tuple[list[Any], bool]:
+    """Every item of a cursor list (the client pages it), and whether its end was reached before `until`."""
+    read: list[Any] = []
+    async for item in items:
+        read.append(item)
+        if time.monotonic() >= until:
+            return read, False
+    return read, True
 
 
 async def list_families(flow: Flow, families: set[str], listed: Listed, until: float) -> None:
@@ -84,7 +97,10 @@ async def list_families(flow: Flow, families: set[str], listed: Listed, until: f
 
     async def read(family: str) -> None:
         try:
-            items, complete = await _read_all(readers[family], size or PAGE_SIZES[family], until)
+            if family == BATCHES:
+                items, complete = await _read_cursor(client.batches.list(limit=size or PAGE_SIZES[BATCHES]), until)
+            else:
+                items, complete = await _read_all(readers[family], size or PAGE_SIZES[family], until)
         except BailianError as exc:
             # A family we could not list is polled run by run instead, or waits for the next tick.
             log.warning("listing %ss failed: %s", family, type(exc).__name__)
@@ -101,8 +117,11 @@ async def list_families(flow: Flow, families: set[str], listed: Listed, until: f
         elif family == IMPORTS:
             listed.imports = items
             flow.seen.update({f"import:{job.job_id}": job for job in items})
+        elif family == BATCHES:
+            listed.batches = items
+            flow.seen.update({f"batch:{batch.id}": batch for batch in items})
         else:
             listed.files = items if complete else None
 
-    wanted = [family for family in families if family in readers and family not in listed.complete]
+    wanted = [family for family in families if family in (*readers, BATCHES) and family not in listed.complete]
     await asyncio.gather(*(read(family) for family in wanted))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from bailian_flow.pipeline import admission, bulk
 from bailian_flow.pipeline.admission import Room
+from bailian_flow.pipeline.batch_state import IN_FLIGHT_STATUSES
 from bailian_flow.pipeline.bulk import Listed
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.pipeline.state import RunState
@@ -62,10 +63,14 @@ async def count_files(flow: Flow, briefs: Sequence[Brief], listed: Listed) -> Ro
 
 
 async def count_batches(flow: Flow, briefs: Sequence[Brief], listed: Listed) -> Room | None:
-    """Batches running now (the service's own list, one page per active status) and runs about to start one."""
-    used = 0
-    for status in ("validating", "in_progress", "finalizing", "cancelling"):
-        used += len((await flow.client.batches.list_page(limit=100, status=status)).data)
+    """Batches running now (the tick's list of batches, or one page per active status when the tick could not read
+    it to its end) and runs about to start one."""
+    if listed.batches is not None and bulk.BATCHES in listed.complete:
+        used = sum(1 for batch in listed.batches if str(batch.status) in IN_FLIGHT_STATUSES)
+    else:
+        used = 0
+        for status in sorted(IN_FLIGHT_STATUSES):
+            used += len((await flow.client.batches.list_page(limit=100, status=status)).data)
     used += len(_about_to_take(briefs, admission.BATCHES, "batch-submitting"))
     return Room(used=used, limit=flow.settings.quota_batches)
 
@@ -76,7 +81,11 @@ COUNTERS: dict[str, Counter] = {
     admission.BATCHES: count_batches,
 }
 # The bulk list each counter reads.
-LISTS: dict[str, str] = {admission.FINE_TUNE_JOBS: bulk.FINE_TUNES, admission.FILES: bulk.FILES}
+LISTS: dict[str, str] = {
+    admission.FINE_TUNE_JOBS: bulk.FINE_TUNES,
+    admission.FILES: bulk.FILES,
+    admission.BATCHES: bulk.BATCHES,
+}
 
 
 @dataclass

@@ -48,6 +48,8 @@ FOLLOWS: dict[str, tuple[str, str, str]] = {
     "import-running": (bulk.IMPORTS, "import_job_id", ""),
     "deployment-pending": (bulk.DEPLOYMENTS, "deployed_model", "deployment_status"),
 }
+# A batch run follows several batches (its shards in flight, `Brief.shards`), all read from the list of batches.
+BATCH_POLLED = "batch-running"
 
 
 @dataclass
@@ -163,6 +165,22 @@ def _moved(flow: Flow, brief: Brief, listed: Listed) -> bool:
     return bool(status != getattr(brief, status_field))
 
 
+def _shards_moved(flow: Flow, brief: Brief) -> bool:
+    """Whether a batch run needs a look: a shard's status moved or is not listed, or it has no shard in flight."""
+    if not brief.shards:
+        return True  # nothing to follow: work may be due (a shard to submit, results to merge)
+    for batch_id, status in brief.shards.items():
+        seen = flow.seen.get(f"{bulk.BATCHES}:{batch_id}")
+        if seen is None or str(seen.status) != status:
+            return True
+    return False
+
+
+def _followed(brief: Brief) -> bool:
+    """Whether a run waits on Bailian statuses the tick's lists show."""
+    return brief.stage in FOLLOWS or brief.stage == BATCH_POLLED
+
+
 def _needs_look(flow: Flow, run_id: str, brief: Brief | None, listed: Listed, in_line: set[str]) -> bool:
     """Whether a run must be loaded this tick. Only two kinds are skipped: a polled run whose status has not moved,
     and a waiting run still in its line (admission reads the lines; a run out of line was admitted or cancelled
@@ -172,6 +190,8 @@ def _needs_look(flow: Flow, run_id: str, brief: Brief | None, listed: Listed, in
         return True
     if brief.stage in FOLLOWS:
         return _moved(flow, brief, listed)
+    if brief.stage == BATCH_POLLED:
+        return _shards_moved(flow, brief)
     return brief.stage != "waiting" or run_id not in in_line
 
 
@@ -206,8 +226,12 @@ async def _tick(flow: Flow, report: TickReport) -> None:
     listed = Listed()
     until = time.monotonic() + max(flow.remaining() - SAFETY_MARGIN_SECONDS, 0.0) * LISTING_SHARE
     families = {FOLLOWS[brief.stage][0] for brief in briefs.values() if brief.stage in FOLLOWS}
+    if any(brief.stage == BATCH_POLLED and brief.shards for brief in briefs.values()):
+        families.add(bulk.BATCHES)
     if len(briefs) < len(run_ids):
-        # Runs the hint does not know may be in any polled stage: one list of each family beats a GET per run.
+        # Runs the hint does not know may be in any polled stage: one list of each family beats a GET per run. Not
+        # batches: a tick with no batch run in its hint never loads the batch client (cold start), and a batch run
+        # unknown to the hint costs a GET per shard once.
         families |= {family for family, _, _ in FOLLOWS.values()}
     await bulk.list_families(flow, families, listed, until)
 
@@ -226,7 +250,7 @@ async def _tick(flow: Flow, report: TickReport) -> None:
     for run_id in _rotated(run_ids, hint.cursor):
         if _needs_look(flow, run_id, briefs.get(run_id), listed, in_line):
             todo.append(run_id)
-        elif briefs[run_id].stage in FOLLOWS:
+        elif _followed(briefs[run_id]):
             report.polled.append(run_id)  # its status, read in bulk, has not moved
     hint.cursor = await _visit_all(flow, todo, briefs, report)
     try:

@@ -36,6 +36,8 @@ class Brief(BaseModel):
     import_job_id: str | None = None
     deployed_model: str | None = None
     deployment_status: str | None = None
+    # A batch run's shards in flight: batch id -> the status the run recorded.
+    shards: dict[str, str] = {}
     # For quota counting: the quota the run was admitted for and the stage that redoes its work, its dataset's size.
     admitted_for: str | None = None
     redo: str | None = None
@@ -57,6 +59,9 @@ class Brief(BaseModel):
             import_job_id=state.import_job_id,
             deployed_model=state.deployed_model,
             deployment_status=state.deployment_status,
+            shards={shard.batch_id: shard.status for shard in state.batch.in_flight() if shard.batch_id}
+            if state.batch is not None
+            else {},
         )
 
 

@@ -1,8 +1,9 @@
 """Batch inference: received → batch-planning → batch-running ⇄ batch-ready → ... → batch-merging → done.
 
-`batch-running` is what the timer (and a finish callback) polls: one GET per shard in flight. When there is work
-(a shard to submit, a finished shard to collect, all shards in and results to merge) the poll writes
-`batch-ready`, whose stage marker hands the work to on_upload, the function with the time and memory for it.
+`batch-running` is what the timer (and a finish callback) polls: the timer from its one list of batches per tick,
+a callback with one GET per shard in flight. When there is work (a shard to submit, a finished shard to collect,
+all shards in and results to merge) the poll writes `batch-ready`, whose stage marker hands the work to on_upload,
+the function with the time and memory for it.
 Each unit of work is an intent (`batch-submitting`, `batch-collecting`, `batch-merging`) naming its shard in
 `batch.current`, so a delivery that died mid-way is resumed and finds what it made by the shard's tag.
 """
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bailian_flow.client.errors import NotFoundError
-from bailian_flow.pipeline import admission
+from bailian_flow.pipeline import admission, bulk
 from bailian_flow.pipeline.batch_lines import plan_shards
 from bailian_flow.pipeline.batch_state import (
     FINISHED_STATUSES,
@@ -103,13 +104,19 @@ async def act_plan(flow: Flow, current: Current) -> None:
 
 
 async def _refresh(flow: Flow, batch: BatchRun) -> tuple[BatchRun, list[str]]:
-    """The batch plan with every in-flight shard's status read from Bailian; and what changed."""
+    """The batch plan with every in-flight shard's status read from Bailian; and what changed.
+
+    A shard the timer's list showed this tick (`flow.seen`) costs no call; one it does not show (created after the
+    list was read, or beyond where the list stopped) is read with a GET, and only a GET says that it is gone.
+    """
     shards: list[Shard] = []
     changes: list[str] = []
     for shard in batch.shards:
         if shard.batch_id and shard.status not in FINISHED_STATUSES:
             try:
-                found = await flow.client.batches.get(shard.batch_id)
+                found = flow.seen.get(f"{bulk.BATCHES}:{shard.batch_id}") or await flow.client.batches.get(
+                    shard.batch_id
+                )
             except NotFoundError:
                 shard = shard.model_copy(update={"status": "failed", "finished_at": iso_z()})
                 changes.append(f"shard {shard.index}: batch {shard.batch_id} is gone")
