@@ -406,6 +406,20 @@ def test_a_failed_batch_run_is_retried_once_its_settings_are_fixed(pipeline: Pip
     assert service_batch(pipeline, shard["batch_id"])["metadata"]["ds_name"] == f"bf-{run_id}-a2-s0-g1"
 
 
+def test_a_batch_runs_retry_checks_the_settings_in_its_body_as_a_batchs(pipeline: Pipeline) -> None:
+    pipeline.put(KEY + ".flow.yaml", b"endpoint: /v1/embeddings\n")
+    run_id = pipeline.upload(KEY, batch_input(4))
+    assert pipeline.pump(run_id)["stage"] == "FAILED"
+
+    fine_tune = pipeline.api("POST", f"/runs/{run_id}/retry", {"settings": {"training_type": "sft"}})
+    status, body = pipeline.api("POST", f"/runs/{run_id}/retry", {"settings": {"endpoint": CHAT}})
+
+    assert fine_tune[0] == 400 and fine_tune[1]["error"]["code"] == "InvalidSettings", fine_tune
+    assert status == 202, body
+    run = pipeline.pump(run_id)
+    assert (run["stage"], run["attempt"], run["batch"]["settings"]["endpoint"]) == ("DONE", 2, CHAT)
+
+
 def test_a_shard_past_its_window_sends_only_what_it_did_not_answer_again(pipeline: Pipeline) -> None:
     pipeline.script("batch", "SLOW:172800")  # 48 h of work in a 24 h window
     run_id = pipeline.upload(KEY, batch_input(10))

@@ -22,14 +22,12 @@ from bailian_flow.pipeline.api_runs import (
     callback,
     cancel_run,
     list_runs,
-    request_settings,
     retry_run,
     show_run,
     start_run,
     teardown_run,
 )
 from bailian_flow.pipeline.runtime import Flow
-from bailian_flow.pipeline.transitions import load
 from bailian_flow.store import StoreError
 
 log = logging.getLogger("bailian_flow.pipeline")
@@ -163,11 +161,7 @@ async def _cancel(flow: Flow, request: Request) -> tuple[int, Any]:
 
 
 async def _retry(flow: Flow, request: Request) -> tuple[int, Any]:
-    given = request.body.get("settings")
-    # A batch run's settings are a batch's (endpoint, window, ...): check them as such.
-    current = await load(flow, request.params["run_id"]) if given is not None else None
-    settings = request_settings(flow, given, batch=current is not None and current.state.kind == "batch")
-    return 202, {"run": await retry_run(flow, request.params["run_id"], settings)}
+    return 202, {"run": await retry_run(flow, request.params["run_id"], request.body.get("settings"))}
 
 
 async def _teardown(flow: Flow, request: Request) -> tuple[int, Any]:

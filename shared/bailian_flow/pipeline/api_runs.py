@@ -254,13 +254,16 @@ def _refuse_superseded(state: RunState, current_etag: str | None) -> None:
         )
 
 
-async def retry_run(flow: Flow, run_id: str, settings: Any = None) -> dict[str, Any]:
+async def retry_run(flow: Flow, run_id: str, given: Any = None) -> dict[str, Any]:
+    """Retry a FAILED run from where it failed; `given` is the request's own settings (unchecked)."""
     from bailian_flow.pipeline.intake import batch_settings_for, settings_for
 
     current = await load(flow, run_id)
     if current is None:
         raise HttpError(404, "NotFound", f"run {run_id} does not exist")
     state = current.state
+    # A batch run's settings are a batch's (endpoint, window, ...): checked as such, on the run loaded once.
+    settings = request_settings(flow, given, batch=state.kind == "batch")
     if state.stage != "failed":
         raise HttpError(409, "Conflict", f"only FAILED runs can be retried; {run_id} is {state.public()['stage']}")
     resume = _resume_stage(state)
