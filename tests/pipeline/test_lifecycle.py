@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -73,6 +74,81 @@ def test_keep_last_n_prunes_older_jobs_but_never_a_keep_run(emulator_reset: Any,
     assert sorted(job["job_name"] for job in jobs) == sorted([f"bf-{kept}-1", f"bf-{newest}-1"])
     older_job = pipeline.run(older)["run"]["job_id"]
     assert f"{older_job} (run {older})" in pipeline.history(newest)[-1]["changed"]
+
+
+def _jobs(pipeline: Pipeline) -> list[dict[str, Any]]:
+    return list(pipeline.bailian("GET", "/api/v1/fine-tunes?page_size=100")["output"]["jobs"])
+
+
+def _retention_notes(pipeline: Pipeline, run_id: str) -> list[dict[str, Any]]:
+    return [entry for entry in pipeline.history(run_id) if "deleted by job retention" in entry["changed"]]
+
+
+def test_keep_last_10_records_a_pruned_job_in_its_own_runs_history(pipeline: Pipeline) -> None:
+    first = pipeline.upload("datasets/keep/00.jsonl", SFT_SAMPLE)
+    first_job = pipeline.pump(first)["job_id"]
+    for index in range(1, 10):
+        pipeline.put(f"datasets/keep/{index:02d}.jsonl", SFT_SAMPLE)
+    pipeline.pump(timeout=90)
+    assert _live(pipeline)["fine_tunes"] == 10 and _retention_notes(pipeline, first) == []
+    eleventh = pipeline.upload("datasets/keep/10.jsonl", SFT_SAMPLE)
+
+    assert pipeline.pump(eleventh)["stage"] == "DONE"
+
+    shown = pipeline.run(first)
+    assert (shown["run"]["stage"], shown["run"]["job_deleted"]) == ("DONE", True)
+    [note] = _retention_notes(pipeline, first)
+    assert note["stage"] == "done"
+    assert note["changed"] == (
+        f"fine-tune job {first_job} deleted by job retention keep-last-10 of run {eleventh} "
+        "(only the 10 newest succeeded jobs are kept)"
+    )
+    assert f"{first_job} (run {first})" in pipeline.history(eleventh)[-1]["changed"], "the finisher mentions it"
+    assert _live(pipeline)["fine_tunes"] == 10
+
+
+def test_a_failed_run_whose_job_was_pruned_retries_by_training_again(
+    emulator_reset: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = Pipeline(emulator_reset.url, monkeypatch, BAILIAN_FLOW_JOB_RETENTION="keep-last-1")
+    pipeline.script("deployment", "FAILED")
+    failed = pipeline.upload("datasets/life/a.jsonl", SFT_SAMPLE)
+    assert pipeline.pump(failed)["stage"] == "FAILED"
+    later = pipeline.upload("datasets/life/b.jsonl", SFT_SAMPLE)
+    assert pipeline.pump(later)["stage"] == "DONE"
+    assert pipeline.run(failed)["run"]["job_deleted"] is True
+    assert len(_retention_notes(pipeline, failed)) == 1
+
+    status, body = pipeline.api("POST", f"/runs/{failed}/retry")
+
+    assert status == 202, body
+    assert body["run"]["stage"] != "job-succeeded", "its model went with the job: it trains again"
+    run = pipeline.pump(failed)
+    assert (run["stage"], run["attempt"]) == ("DONE", 2)
+    assert pipeline.created()["fine_tunes"] == 3
+
+
+def test_a_prune_cut_short_after_its_record_deletes_the_job_later_without_a_second_entry(
+    emulator_reset: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = Pipeline(emulator_reset.url, monkeypatch, BAILIAN_FLOW_JOB_RETENTION="keep-last-1")
+    older = pipeline.upload("datasets/life/a.jsonl", SFT_SAMPLE)
+    older_job = pipeline.pump(older)["job_id"]
+    # Bailian fails every delete for a while: the older run's entry is written, its job not yet deleted.
+    pipeline.fault(method="DELETE", path="/api/v1/fine-tunes/*", status=500, code="InternalError", times=8)
+    newer = pipeline.upload("datasets/life/b.jsonl", SFT_SAMPLE)
+    deadline = time.monotonic() + 30
+    while not _retention_notes(pipeline, older) and time.monotonic() < deadline:
+        with contextlib.suppress(Exception):  # the finishing delivery fails on the delete, as FC would see it
+            pipeline.pump(newer, timeout=1)
+    assert len(_retention_notes(pipeline, older)) == 1 and sum(pipeline.fault_hits()) > 0
+    assert older_job in {job["job_id"] for job in _jobs(pipeline)}, "recorded first, deleted after"
+    pipeline.clear_faults()
+
+    assert pipeline.pump(newer)["stage"] == "DONE"
+
+    assert len(_retention_notes(pipeline, older)) == 1
+    assert older_job not in {job["job_id"] for job in _jobs(pipeline)}
 
 
 def test_the_default_retention_keeps_runs_flowing_past_the_job_quota(pipeline: Pipeline) -> None:

@@ -179,3 +179,26 @@ def test_teardown_is_notified_as_run_undeployed(notifying: Pipeline, receiver: R
     assert payload["type"] == "run.undeployed"
     assert payload["data"]["stage"] == "DONE"
     assert payload["data"]["undeployed_at"] == body["run"]["undeployed_at"]
+
+
+def test_a_job_pruned_by_another_runs_retention_is_announced_to_its_own_run(
+    emulator_reset: Any, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    notifying = Pipeline(
+        emulator_reset.url,
+        monkeypatch,
+        BAILIAN_FLOW_WEBHOOK_URL=receiver.url,
+        BAILIAN_FLOW_WEBHOOK_SECRET=SECRET,
+        BAILIAN_FLOW_JOB_RETENTION="keep-last-1",
+    )
+    older = notifying.upload("datasets/notify/a.jsonl", SFT_SAMPLE)
+    notifying.pump(older)
+    newer = notifying.upload("datasets/notify/b.jsonl", SFT_SAMPLE)
+    notifying.pump(newer)
+
+    last = notifying.history(older)[-1]
+    payload = _messages_of(receiver, older)[f"{older}-{last['seq']}"]
+
+    assert payload["type"] == "run.job_deleted"
+    assert payload["data"]["job_deleted"] is True and payload["data"]["stage"] == "DONE"
+    assert payload["data"]["changed"] == last["changed"] and newer in last["changed"]

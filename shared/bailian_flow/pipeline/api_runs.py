@@ -233,7 +233,7 @@ async def teardown_run(flow: Flow, run_id: str) -> dict[str, Any]:
 def _resume_stage(state: RunState) -> Stage | None:
     if state.kind == "import":
         return "job-succeeded"
-    if state.finetuned_output or state.imported_model:
+    if (state.finetuned_output and not state.job_deleted) or state.imported_model:
         return "job-succeeded"
     if state.file_id and not state.files_deleted:
         return "file-ready"

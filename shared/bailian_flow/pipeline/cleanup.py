@@ -22,7 +22,7 @@ from bailian_flow.pipeline import reconcile
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.pipeline.settings import retention_keep_last
 from bailian_flow.pipeline.state import RunState
-from bailian_flow.pipeline.transitions import load
+from bailian_flow.pipeline.transitions import RECORD_TRIES, Current, commit, load
 from bailian_flow.runlog import is_run_id
 
 log = logging.getLogger("bailian_flow.pipeline")
@@ -132,12 +132,50 @@ async def apply_retention(flow: Flow, state: RunState) -> Retention:
         if owner_id == state.run_id:
             result.own_job_deleted = await delete_job(flow, job.job_id)
             continue
-        owner = await load(flow, owner_id) if owner_id else None
-        if owner is None or not _done_with_job(owner.state):
-            continue
-        if await delete_job(flow, job.job_id):
+        why = (
+            f"fine-tune job {job.job_id} deleted by job retention {policy} of run {state.run_id} "
+            f"(only the {keep_last} newest succeeded jobs are kept)"
+        )
+        if owner_id and await _prune(flow, owner_id, job.job_id, why):
             result.pruned.append(f"{job.job_id} (run {owner_id})")
     return result
+
+
+async def _prune(flow: Flow, owner_id: str, job_id: str, why: str) -> bool:
+    """Delete another run's succeeded job, recorded in that run's own history; False when the job stays.
+
+    The owner's entry is the fence: it is committed on top of the very state that allowed the deletion, so a
+    change committed meanwhile (a retry, which needs the job's model) makes it lose and the decision is taken
+    again on the newer state. The job goes only once the owner's log says so; after a crash in between, the
+    next pass finds the job still listed and the entry written, and deletes it without a second entry.
+    """
+    for _ in range(RECORD_TRIES):
+        owner = await load(flow, owner_id)
+        if owner is None or not _done_with_job(owner.state):
+            return False
+        if owner.state.job_id != job_id:
+            # An earlier attempt's job, which no state follows: nothing to fence; deleted, then recorded.
+            if not await delete_job(flow, job_id):
+                return False
+            await _record_deletion(flow, owner, why)
+            return True
+        if owner.state.job_deleted:
+            return await delete_job(flow, job_id)
+        if await commit(flow, owner, owner.state.stage, why, event="run.job_deleted", job_deleted=True) is not None:
+            return await delete_job(flow, job_id)
+    log.info("run %s kept changing; its fine-tune %s waits for the next retention pass", owner_id, job_id)
+    return False
+
+
+async def _record_deletion(flow: Flow, owner: Current, why: str) -> None:
+    for _ in range(RECORD_TRIES):
+        if await commit(flow, owner, owner.state.stage, why, event="run.job_deleted") is not None:
+            return
+        latest = await load(flow, owner.state.run_id)
+        if latest is None:
+            return
+        owner = latest
+    log.warning("run %s: its history misses a note lost to busier writers: %s", owner.state.run_id, why)
 
 
 # -- undoing by name: compensation and cancel ------------------------------------------------------------------------
