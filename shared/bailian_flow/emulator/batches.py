@@ -59,7 +59,7 @@ class BatchRecord:
     callback_sent: bool = False
     # `SLOW:<seconds>` scripts a batch that takes longer: past its window it expires with what it did.
     in_progress_seconds: float = IN_PROGRESS_SECONDS
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, metadata={"persist": False})
 
     def to_json(self, now: float) -> dict[str, Any]:
         counts = {"total": 0, "completed": 0, "failed": 0}
