@@ -36,6 +36,24 @@ class Emulator:
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
 
+    def add_faults(self, *rules: dict[str, object]) -> None:
+        """`POST /_emulator/faults`: fail, delay or drop the requests each rule matches."""
+        data = json.dumps({"rules": list(rules)}).encode()
+        headers = {"Content-Type": "application/json"}
+        request = urllib.request.Request(f"{self.url}/_emulator/faults", method="POST", data=data, headers=headers)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
+    def clear_faults(self) -> None:
+        request = urllib.request.Request(f"{self.url}/_emulator/faults", method="DELETE")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
+    def fault_hits(self) -> list[int]:
+        """How often each rule fired, in the order the rules were added."""
+        with urllib.request.urlopen(f"{self.url}/_emulator/faults", timeout=10) as response:
+            return [int(rule["hits"]) for rule in json.loads(response.read())["rules"]]
+
 
 def start_emulator(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
     """Start `python -m bailian_flow.emulator` on a free port and wait for its ready line."""

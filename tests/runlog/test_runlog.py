@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -177,39 +175,23 @@ async def test_bad_names_are_refused(store: ObjectStore) -> None:
         await log.append(RUN, -1, "received", {})
 
 
-def _fault_hits(url: str) -> list[int]:
-    with urllib.request.urlopen(f"{url}/_emulator/faults", timeout=10) as response:
-        listed = json.loads(response.read())
-    rules = listed["rules"] if isinstance(listed, dict) else listed
-    return [int(rule["hits"]) for rule in rules]
-
-
-def _emulator_faults(url: str, rules: list[dict[str, Any]] | None) -> None:
-    method = "POST" if rules is not None else "DELETE"
-    body = json.dumps({"rules": rules}).encode() if rules is not None else None
-    request = urllib.request.Request(f"{url}/_emulator/faults", method=method, data=body)
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
-
-
 async def test_create_whose_response_was_lost_still_counts_as_won(emulator: Any) -> None:
     # The emulator stores the entry, then drops the connection: the SDK retries and meets its own entry.
     store = emulator_store(emulator.url, "flow-drop")
     bucket = store.bucket
     rule = {"method": "PUT", "path": f"/{bucket}/runs/{RUN}/00000000.json", "times": 1, "drop": "after"}
-    _emulator_faults(emulator.url, [rule])
+    emulator.add_faults(rule)
     try:
         log = RunLog(store)
         assert await log.append(RUN, 0, "received", {"x": 1}, writer="me")
-        assert _fault_hits(emulator.url) == [1]  # the first PUT really was dropped after being stored
+        assert emulator.fault_hits() == [1]  # the first PUT really was dropped after being stored
         latest = await log.latest(RUN)
         assert latest is not None and latest.writer == "me"
         assert await store.head(f"runs/{RUN}/00000000-received.json") is not None
         # And a genuine rival is still refused.
         assert not await RunLog(store).append(RUN, 0, "received", {"x": 2}, writer="rival")
     finally:
-        _emulator_faults(emulator.url, None)
+        emulator.clear_faults()
         await store.close()
 
 

@@ -1,25 +1,30 @@
-"""The OSS backend, on `alibabacloud_oss_v2.aio.AsyncClient`.
+"""The OSS backend: signed requests over aiohttp (`_oss_http`, `_oss_auth`), no vendor SDK.
 
-The SDK (and aiohttp under it) is imported on first use, not at import time: a handler that never touches
-OSS must not pay for it at cold start.
+`alibabacloud_oss_v2` costs a cold start ~180 ms (its models pull in requests, urllib3, pycryptodome...);
+aiohttp is already loaded for the Bailian client. Even aiohttp is imported on the first request, not at
+import time: a handler that never touches OSS does not pay for it.
 
 Credentials, first that applies: explicit `credentials`; else the FC python3.10 context's `credentials`; else
 `ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET/SECURITY_TOKEN`, read at every request because FC refreshes the STS token
 in the environment of a live instance; else, for a loopback endpoint only (the emulator does not check
 signatures), anonymous requests.
+
+Addressing: path-style (`/{bucket}/{key}`) for an IP or localhost endpoint, virtual-hosted otherwise; the
+internal endpoint when the function runs in the bucket's region (FC_REGION); https unless the endpoint says http.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
+import email.utils
+import hashlib
 import ipaddress
 import os
-import sys
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+from xml.sax.saxutils import escape
 
 from bailian_flow.store._base import (
     DEFAULT_CHUNK_SIZE,
@@ -29,53 +34,15 @@ from bailian_flow.store._base import (
     StoreError,
     bare_etag,
 )
+from bailian_flow.store._oss_auth import OssCredentials
+from bailian_flow.store._oss_http import MAX_XML_BYTES, OssHttp, OssServiceError, Retry, parse_xml
+
+__all__ = ["DEFAULT_REGION", "PART_SIZE", "OssCredentials", "OssStore"]
 
 DEFAULT_REGION = "cn-hangzhou"
 # put_stream holds one part at a time; OSS wants at least 100 KB per part but the last.
 PART_SIZE = 8 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class OssCredentials:
-    """An AccessKey pair, optionally with an STS token; the secret parts never show in a repr."""
-
-    access_key_id: str
-    access_key_secret: str = field(repr=False)
-    security_token: str | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> OssCredentials | None:
-        env = os.environ if environ is None else environ
-        key_id = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
-        secret = env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-        if not key_id or not secret:
-            return None
-        return cls(key_id, secret, env.get("ALIBABA_CLOUD_SECURITY_TOKEN") or None)
-
-    @classmethod
-    def from_context(cls, context: Any) -> OssCredentials | None:
-        """The python3.10 FC context's `credentials` (python3.12 has none); snake_case or camelCase names."""
-        creds = getattr(context, "credentials", None)
-        if creds is None:
-            return None
-
-        def pick(*names: str) -> str | None:
-            for name in names:
-                value = creds.get(name) if isinstance(creds, Mapping) else getattr(creds, name, None)
-                if value:
-                    return _reveal(value)
-            return None
-
-        key_id = pick("access_key_id", "accessKeyId")
-        secret = pick("access_key_secret", "accessKeySecret")
-        if not key_id or not secret:
-            return None
-        return cls(key_id, secret, pick("security_token", "securityToken"))
-
-
-def _reveal(value: Any) -> str:
-    secret_value = getattr(value, "get_secret_value", None)
-    return str(secret_value() if callable(secret_value) else value)
+META_PREFIX = "x-oss-meta-"
 
 
 def _endpoint_locality(endpoint: str) -> tuple[bool, bool]:
@@ -90,6 +57,34 @@ def _endpoint_locality(endpoint: str) -> tuple[bool, bool]:
     return True, address.is_loopback
 
 
+def _base_url(endpoint: str | None, region: str) -> str:
+    if endpoint:
+        return endpoint if "://" in endpoint else f"https://{endpoint}"
+    # Same region as the function: the internal endpoint is free and faster.
+    internal = "-internal" if os.environ.get("FC_REGION") == region else ""
+    return f"https://oss-{region}{internal}.aliyuncs.com"
+
+
+def _md5(data: bytes) -> tuple[str, str]:
+    """(hex, base64) MD5 of `data`: OSS checks the body against Content-MD5 and makes the hex its ETag."""
+    digest = hashlib.md5(data)
+    return digest.hexdigest().upper(), base64.b64encode(digest.digest()).decode()
+
+
+def _http_time(value: str | None) -> dt.datetime:
+    if value:
+        with contextlib.suppress(TypeError, ValueError):
+            return email.utils.parsedate_to_datetime(value)
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _iso_time(value: str | None) -> dt.datetime:
+    if value:
+        with contextlib.suppress(ValueError):
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return dt.datetime.now(dt.timezone.utc)
+
+
 class OssStore:
     def __init__(
         self,
@@ -98,7 +93,7 @@ class OssStore:
         region: str | None = None,
         credentials: OssCredentials | None = None,
         *,
-        context: Any = None,
+        context: object = None,
         path_style: bool | None = None,
         list_page_size: int = 1000,
     ) -> None:
@@ -110,70 +105,25 @@ class OssStore:
         self._credentials = credentials or OssCredentials.from_context(context)
         local, self._loopback = _endpoint_locality(endpoint) if endpoint else (False, False)
         # Buckets cannot be virtual hosts of an IP address: a local endpoint needs path-style URLs.
-        self._path_style = local if path_style is None else path_style
         self._list_page_size = list_page_size
-        self._client: Any = None
-        self._oss: Any = None
+        self._http = OssHttp(
+            bucket,
+            _base_url(endpoint, self.region),
+            path_style=local if path_style is None else path_style,
+            region=self.region,
+            credentials=self._current_credentials,
+        )
 
     def __repr__(self) -> str:
         return f"OssStore(bucket={self.bucket!r}, region={self.region!r}, endpoint={self.endpoint!r})"
 
-    # -- SDK plumbing ----------
-
-    def _sdk(self) -> Any:
-        if self._client is None:
-            # The SDK loads its client-side encryption (pycryptodome, ~20 ms of a cold start) only if it can; we
-            # never use it, so it is marked absent before the SDK's first import.
-            sys.modules.setdefault("alibabacloud_oss_v2.crypto", None)  # type: ignore[arg-type]
-            import alibabacloud_oss_v2 as oss
-            import alibabacloud_oss_v2.aio as oss_aio
-
-            config = oss.config.load_default()
-            config.region = self.region
-            config.credentials_provider = self._credentials_provider(oss)
-            if self.endpoint:
-                config.endpoint = self.endpoint
-                config.disable_ssl = self.endpoint.startswith("http://")
-            elif os.environ.get("FC_REGION") == self.region:
-                # Same region as the function: the internal endpoint is free and faster.
-                config.use_internal_endpoint = True
-            config.use_path_style = self._path_style
-            self._oss = oss
-            self._client = oss_aio.AsyncClient(config)
-        return self._client
-
-    def _credentials_provider(self, oss: Any) -> Any:
-        fixed = self._credentials
-        if fixed is not None:
-            return oss.credentials.StaticCredentialsProvider(
-                fixed.access_key_id, fixed.access_key_secret, fixed.security_token
-            )
-        if OssCredentials.from_env() is None and self._loopback:
-            return oss.credentials.AnonymousCredentialsProvider()
-
-        def from_env() -> Any:
-            found = OssCredentials.from_env()
-            if found is None:
-                # An empty pair makes the SDK raise its CredentialsEmptyError, which we translate.
-                return oss.credentials.Credentials("", "")
-            return oss.credentials.Credentials(found.access_key_id, found.access_key_secret, found.security_token)
-
-        return oss.credentials.CredentialsProviderFunc(from_env)
-
-    def _service_error(self, exc: Exception) -> tuple[int | None, str | None]:
-        inner = exc.unwrap() if isinstance(exc, self._oss.exceptions.OperationError) else exc
-        if isinstance(inner, self._oss.exceptions.ServiceError):
-            return inner.status_code, inner.code
-        return None, None
-
-    def _fail(self, action: str, key: str, exc: Exception) -> StoreError:
-        status, code = self._service_error(exc)
-        if isinstance(exc, self._oss.exceptions.OperationError):
-            inner = exc.unwrap()
-            if isinstance(inner, self._oss.exceptions.CredentialsEmptyError):
-                return StoreError(f"OSS {action} {key!r}: no credentials (set ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET)")
-        detail = f"{status} {code}" if status is not None else type(exc).__name__
-        return StoreError(f"OSS {action} {self.bucket}/{key} failed: {detail}", status=status, code=code)
+    def _current_credentials(self) -> OssCredentials | None:
+        if self._credentials is not None:
+            return self._credentials
+        found = OssCredentials.from_env()
+        if found is None and not self._loopback:
+            raise StoreError(f"OSS {self.bucket}: no credentials (set ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET)")
+        return found
 
     # -- writes ----------
 
@@ -186,39 +136,49 @@ class OssStore:
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
     ) -> bool:
-        client = self._sdk()
-        request = self._oss.PutObjectRequest(
-            bucket=self.bucket,
-            key=key,
-            body=bytes(data),
-            forbid_overwrite=True if forbid_overwrite else None,
-            metadata=dict(metadata) if metadata else None,
-            content_type=content_type,
-        )
+        body = bytes(data)
+        md5_hex, md5_b64 = _md5(body)
+        headers = {"Content-Type": content_type or "application/octet-stream", "Content-MD5": md5_b64}
+        if forbid_overwrite:
+            headers["x-oss-forbid-overwrite"] = "true"
+        for name, value in (metadata or {}).items():
+            headers[META_PREFIX + name.lower()] = value
         try:
-            await client.put_object(request)
-        except self._oss.exceptions.OperationError as exc:
-            status, code = self._service_error(exc)
-            if forbid_overwrite and status == 409 and code == "FileAlreadyExists":
-                return False
-            raise self._fail("put", key, exc) from exc
+            await self._http.send("PUT", key, action="put", headers=headers, body=body)
+        except OssServiceError as exc:
+            if not (forbid_overwrite and exc.status == 409 and exc.code == "FileAlreadyExists"):
+                raise
+            # A create-only PUT is retried like a read, so a retry can meet the object its own lost first
+            # attempt wrote. Answering False then would tell the caller it lost a race it won. The object
+            # holds exactly our bytes (same MD5) → ours, or a rival's identical bytes, which no caller can
+            # tell apart: run-log entries carry a nonce, and the markers' callers ignore who wrote them.
+            # Any other content is a genuine rival's: False, and the caller re-reads (runlog.append
+            # compares the nonce besides, so even a bug here could not turn a lost race into a win).
+            if exc.retried:
+                existing = await self.head(key)
+                if existing is not None and existing.etag.upper() == md5_hex:
+                    return True
+            return False
         return True
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str | None = None) -> None:
         """A multipart upload, one part in memory at a time; a small object goes up in one PUT."""
-        client = self._sdk()
-        oss = self._oss
         part = bytearray()
         upload_id: str | None = None
-        parts: list[Any] = []
+        parts: list[tuple[int, str]] = []
 
         async def send(upload_id: str) -> None:
             number = len(parts) + 1
-            request = oss.UploadPartRequest(
-                bucket=self.bucket, key=key, upload_id=upload_id, part_number=number, body=bytes(part)
+            body = bytes(part)
+            answer = await self._http.send(
+                "PUT",
+                key,
+                action="upload part",
+                params={"partNumber": str(number), "uploadId": upload_id},
+                headers={"Content-MD5": _md5(body)[1]},
+                body=body,
             )
-            sent = await client.upload_part(request)
-            parts.append(oss.UploadPart(part_number=number, etag=sent.etag))
+            parts.append((number, answer.headers.get("ETag", "")))
 
         try:
             async for chunk in chunks:
@@ -226,10 +186,7 @@ class OssStore:
                 if len(part) < PART_SIZE:
                     continue
                 if upload_id is None:
-                    started = await client.initiate_multipart_upload(
-                        oss.InitiateMultipartUploadRequest(bucket=self.bucket, key=key, content_type=content_type)
-                    )
-                    upload_id = started.upload_id
+                    upload_id = await self._initiate(key, content_type)
                 await send(upload_id)
                 part = bytearray()
             if upload_id is None:
@@ -237,65 +194,74 @@ class OssStore:
                 return
             if part:
                 await send(upload_id)
-            await client.complete_multipart_upload(
-                oss.CompleteMultipartUploadRequest(
-                    bucket=self.bucket,
-                    key=key,
-                    upload_id=upload_id,
-                    complete_multipart_upload=oss.CompleteMultipartUpload(parts=parts),
-                )
+            listed = "".join(
+                f"<Part><PartNumber>{number}</PartNumber><ETag>{escape(etag)}</ETag></Part>" for number, etag in parts
             )
-        except BaseException as exc:
+            # Not retried once it may have been processed: a repeat of a completed upload is a 404.
+            await self._http.send(
+                "POST",
+                key,
+                action="complete multipart put",
+                params={"uploadId": upload_id},
+                headers={"Content-Type": "application/xml"},
+                body=f"<CompleteMultipartUpload>{listed}</CompleteMultipartUpload>".encode(),
+                retry=Retry.UNPROCESSED,
+            )
+        except BaseException:
             if upload_id is not None:
                 # Should the abort fail too, the bucket's lifecycle rule removes the unfinished upload.
-                with contextlib.suppress(oss.exceptions.OperationError):
-                    await client.abort_multipart_upload(
-                        oss.AbortMultipartUploadRequest(bucket=self.bucket, key=key, upload_id=upload_id)
-                    )
-            if isinstance(exc, oss.exceptions.OperationError):
-                raise self._fail("multipart put", key, exc) from exc
+                with contextlib.suppress(StoreError):
+                    await self._http.send("DELETE", key, action="abort multipart put", params={"uploadId": upload_id})
             raise
 
+    async def _initiate(self, key: str, content_type: str | None) -> str:
+        # Retried freely: an upload started twice leaves an empty one behind for the lifecycle rule.
+        headers = {"Content-Type": content_type} if content_type else {}
+        answer = await self._http.send(
+            "POST", key, action="start multipart put", params={"uploads": ""}, headers=headers, max_body=MAX_XML_BYTES
+        )
+        upload_id = parse_xml(answer.body, "InitiateMultipartUpload").findtext("UploadId")
+        if not upload_id:
+            raise StoreError(f"OSS start multipart put {self.bucket}/{key}: no UploadId in the answer")
+        return upload_id
+
     async def delete(self, key: str) -> None:
-        client = self._sdk()
         try:
-            await client.delete_object(self._oss.DeleteObjectRequest(bucket=self.bucket, key=key))
-        except self._oss.exceptions.OperationError as exc:
-            status, _ = self._service_error(exc)
-            if status == 404:
-                return
-            raise self._fail("delete", key, exc) from exc
+            await self._http.send("DELETE", key, action="delete")
+        except OssServiceError as exc:
+            if exc.status != 404:
+                raise
 
     # -- reads ----------
 
     async def get(self, key: str) -> bytes | None:
-        client = self._sdk()
         try:
-            result = await client.get_object(self._oss.GetObjectRequest(bucket=self.bucket, key=key))
-        except self._oss.exceptions.OperationError as exc:
-            status, _ = self._service_error(exc)
-            if status == 404:
+            answer = await self._http.send("GET", key, action="get")
+        except OssServiceError as exc:
+            if exc.status == 404:
                 return None
-            raise self._fail("get", key, exc) from exc
-        content: bytes = result.body.content
-        return content
+            raise
+        return answer.body
 
     async def head(self, key: str) -> ObjectInfo | None:
-        client = self._sdk()
         try:
-            result = await client.head_object(self._oss.HeadObjectRequest(bucket=self.bucket, key=key))
-        except self._oss.exceptions.OperationError as exc:
-            status, _ = self._service_error(exc)
-            if status == 404:
+            answer = await self._http.send("HEAD", key, action="head")
+        except OssServiceError as exc:
+            if exc.status == 404:
                 return None
-            raise self._fail("head", key, exc) from exc
+            raise
+        headers = answer.headers
         return ObjectInfo(
             key=key,
-            size=int(result.content_length or 0),
-            etag=bare_etag(result.etag),
-            last_modified=result.last_modified or dt.datetime.now(dt.timezone.utc),
-            metadata={name.lower(): value for name, value in (result.metadata or {}).items()},
-            content_type=result.content_type,
+            size=int(headers.get("Content-Length") or 0),
+            etag=bare_etag(headers.get("ETag")),
+            last_modified=_http_time(headers.get("Last-Modified")),
+            metadata={
+                name.lower()[len(META_PREFIX) :]: value
+                for name, value in headers.items()
+                if name.lower().startswith(META_PREFIX)
+            },
+            content_type=headers.get("Content-Type"),
         )
 
     async def stream(
@@ -303,8 +269,8 @@ class OssStore:
     ) -> AsyncIterator[bytes]:
         """One ranged GET per chunk, each pinned with If-Match to `if_match` (or to the ETag HEAD saw first).
 
-        Each request holds at most `chunk_size` bytes, is idempotent (so the SDK's retryer may repeat it
-        safely), and an overwrite mid-read fails loudly (412) instead of splicing two versions together.
+        Each request holds at most `chunk_size` bytes, is idempotent (so it may be retried safely), and an
+        overwrite mid-read fails loudly (412) instead of splicing two versions together.
         """
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
@@ -315,31 +281,27 @@ class OssStore:
             raise ObjectChangedError(
                 f"{self.bucket}/{key} is not the version asked for", status=412, code="PreconditionFailed"
             )
-        client = self._sdk()
         offset = 0
         while offset < info.size:
             end = min(offset + chunk_size, info.size) - 1
-            request = self._oss.GetObjectRequest(
-                bucket=self.bucket,
-                key=key,
-                range_header=f"bytes={offset}-{end}",
-                range_behavior="standard",
-                if_match=f'"{info.etag}"',
-            )
+            headers = {
+                "Range": f"bytes={offset}-{end}",
+                "x-oss-range-behavior": "standard",
+                "If-Match": f'"{info.etag}"',
+            }
             try:
-                result = await client.get_object(request)
-            except self._oss.exceptions.OperationError as exc:
-                status, _ = self._service_error(exc)
-                if status == 412:
+                answer = await self._http.send("GET", key, action="get", headers=headers, max_body=chunk_size)
+            except OssServiceError as exc:
+                if exc.status == 412:
                     raise ObjectChangedError(
                         f"{self.bucket}/{key} changed while being read", status=412, code="PreconditionFailed"
                     ) from exc
-                if status == 404:
+                if exc.status == 404:
                     raise ObjectNotFoundError(
                         f"{self.bucket}/{key} vanished while being read", status=404, code="NoSuchKey"
                     ) from exc
-                raise self._fail("get", key, exc) from exc
-            chunk: bytes = result.body.content
+                raise
+            chunk = answer.body
             if len(chunk) != end - offset + 1:
                 # A server that ignored the Range header would otherwise hand us the whole object per chunk.
                 raise StoreError(f"OSS get {self.bucket}/{key}: range {offset}-{end} got {len(chunk)} bytes")
@@ -347,22 +309,28 @@ class OssStore:
             yield chunk
 
     async def list(self, prefix: str, *, start_after: str | None = None) -> AsyncIterator[ObjectInfo]:
-        client = self._sdk()
-        paginator = client.list_objects_v2_paginator(limit=self._list_page_size)
-        request = self._oss.ListObjectsV2Request(bucket=self.bucket, prefix=prefix, start_after=start_after)
-        try:
-            async for page in paginator.iter_page(request):
-                for item in page.contents or []:
-                    yield ObjectInfo(
-                        key=item.key,
-                        size=int(item.size or 0),
-                        etag=bare_etag(item.etag),
-                        last_modified=item.last_modified or dt.datetime.now(dt.timezone.utc),
-                    )
-        except self._oss.exceptions.OperationError as exc:
-            raise self._fail("list", prefix, exc) from exc
+        """ListObjectsV2 pages; keys come URL-encoded (`encoding-type=url`): a key may hold any character,
+        even ones XML cannot carry."""
+        params = {"list-type": "2", "max-keys": str(self._list_page_size), "encoding-type": "url"}
+        if prefix:
+            params["prefix"] = prefix
+        if start_after:
+            params["start-after"] = start_after
+        while True:
+            answer = await self._http.send("GET", None, action="list", params=params, max_body=MAX_XML_BYTES)
+            root = parse_xml(answer.body, "ListObjectsV2")
+            decode = unquote if root.findtext("EncodingType") == "url" else str
+            for item in root.iterfind("Contents"):
+                yield ObjectInfo(
+                    key=decode(item.findtext("Key") or ""),
+                    size=int(item.findtext("Size") or 0),
+                    etag=bare_etag(item.findtext("ETag")),
+                    last_modified=_iso_time(item.findtext("LastModified")),
+                )
+            token = root.findtext("NextContinuationToken")
+            if root.findtext("IsTruncated") != "true" or not token:
+                return
+            params["continuation-token"] = decode(token)
 
     async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.close()
+        await self._http.close()
