@@ -182,8 +182,13 @@ class OssHttp:
             sign_v4(method, self.bucket, key, query, sent, credentials, self._region)
         url = yarl.URL(self.url(key, query), encoded=True)
         async with self._open().request(method, url, headers=sent, data=body) as response:
-            limit = max_body if response.status < 300 else MAX_ERROR_BYTES
-            content = await _read(response, limit) if method != "HEAD" else b""
+            if method == "HEAD":
+                content = b""
+            elif response.status >= 300:
+                # Only Code and Message are wanted from an error body: its head is enough.
+                content = await response.content.read(MAX_ERROR_BYTES)
+            else:
+                content = await _read(response, max_body)
             return Answer(response.status, response.headers, content)
 
     def _service_error(self, action: str, target: str, answer: Answer) -> OssServiceError:
