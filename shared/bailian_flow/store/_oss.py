@@ -24,7 +24,6 @@ import ipaddress
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from urllib.parse import unquote, urlsplit
-from xml.sax.saxutils import escape
 
 from bailian_flow.store._base import (
     DEFAULT_CHUNK_SIZE,
@@ -69,6 +68,11 @@ def _md5(data: bytes) -> tuple[str, str]:
     """(hex, base64) MD5 of `data`: OSS checks the body against Content-MD5 and makes the hex its ETag."""
     digest = hashlib.md5(data)
     return digest.hexdigest().upper(), base64.b64encode(digest.digest()).decode()
+
+
+def _xml_escape(text: str) -> str:
+    # Not xml.sax.saxutils: it imports urllib.request and ssl, ~8 ms of a cold start for three replacements.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _http_time(value: str | None) -> dt.datetime:
@@ -195,7 +199,7 @@ class OssStore:
             if part:
                 await send(upload_id)
             listed = "".join(
-                f"<Part><PartNumber>{number}</PartNumber><ETag>{escape(etag)}</ETag></Part>" for number, etag in parts
+                f"<Part><PartNumber>{n}</PartNumber><ETag>{_xml_escape(etag)}</ETag></Part>" for n, etag in parts
             )
             # Not retried once it may have been processed: a repeat of a completed upload is a 404.
             await self._http.send(
