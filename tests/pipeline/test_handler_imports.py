@@ -33,6 +33,11 @@ EVERYWHERE = {
     "rich",
     "dashscope",
     "openai",
+    # The OSS SDK and what it pulls in: the store signs its requests itself on aiohttp.
+    "alibabacloud_oss_v2",
+    "requests",
+    "urllib3",
+    "Crypto",
     "bailian_flow.cli",
     "bailian_flow.local",
     "bailian_flow.emulator",
