@@ -120,7 +120,16 @@ async def resume_intent(flow: Flow, current: Current) -> Outcome:
 
 async def advance(flow: Flow, run_id: str, acts: frozenset[str], *, max_steps: int = 12) -> RunState | None:
     """Drive the run forward while its stage is one this handler acts on."""
-    current = await load(flow, run_id)
+    current = await drive(flow, await load(flow, run_id), acts, max_steps=max_steps)
+    return None if current is None else current.state
+
+
+async def drive(flow: Flow, current: Current | None, acts: frozenset[str], *, max_steps: int = 12) -> Current | None:
+    """`advance` from an entry the caller has just read; returns the newest entry read after the last step.
+
+    Saves the caller (the timer) a second read of the same log before and after: acting on an entry read a
+    moment ago is safe, as every write is fenced (create-only at the next seq; a write that loses is re-read).
+    """
     for _ in range(max_steps):
         if current is None or current.state.stage not in acts:
             break
@@ -128,7 +137,7 @@ async def advance(flow: Flow, run_id: str, acts: frozenset[str], *, max_steps: i
         facts = BATCH_FACT_STEPS if current.state.kind == "batch" else FACT_STEPS
         step = resume_intent if stage in INTENTS else step_of(facts[stage])
         outcome = await step(flow, current)
-        current = await load(flow, run_id)
+        current = await load(flow, current.state.run_id)
         if outcome == "stop":
             break
-    return None if current is None else current.state
+    return current

@@ -21,7 +21,7 @@ from bailian_flow.pipeline.quotas import admit_waiting
 from bailian_flow.pipeline.runtime import MAX_REDRIVES, Flow, utc_now
 from bailian_flow.pipeline.scan import adopt_orphans
 from bailian_flow.pipeline.state import INTENTS, RunError
-from bailian_flow.pipeline.steps import POLLING, REANNOUNCE_AS, advance
+from bailian_flow.pipeline.steps import POLLING, REANNOUNCE_AS, drive
 from bailian_flow.pipeline.timer_state import (
     Brief,
     CountingStore,
@@ -117,16 +117,18 @@ async def _redrive(flow: Flow, current: Current, report: TickReport) -> None:
         report.redriven.append(state.run_id)
 
 
-async def _visit(flow: Flow, run_id: str, current: Current, report: TickReport) -> None:
+async def _visit(flow: Flow, run_id: str, current: Current, report: TickReport) -> Current | None:
+    """Do what the run needs; returns its newest entry when the visit read it last (None: not read since)."""
     stage = current.state.stage
     if current.state.terminal:
         # A retry may have revived the run since it was read: `settle_marker` keeps it active then.
         if await settle_marker(flow, run_id):
             report.finished.append(run_id)
     elif stage in POLLING:
-        await advance(flow, run_id, POLLING)
+        latest = await drive(flow, current, POLLING)
         report.polled.append(run_id)
         report.advanced += 1
+        return latest
     elif stage == "waiting":
         await admission.ensure_in_line(flow, current.state)  # its marker may have been lost to a crash
     elif stage == "canceling":
@@ -134,6 +136,7 @@ async def _visit(flow: Flow, run_id: str, current: Current, report: TickReport) 
             report.polled.append(run_id)
     elif _stale(flow, current):
         await _redrive(flow, current, report)
+    return None
 
 
 def _stale(flow: Flow, current: Current) -> bool:
@@ -286,8 +289,7 @@ async def _visit_all(flow: Flow, todo: list[str], briefs: dict[str, Brief], repo
                 current = await load(flow, run_id)
                 if current is None:
                     continue
-                await _visit(flow, run_id, current, report)
-                latest = await load(flow, run_id)
+                latest = await _visit(flow, run_id, current, report) or await load(flow, run_id)
             except Exception:
                 # One run's trouble must not starve the others; the next tick tries it again.
                 log.exception("run %s: timer visit failed", run_id)
