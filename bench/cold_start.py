@@ -98,8 +98,10 @@ def build(work: Path, bytecode: bool, python: str) -> tuple[Path, Path, Path]:
                 check=True,
             )
     dashscope = work / "dashscope" / "python"
+    # dashscope imports tomli below Python 3.11 without declaring it: the anchor must at least import.
+    anchor = ["dashscope", "tomli"] if version == "3.10" else ["dashscope"]
     subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--target", str(dashscope), "--only-binary=:all:", "dashscope"],
+        [python, "-m", "pip", "install", "--quiet", "--target", str(dashscope), "--only-binary=:all:", *anchor],
         check=True,
     )
     if bytecode:
