@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from harness import FUNCTIONS, ROOT, Pipeline, http_json
 
 CHILD = """
@@ -157,3 +158,13 @@ def test_every_lazily_named_step_and_resume_resolves() -> None:
             assert inspect.iscoroutinefunction(steps.step_of(spec)), f"{stage}: {spec}"
     for stage in INTENTS:
         assert inspect.iscoroutinefunction(steps.resume_of(stage)), stage
+
+
+def test_fc_names_load_on_first_use_and_all_resolve() -> None:
+    import bailian_flow.fc as fc
+
+    for name in fc.__all__:
+        assert getattr(fc, name) is not None, name
+    assert sorted(fc.__all__) == sorted(dir(fc))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        fc.no_such_name  # noqa: B018
