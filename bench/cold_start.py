@@ -39,26 +39,29 @@ BUCKET = "cold-start"
 TOKEN = "bench-token-1"
 TARGET = 0.45
 FUNCTIONS = ("on_upload", "on_file_ready", "on_timer", "on_success", "webhook")
+# Wall time, and the process's CPU time (all its threads), which a loaded machine moves much less.
 CHILD = """
 import sys, time, json
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 sys.path.insert(0, {code!r})
 import index
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 from bailian_flow.fc import make_context
 context = make_context({name!r}, request_id="bench")
 event = {event!r}
-t2 = time.perf_counter()
+t2, c2 = time.perf_counter(), time.process_time()
 result = index.handler(event, context)
-t3 = time.perf_counter()
-print(json.dumps({{"import": t1 - t0, "invoke": t3 - t2, "modules": len(sys.modules), "result": str(result)[:300]}}))
+t3, c3 = time.perf_counter(), time.process_time()
+cpu = c1 - c0 + c3 - c2
+out = {{"import": t1 - t0, "invoke": t3 - t2, "cpu": cpu, "modules": len(sys.modules), "result": str(result)[:300]}}
+print(json.dumps(out))
 """
 ANCHOR = """
 import sys, time, json
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 import dashscope
-t1 = time.perf_counter()
-print(json.dumps({"import": t1 - t0, "invoke": 0.0, "modules": len(sys.modules)}))
+t1, c1 = time.perf_counter(), time.process_time()
+print(json.dumps({"import": t1 - t0, "invoke": 0.0, "cpu": c1 - c0, "modules": len(sys.modules)}))
 """
 
 
@@ -271,23 +274,31 @@ def ms(figures: list[dict[str, Any]], part: str) -> float:
 def report(
     rounds: dict[str, list[dict[str, Any]]], anchors: list[dict[str, Any]], *, bytecode: bool, version: str
 ) -> None:
-    anchor = ms(anchors, "import")
+    anchor, anchor_cpu = ms(anchors, "import"), ms(anchors, "cpu")
     layout = "compiled at build time" if bytecode else "no bytecode shipped"
     for label, figures in rounds.items():
         print(f"{label}: python -B, {layout}, Python {version}, medians of {len(figures)} rounds (ms)")
-        print(f"{'':<18} {'import':>8} {'1st call':>9} {'total':>8} {'x anchor':>9} {'modules':>8}")
-        worst = 0.0
+        header = f"{'import':>8} {'1st call':>9} {'total':>8} {'x anchor':>9} {'cpu':>6} {'x anchor':>9} {'modules':>8}"
+        print(f"{'':<18} {header}")
+        worst = worst_cpu = 0.0
         for name in FUNCTIONS:
             runs = [figure[name] for figure in figures]
-            imported, invoked = ms(runs, "import"), ms(runs, "invoke")
+            imported, invoked, cpu = ms(runs, "import"), ms(runs, "invoke"), ms(runs, "cpu")
             total = imported + invoked
-            worst = max(worst, total / anchor)
+            worst, worst_cpu = max(worst, total / anchor), max(worst_cpu, cpu / anchor_cpu)
             modules = statistics.median(run["modules"] for run in runs)
-            print(f"{name:<18} {imported:>8.0f} {invoked:>9.0f} {total:>8.0f} {total / anchor:>8.2f}x {modules:>8.0f}")
+            print(
+                f"{name:<18} {imported:>8.0f} {invoked:>9.0f} {total:>8.0f} {total / anchor:>8.2f}x"
+                f" {cpu:>6.0f} {cpu / anchor_cpu:>8.2f}x {modules:>8.0f}"
+            )
         modules = statistics.median(run["modules"] for run in anchors)
-        print(f"{'import dashscope':<18} {anchor:>8.0f} {0:>9.0f} {anchor:>8.0f} {1:>8.2f}x {modules:>8.0f}")
+        print(
+            f"{'import dashscope':<18} {anchor:>8.0f} {0:>9.0f} {anchor:>8.0f} {1:>8.2f}x"
+            f" {anchor_cpu:>6.0f} {1:>8.2f}x {modules:>8.0f}"
+        )
         verdict = "meets" if worst <= TARGET else "misses"
-        print(f"slowest handler / anchor = {worst:.2f}x ({verdict} the target <= {TARGET:.2f}x)\n")
+        print(f"slowest handler / anchor = {worst:.2f}x wall, {worst_cpu:.2f}x cpu", end=" ")
+        print(f"({verdict} the target <= {TARGET:.2f}x)\n")
 
 
 if __name__ == "__main__":
