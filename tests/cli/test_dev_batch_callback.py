@@ -28,6 +28,7 @@ def test_a_batch_run_under_dev_finishes_on_its_callback_without_a_timer_tick(tmp
     # The timer fires once an hour (the last --timer-interval wins): only the callback can end the batch's wait.
     dev = start_dev(isolated_env(tmp_path), "--ephemeral", "--time-scale", "100", "--timer-interval", "3600")
     try:
+        assert "timer every 3600 s (--timer-interval)" in dev.banner
         put = dev.cli("put", str(source), "--key", "batches/dev/questions.jsonl")
         assert put.returncode == 0, put.stderr
         run_id = put.stdout.strip()

@@ -62,3 +62,21 @@ def test_progress_line_when_stderr_is_a_terminal(bailian_env: Any, tmp_path: Pat
     assert process.returncode == 0
     assert stdout.strip()
     assert b"train.jsonl" in shown and b"(100%)" in shown
+
+
+async def test_under_dev_upload_goes_to_the_profiles_emulator_without_settings(
+    bailian_env: Any, tmp_path: Path
+) -> None:
+    from bailian_flow.local.profile import Profile, write_profile
+
+    write_profile(Profile(dashscope_base_url=bailian_env.url), tmp_path / "config" / "bailian-flow" / "profile.json")
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(SFT_LINE)
+    bare = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "BAILIAN_FLOW_"))}
+
+    done = _run(["files", "upload", str(path)], {**bare, "XDG_CONFIG_HOME": str(tmp_path / "config")})
+
+    assert done.returncode == 0, done.stderr
+    assert bailian_env.url in done.stderr, "it says where the file went"
+    async with BailianClient() as client:
+        assert (await client.files.get(done.stdout.strip())).size == path.stat().st_size

@@ -82,6 +82,7 @@ def put(
       bailian-flow put train.jsonl
       bailian-flow put train.jsonl --key datasets/support/train.jsonl --set model=qwen3-14b
       bailian-flow put train.jsonl --set hyper_parameters.n_epochs=2
+      bailian-flow put questions.jsonl --key batches/team/questions.jsonl   # a batch inference input
     """
     import alibabacloud_oss_v2 as oss
     import yaml
@@ -110,7 +111,12 @@ def put(
         print_json({"bucket": profile.bucket, "key": key, "etag": etag, "run": run})
     elif run is not None:
         click.echo(run["run_id"])
-        click.echo(f"run {run['run_id']} is {run['stage']}: bailian-flow runs watch {run['run_id']}", err=True)
+        if run["stage"] == "FAILED":
+            from bailian_flow.cli.runs import error_line
+
+            click.echo(f"run {run['run_id']} FAILED: {error_line(run.get('error'))}", err=True)
+        else:
+            click.echo(f"run {run['run_id']} is {run['stage']}: bailian-flow runs watch {run['run_id']}", err=True)
     if run is None:
         click.echo(f"bailian-flow: no run appeared for {key} within {wait:g} s", err=True)
         return EXIT_INVALID

@@ -63,7 +63,7 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def _error_line(error: dict[str, Any] | None) -> str:
+def error_line(error: dict[str, Any] | None) -> str:
     if not error:
         return ""
     reason = str(error.get("reason", ""))
@@ -140,7 +140,7 @@ def list_runs(stage: str | None, kind: str | None, limit: int, as_json: bool) ->
             _stage_text(run.get("stage", "")),
             _source(run),
             (run.get("created_at") or "")[:19].replace("T", " "),
-            _error_line(run.get("error")),
+            error_line(run.get("error")),
         )
     console = _console()
     if found:
@@ -177,7 +177,7 @@ def _show(console: Any, detail: dict[str, Any]) -> None:
     if (run.get("usage") or {}).get("tokens") is not None:
         console.print(f"  usage     {run['usage']['tokens']:,} tokens billed by Bailian")
     if run.get("error"):
-        console.print(f"  [red]error[/red]     {_error_line(run['error'])}")
+        console.print(f"  [red]error[/red]     {error_line(run['error'])}")
     for problem in (run.get("error") or {}).get("errors") or []:
         console.print(
             f"            line {problem.get('line')}, {problem.get('field') or '-'}: {problem.get('message')}"
@@ -265,7 +265,7 @@ def watch(run_id: str | None, interval: float, timeout: float, as_json: bool) ->
     if run_id and not as_json:
         run = api.get(f"/runs/{_safe(run_id)}")["run"]
         if run.get("error"):
-            console.print(f"[red]error[/red] {_error_line(run['error'])}")
+            console.print(f"[red]error[/red] {error_line(run['error'])}")
         elif run.get("deployed_model"):
             console.print(f"deployed model {run['deployed_model']}")
     return EXIT_OK if all(stage == "DONE" for stage in outcomes.values()) else EXIT_INVALID

@@ -193,7 +193,8 @@ def describe(
     for function in stack.functions.values():
         spec = function.spec
         triggers = [f"oss {t.prefix}*{t.suffix}" for t in spec.oss_triggers]
-        triggers += [f"timer {t.cron_expression}" for t in spec.timer_triggers]
+        every = f"every {stack.timer_interval:g} s (--timer-interval)" if stack.timer_interval else None
+        triggers += [f"timer {every or t.cron_expression}" for t in spec.timer_triggers]
         triggers += [f"http {','.join(t.methods)}" for t in spec.http_triggers]
         lines.append(f"  function {spec.name:<14} {'; '.join(triggers) or 'invoke only'}")
     return "\n".join(lines)

@@ -111,6 +111,11 @@ class LocalStack:
         return next(iter(self.http_urls.values()), "")
 
     @property
+    def timer_interval(self) -> float | None:
+        """Seconds between timer deliveries when they replace s.yaml's cron expressions (None: they do not)."""
+        return self._timer_interval
+
+    @property
     def bucket(self) -> str:
         for function in self.functions.values():
             for trigger in function.spec.oss_triggers:
