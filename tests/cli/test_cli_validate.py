@@ -135,3 +135,19 @@ def test_the_text_report_lists_each_problem(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "line 2, messages[0].role" in done.stdout and "line 4, messages[0].role" in done.stdout
     assert "invalid (2 problem(s))" in done.stdout
+
+
+def test_piped_output_keeps_each_line_whole(tmp_path: Path) -> None:
+    long_dir = tmp_path / ("a-directory-name-long-enough-to-pass-eighty-columns-" * 2)
+    long_dir.mkdir()
+    path = _write(long_dir / "train.jsonl", [GOOD, LAST_IS_USER])
+    done = subprocess.run(
+        cli_command("validate", str(path), "--no-tokens"),
+        env=isolated_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"{path}: invalid (1 problem(s)), 1 record(s)" in done.stdout.splitlines(), done.stdout

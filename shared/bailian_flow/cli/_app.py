@@ -70,6 +70,15 @@ verbose_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
 
 
+def make_console() -> Any:
+    """A rich console (imported on use) that prints piped output unfolded."""
+    from rich.console import Console
+
+    # Piped output has no terminal width; rich would assume 80 columns and fold every run id and command.
+    width = None if sys.stdout.isatty() else 240
+    return Console(highlight=False, soft_wrap=False, width=width)
+
+
 def print_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
 

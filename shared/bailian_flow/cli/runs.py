@@ -10,22 +10,12 @@ from typing import Any
 import click
 
 from bailian_flow.cli._api import Api
-from bailian_flow.cli._app import EXIT_INVALID, EXIT_OK, json_option, print_json, verbose_option
+from bailian_flow.cli._app import EXIT_INVALID, EXIT_OK, json_option, make_console, print_json, verbose_option
 from bailian_flow.cli._settings import parse_settings, with_settings_options
 
 TERMINAL = frozenset({"DONE", "FAILED", "CANCELED"})
 STAGE_STYLE = {"DONE": "green", "FAILED": "red", "CANCELED": "yellow"}
 PAGE = 200  # the API's largest page
-
-
-def _console() -> Any:
-    import sys
-
-    from rich.console import Console
-
-    # Piped output has no terminal width; rich would assume 80 columns and fold every run id.
-    width = None if sys.stdout.isatty() else 240
-    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -142,7 +132,7 @@ def list_runs(stage: str | None, kind: str | None, limit: int, as_json: bool) ->
             (run.get("created_at") or "")[:19].replace("T", " "),
             error_line(run.get("error")),
         )
-    console = _console()
+    console = make_console()
     if found:
         console.print(table)
     else:
@@ -214,7 +204,7 @@ def show(run_id: str, as_json: bool) -> None:
     if as_json:
         print_json(detail)
     else:
-        _show(_console(), detail)
+        _show(make_console(), detail)
 
 
 def _safe(run_id: str) -> str:
@@ -242,7 +232,7 @@ def watch(run_id: str | None, interval: float, timeout: float, as_json: bool) ->
       bailian-flow runs watch --json | jq .stage
     """
     api = Api.from_profile()
-    console = _console()
+    console = make_console()
     started = time.monotonic()
     seen: dict[str, int] = {}
     outcomes: dict[str, str] = {}
@@ -295,7 +285,7 @@ def _act(run_id: str, action: str, body: dict[str, Any] | None, as_json: bool) -
         return
     run = answer.get("run") or {}
     message = answer.get("message") or ""
-    _console().print(f"{run.get('run_id', run_id)}  {_stage_text(run.get('stage', '?'))}  {message}".rstrip())
+    make_console().print(f"{run.get('run_id', run_id)}  {_stage_text(run.get('stage', '?'))}  {message}".rstrip())
 
 
 @runs.command("cancel")

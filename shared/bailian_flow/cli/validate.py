@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from bailian_flow.cli._app import EXIT_INVALID, EXIT_OK, json_option, print_json, verbose_option
+from bailian_flow.cli._app import EXIT_INVALID, EXIT_OK, json_option, make_console, print_json, verbose_option
 
 KINDS = ("sft", "dpo", "cpt", "batch")
 
@@ -185,10 +185,9 @@ async def _batch(path: Path, model: str | None, counter: Any) -> dict[str, Any]:
 
 
 def _print(path: Path, report: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.markup import escape
 
-    console = Console(highlight=False)
+    console = make_console()
     for error in report["errors"]:
         where = f"line {error['line']}" if error["line"] is not None else "file"
         if error["field"]:
