@@ -87,3 +87,20 @@ def test_demo_follows_the_sample_run_to_done(tmp_path: Path) -> None:
     assert names[-1] == "done"
     assert re.search(r"deployed model \S+", result.stdout)
     assert time.monotonic() - started < 60
+
+
+def test_demo_of_a_bad_dataset_says_why_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "not a conversation"}\n')
+    result = subprocess.run(
+        _command("demo", "--dataset", str(bad), "--timeout", "60"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=_isolated_env(tmp_path / "home"),
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    [said] = result.stderr.strip().splitlines()
+    assert said.endswith("ended FAILED: datasets/demo/train.jsonl line 1, field messages: missing"), said

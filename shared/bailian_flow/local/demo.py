@@ -109,7 +109,8 @@ async def follow(stack: LocalStack, key: str, timeout: float) -> int:
         print(f"DONE in {time.monotonic() - started:.1f} s: deployed model {run.get('deployed_model')}")
         return 0
     if run["stage"] in TERMINAL:
-        print(f"demo: run {run.get('run_id')} ended {run['stage']}: {run.get('error')}", file=sys.stderr)
+        reason = (run.get("error") or {}).get("reason") or "no error recorded"
+        print(f"demo: run {run.get('run_id')} ended {run['stage']}: {reason}", file=sys.stderr)
     else:
         print(f"demo: run {run.get('run_id')} still {run['stage']} after {timeout:.0f} s", file=sys.stderr)
     return 1
