@@ -158,3 +158,41 @@ print(",".join(m for m in ("alibabacloud_oss_v2", "requests", "urllib3", "Crypto
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == ""
+
+
+async def test_a_completion_that_may_have_been_processed_is_not_repeated(
+    store: OssStore, faults: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A repeated CompleteMultipartUpload of a finished upload is a 404: the caller must hear "unknown", not "lost".
+    monkeypatch.setattr(oss_module, "PART_SIZE", 128 * 1024)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield os.urandom(200 * 1024)
+        # The upload is started and its one part sent: the next POST is the completion.
+        faults.add_faults({"method": "POST", "path": object_path(store, "out/c.jsonl"), "drop": "after"})
+
+    with pytest.raises(StoreError):
+        await store.put_stream("out/c.jsonl", chunks())
+    assert faults.fault_hits() == [1]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "fc_region", "url"),
+    [
+        (None, None, "https://b.oss-cn-beijing.aliyuncs.com/k%201"),
+        (None, "cn-beijing", "https://b.oss-cn-beijing-internal.aliyuncs.com/k%201"),
+        (None, "cn-hangzhou", "https://b.oss-cn-beijing.aliyuncs.com/k%201"),
+        ("oss-cn-beijing.aliyuncs.com", None, "https://b.oss-cn-beijing.aliyuncs.com/k%201"),
+        ("http://oss.example.test", None, "http://b.oss.example.test/k%201"),
+        ("http://127.0.0.1:9000", None, "http://127.0.0.1:9000/b/k%201"),
+        ("localhost:9000", None, "https://localhost:9000/b/k%201"),
+    ],
+)
+def test_addressing(endpoint: str | None, fc_region: str | None, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Virtual-hosted unless the endpoint is an IP or localhost; the internal endpoint in the function's region."""
+    if fc_region is None:
+        monkeypatch.delenv("FC_REGION", raising=False)
+    else:
+        monkeypatch.setenv("FC_REGION", fc_region)
+    store = OssStore("b", endpoint=endpoint, region="cn-beijing", credentials=OssCredentials("id", "secret"))
+    assert store._http.url("k 1", "") == url
