@@ -47,8 +47,6 @@ class Answer:
     status: int
     headers: Mapping[str, str]
     body: bytes
-    # More than one attempt was made: an earlier one may have been processed with its answer lost.
-    retried: bool = False
 
 
 class OssServiceError(StoreError):
@@ -150,7 +148,7 @@ class OssHttp:
                 may_retry = retry is Retry.ALWAYS
             else:
                 if answer.status < 300:
-                    return Answer(answer.status, answer.headers, answer.body, retried=attempt > 1)
+                    return answer
                 failure = self._service_error(action, target, answer)
                 may_retry = _retryable_answer(answer.status, failure.code, retry)
                 answered = answer.headers
