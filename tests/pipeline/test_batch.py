@@ -501,6 +501,26 @@ def test_a_cancel_while_a_batch_is_being_created_undoes_it(pipeline: Pipeline) -
     assert pipeline.run(run["run_id"])["run"]["batch"]["shards"][0]["batch_id"] is None
 
 
+def test_a_cancel_finds_the_shard_file_of_a_submission_that_died_unrecorded(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shard's file is uploaded, then the batch create never reaches Bailian and the delivery escapes (FC would
+    # retry it): the plan records neither, so only the file's name ties it to the run.
+    pipeline.fault(method="POST", path="/compatible-mode/v1/batches", drop="before", times=1)
+    pipeline.put(KEY, batch_input(5))
+    with pytest.raises(Exception):  # noqa: B017 - whatever the handler lets escape, FC retries
+        pipeline.deliver_new()
+    run = pipeline.run_for_key(KEY)
+    assert run["batch"]["shards"][0]["file_id"] is None and pipeline_live(pipeline)["compat_files"] == 1
+    monkeypatch.setenv("BAILIAN_FLOW_LEASE_SECONDS", "0")  # the dead act's lease is over: the cancel finalizes
+
+    status, body = pipeline.api("POST", f"/runs/{run['run_id']}/cancel")
+
+    assert status == 200 and body["run"]["stage"] == "CANCELED", body
+    assert pipeline_live(pipeline)["compat_files"] == 0
+    assert pipeline.created()["batches"] == 0
+
+
 def test_runs_beyond_the_parallel_batch_quota_wait_in_line(batch_pipeline: Pipeline) -> None:
     # Three inputs of two shards each: six batches for a service that runs two at once.
     batch_pipeline.script("batch", "SLOW:150", count=6)  # each batch runs 1.5 s: the slots stay taken

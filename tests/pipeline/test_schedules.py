@@ -1,5 +1,6 @@
 """Randomized schedules: deliveries, redeliveries, drops, ticks, cancels, retries, overwrites and faults in random
-order and timing, through the real functions; then everything settles and the promises are checked.
+order and timing, through the real functions; then everything settles and the promises are checked. Fine-tune
+datasets and batch inference inputs (several shards each, more batches than the account runs at once) take turns.
 
 `BAILIAN_FLOW_SCHEDULES` sets how many schedules run (a few by default, hundreds on demand) and
 `BAILIAN_FLOW_SEED` the first seed; a failing schedule names its seed, and `BAILIAN_FLOW_SEED=<seed>
@@ -8,6 +9,7 @@ BAILIAN_FLOW_SCHEDULES=1` replays it.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import threading
@@ -23,10 +25,34 @@ from bailian_flow.pipeline import reconcile
 SCHEDULES = int(os.environ.get("BAILIAN_FLOW_SCHEDULES", "30"))
 FIRST_SEED = int(os.environ.get("BAILIAN_FLOW_SEED", str(random.SystemRandom().randrange(10**6))))
 STEPS = 20
-KEYS = ("datasets/schedules/a.jsonl", "datasets/schedules/b.jsonl")
+BATCH_KEY = "batches/schedules/c.jsonl"
+KEYS = ("datasets/schedules/a.jsonl", "datasets/schedules/b.jsonl", BATCH_KEY)
 LINES = SFT_SAMPLE.splitlines(keepends=True)
-CREATES = ("/api/v1/files", "/api/v1/fine-tunes", "/api/v1/deployments")
+REQUESTS = [
+    json.dumps(
+        {
+            "custom_id": f"q{n}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "qwen-plus", "messages": [{"role": "user", "content": f"question {n}"}]},
+        }
+    ).encode()
+    + b"\n"
+    for n in range(12)
+]
+# Shards of at most this many lines: a batch input of up to 12 makes up to 3 shards, more than the 2 batches the
+# account runs at once.
+SHARD_LINES = "4"
+CREATES = (
+    "/api/v1/files",
+    "/api/v1/fine-tunes",
+    "/api/v1/deployments",
+    "/compatible-mode/v1/files",
+    "/compatible-mode/v1/batches",
+)
 ENDED = ("DONE", "FAILED", "CANCELED")
+# A batch that runs (or may still run) its lines; `cancelling` and `cancelled` ones were stopped.
+STOPPED = ("cancelling", "cancelled")
 
 
 @dataclass
@@ -37,6 +63,8 @@ class Schedule:
     pending: list[dict[str, Any]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     lagging: bool = False
+    # The custom ids of each version of the batch input (by ETag), for the completeness check.
+    versions: dict[str, list[str]] = field(default_factory=dict)
 
     def quietly(self, work: Any, *args: Any) -> None:
         """Run one invocation; one that raises is what FC would retry (its event stays pending)."""
@@ -59,8 +87,11 @@ class Schedule:
         if action == "upload":
             key = rng.choice(KEYS)
             # A different version each time: an overwrite of a key mid-run is one of the interleavings.
-            body = b"".join(rng.sample(LINES, rng.randint(10, len(LINES))))
-            self.quietly(pipeline.put, key, body)
+            if key == BATCH_KEY:
+                self.put_requests(rng.sample(REQUESTS, rng.randint(3, len(REQUESTS))))
+            else:
+                body = b"".join(rng.sample(LINES, rng.randint(10, len(LINES))))
+                self.quietly(pipeline.put, key, body)
         elif action in ("deliver", "drop") and self.pending:
             record = self.pending.pop(rng.randrange(len(self.pending)))
             if action == "deliver":
@@ -99,6 +130,10 @@ class Schedule:
             self.lagging = True
             self.monkeypatch.setenv("BAILIAN_FLOW_LEASE_SECONDS", "660")
             http_json(f"{pipeline.url}/_emulator/config", "POST", {"list_lag_seconds": 60})
+
+    def put_requests(self, lines: list[bytes]) -> None:
+        self.pipeline.put(BATCH_KEY, b"".join(lines))
+        self.versions[self.pipeline.head_etag(BATCH_KEY)] = [json.loads(line)["custom_id"] for line in lines]
 
     def settle(self, timeout: float = 90.0) -> list[dict[str, Any]]:
         """No more faults, every intent re-claimable, every lost event re-driven: run until nothing is open."""
@@ -154,8 +189,58 @@ def check_promises(pipeline: Pipeline, runs: list[dict[str, Any]]) -> None:
         run = by_id[owners[0]]
         assert name == run["deployed_model"] and run["stage"] != "CANCELED", (deployment, run)
     for run in runs:
-        if run["stage"] == "DONE":
+        if run["stage"] == "DONE" and run["kind"] == "fine-tune":
             assert run["deployed_model"] in {item["deployed_model"] for item in deployments}, run
+
+
+def _listed(pipeline: Pipeline, path: str) -> list[dict[str, Any]]:
+    """Every item of a compatible-mode list, page after page."""
+    items: list[dict[str, Any]] = []
+    after = ""
+    while True:
+        page = pipeline.bailian("GET", f"/compatible-mode/v1/{path}?limit=100{after}")
+        items += page["data"]
+        if not page["has_more"]:
+            return items
+        after = f"&after={page['last_id']}"
+
+
+def check_batch_promises(pipeline: Pipeline, runs: list[dict[str, Any]], versions: dict[str, list[str]]) -> None:
+    """Per shard of each attempt one batch ran, the one its run records; a DONE run answered every line of its
+    version once and left no input file on the service; a canceled run left no batch running and no file."""
+    by_id = {run["run_id"]: run for run in runs}
+    running: dict[str, list[dict[str, Any]]] = {}
+    for batch in _listed(pipeline, "batches"):
+        tag = str((batch.get("metadata") or {}).get("ds_name", "")).split(" ")[-1]
+        owner = _owner(tag, by_id)
+        assert owner is not None, f"batch {batch['id']} belongs to no run"
+        if batch["status"] not in STOPPED:
+            running.setdefault(tag, []).append(batch)
+    for tag, batches in running.items():
+        assert len(batches) == 1, f"shard {tag} ran {len(batches)} batches: {batches}"
+    inputs = {item["filename"]: item["id"] for item in _listed(pipeline, "files") if item["purpose"] == "batch"}
+    for run in runs:
+        if run["kind"] != "batch":
+            continue
+        run_id, attempt = run["run_id"], run["attempt"]
+        shards = (run.get("batch") or {}).get("shards") or []
+        own = {name: file_id for name, file_id in inputs.items() if name.startswith(f"bf-{run_id}-a{attempt}-")}
+        if run["stage"] == "CANCELED":
+            left = [batch for tag, batches in running.items() if tag.startswith(f"bf-{run_id}-") for batch in batches]
+            assert all(batch["status"] in ("completed", "failed", "expired") for batch in left), left
+            assert not own, f"canceled run {run_id} left files {own}"
+        if run["stage"] != "DONE":
+            continue
+        assert not own, f"done run {run_id} left files {own}"
+        for shard in shards:
+            tag = f"bf-{run_id}-a{attempt}-s{shard['root']}-g{shard['generation']}"
+            assert [batch["id"] for batch in running.get(tag, [])] == [shard["batch_id"]], (tag, shard)
+        answered = [
+            json.loads(line)["custom_id"]
+            for name in ("output.jsonl", "errors.jsonl")
+            for line in (pipeline.get(f"results/schedules/c/{run_id}/{name}") or b"").splitlines()
+        ]
+        assert sorted(answered) == sorted(versions[run["source"]["etag"]]), (run_id, answered)
 
 
 @pytest.mark.parametrize("index", range(SCHEDULES))
@@ -163,14 +248,16 @@ def test_random_schedules_keep_every_promise(
     index: int, emulator_reset: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     seed = FIRST_SEED + index
-    pipeline = Pipeline(emulator_reset.url, monkeypatch)
+    pipeline = Pipeline(emulator_reset.url, monkeypatch, BAILIAN_FLOW_BATCH_SHARD_LINES=SHARD_LINES)
     schedule = Schedule(pipeline, monkeypatch, random.Random(seed))
     try:
         pipeline.put(KEYS[0], SFT_SAMPLE)
+        schedule.put_requests(REQUESTS)
         for _ in range(STEPS):
             schedule.step()
         runs = schedule.settle()
         check_promises(pipeline, runs)
+        check_batch_promises(pipeline, runs, schedule.versions)
     except BaseException:
         print(f"schedule seed {seed} (replay: BAILIAN_FLOW_SEED={seed} BAILIAN_FLOW_SCHEDULES=1): {schedule.log}")
         for run in pipeline.runs():

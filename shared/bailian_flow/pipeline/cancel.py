@@ -42,6 +42,9 @@ async def _stop(flow: Flow, state: RunState, kinds: tuple[cleanup.Kind, ...]) ->
         from bailian_flow.pipeline.stages.batch_acts import cancel_batches
 
         await cancel_batches(flow, state.batch)
+        # What the plan does not record (a shard's file or batch whose act died before recording it), by tag.
+        # Files go with the other files, in the final sweep.
+        kinds = (*kinds, "batch", *(("batch-file",) if "file" in kinds else ()))
     return await cleanup.sweep(flow, state, kinds=kinds)
 
 

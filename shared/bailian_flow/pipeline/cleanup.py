@@ -180,9 +180,13 @@ async def _record_deletion(flow: Flow, owner: Current, why: str) -> None:
 
 # -- undoing by name: compensation and cancel ------------------------------------------------------------------------
 
-# A batch shard's input file (compatible files API) and its batch; `made_by` does not list them (a sweep of the
-# run would reach every shard's), their tag makes a re-claim of the shard adopt them instead.
+# A batch shard's input file (compatible files API) and its batch, found by the shard's tag.
 Kind = Literal["file", "job", "deployment", "import", "batch-file", "batch"]
+# Kinds a sweep of the whole run finds for every shard at once: never swept for one shard's result (a re-claim of
+# the shard adopts what an earlier claim made by its tag instead), only when the whole run goes (cancel).
+BATCH_KINDS: frozenset[Kind] = frozenset({"batch", "batch-file"})
+# Batches that still run (or may start): a sweep cancels these; the others have ended or are being stopped.
+_RUNNING_BATCH = frozenset({"validating", "in_progress", "finalizing"})
 _NOUN: dict[str, str] = {
     "file": "file",
     "job": "fine-tune",
@@ -276,6 +280,11 @@ async def made_by(
         found += [Made("import", job.job_id) for job in await reconcile.imports_of_run(flow, state.run_id)]
         if state.import_job_id:
             found.append(Made("import", state.import_job_id))
+    if "batch" in kinds:
+        batches = await reconcile.batches_of_run(flow, state.run_id)
+        found += [Made("batch", batch.id) for batch in batches if batch.status in _RUNNING_BATCH]
+    if "batch-file" in kinds:
+        found += [Made("batch-file", item.id) for item in await reconcile.batch_files_of_run(flow, state.run_id)]
     return list(dict.fromkeys(found))
 
 
@@ -290,7 +299,7 @@ async def sweep(
 
     Fine-tunes go first: a file still in use by a running job is not deleted from under it.
     """
-    order = {"job": 0, "import": 1, "deployment": 2, "file": 3}
+    order = {"job": 0, "batch": 0, "import": 1, "deployment": 2, "file": 3, "batch-file": 3}
     targets = sorted(
         (made for made in await made_by(flow, state, kinds) if made not in keep), key=lambda m: order[m.kind]
     )

@@ -84,13 +84,34 @@ async def find_compat_file(flow: Flow, filename: str) -> CompatFile | None:
     return None
 
 
+def batch_tag(batch: Batch) -> str | None:
+    """The shard tag a batch carries: the last word of its metadata ds_name (a user's own name may precede it)."""
+    name = (batch.metadata or {}).get("ds_name")
+    return name.split(" ")[-1] if isinstance(name, str) else None
+
+
 async def find_batch(flow: Flow, tag: str) -> Batch | None:
-    """The batch whose metadata ds_name ends with the run's tag (a user's own name may precede it)."""
+    """The batch whose metadata ds_name ends with the shard's tag."""
     async for batch in flow.client.batches.list():
-        name = (batch.metadata or {}).get("ds_name")
-        if isinstance(name, str) and name.split(" ")[-1] == tag:
+        if batch_tag(batch) == tag:
             return batch
     return None
+
+
+async def batches_of_run(flow: Flow, run_id: str) -> list[Batch]:
+    """Every batch of the run's shards (any attempt, any generation), whatever its status."""
+    prefix = f"bf-{run_id}-"
+    return [batch async for batch in flow.client.batches.list() if (batch_tag(batch) or "").startswith(prefix)]
+
+
+async def batch_files_of_run(flow: Flow, run_id: str) -> list[CompatFile]:
+    """Every input file of the run's shards, named after their tags."""
+    prefix = f"bf-{run_id}-"
+    return [
+        found
+        async for found in flow.client.compat_files.list(purpose="batch")
+        if (found.filename or "").startswith(prefix)
+    ]
 
 
 # -- generations: each claim of an intent names its resource apart --------------------------------------------------

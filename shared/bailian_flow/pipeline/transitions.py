@@ -178,7 +178,7 @@ async def record(
         if written is not None:
             if may_exist(claimed):
                 # Earlier claims of this intent may have made a resource each: the one recorded stays.
-                kinds = {item.kind for item in made}
+                kinds = {item.kind for item in made} - cleanup.BATCH_KINDS
                 acts = await cleanup.sweep(flow, written, keep=made, kinds=kinds)
                 if acts:
                     await note(flow, run_id, f"compensated: {'; '.join(acts)} (made by earlier claims)")
