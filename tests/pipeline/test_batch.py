@@ -545,3 +545,25 @@ def test_runs_beyond_the_parallel_batch_quota_wait_in_line(batch_pipeline: Pipel
     waited = [h for h in histories if any(entry["stage"] == "waiting" for entry in h)]
     assert waited, "some run met the full quota and queued"
     assert batch_pipeline.created()["batches"] == 6
+
+
+def test_pending_requests_of_a_model_are_counted_across_runs(pipeline: Pipeline) -> None:
+    # Bailian takes 10,000 pending requests per model: two runs of 6,000 qwen-plus requests each must not both be
+    # in flight, although the account has slots for two batches.
+    pipeline.script("batch", "SLOW:100", count=2)  # the first run's batch holds its requests for a while
+    first = pipeline.upload("batches/team/first.jsonl", batch_input(6000))
+    assert pipeline.run(first)["run"]["stage"] == "batch-running"
+
+    second = pipeline.upload("batches/team/second.jsonl", batch_input(6000))
+
+    waiting = pipeline.run(second)
+    assert waiting["run"]["stage"] == "waiting", waiting["run"]
+    assert "other runs' batches hold 6,000 of qwen-plus requests" in waiting["history"][-1]["changed"]
+    assert pipeline.created()["batches"] == 1
+    assert pipeline.pump(timeout=120)["active"] == 0
+    runs = [pipeline.run(run_id)["run"] for run_id in (first, second)]
+    assert [run["stage"] for run in runs] == ["DONE", "DONE"]
+    held, later = (service_batch(pipeline, run["batch"]["shards"][0]["batch_id"]) for run in runs)
+    # The second batch was created only once the first had ended (the service's own times).
+    assert later["created_at"] >= held["completed_at"], (held, later)
+    assert pipeline.created()["batches"] == 2

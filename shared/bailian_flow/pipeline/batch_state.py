@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +19,8 @@ from bailian_flow.pipeline.batch_settings import BatchSettings
 ShardStatus = str
 FINISHED_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
 IN_FLIGHT_STATUSES = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
+# In flight and not being stopped: what holds pending requests, and what a sweep cancels.
+RUNNING_STATUSES = IN_FLIGHT_STATUSES - {"cancelling"}
 
 
 class Shard(BaseModel):
@@ -66,6 +69,15 @@ class BatchRun(BaseModel):
 def shard_name(run_id: str, attempt: int, shard: Shard) -> str:
     """The tag a shard's Bailian file and batch carry, so a delivery that died mid-create finds them."""
     return f"bf-{run_id}-a{attempt}-s{shard.root}-g{shard.generation}"
+
+
+_TAG = re.compile(r"^bf-(?P<run_id>[A-Za-z0-9_]+)-a\d+-s\d+-g\d+$")
+
+
+def run_of_tag(tag: str | None) -> str | None:
+    """The run a shard tag (`shard_name`) belongs to; None for a name that is not one."""
+    match = _TAG.match(tag or "")
+    return match["run_id"] if match else None
 
 
 def callback_token(secret: str, run_id: str) -> str:

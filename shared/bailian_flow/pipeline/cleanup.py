@@ -19,6 +19,7 @@ from typing import Literal
 
 from bailian_flow.client.errors import APIStatusError, BadRequestError, NotFoundError
 from bailian_flow.pipeline import reconcile
+from bailian_flow.pipeline.batch_state import RUNNING_STATUSES
 from bailian_flow.pipeline.runtime import Flow
 from bailian_flow.pipeline.settings import retention_keep_last
 from bailian_flow.pipeline.state import RunState
@@ -185,8 +186,6 @@ Kind = Literal["file", "job", "deployment", "import", "batch-file", "batch"]
 # Kinds a sweep of the whole run finds for every shard at once: never swept for one shard's result (a re-claim of
 # the shard adopts what an earlier claim made by its tag instead), only when the whole run goes (cancel).
 BATCH_KINDS: frozenset[Kind] = frozenset({"batch", "batch-file"})
-# Batches that still run (or may start): a sweep cancels these; the others have ended or are being stopped.
-_RUNNING_BATCH = frozenset({"validating", "in_progress", "finalizing"})
 _NOUN: dict[str, str] = {
     "file": "file",
     "job": "fine-tune",
@@ -282,7 +281,7 @@ async def made_by(
             found.append(Made("import", state.import_job_id))
     if "batch" in kinds:
         batches = await reconcile.batches_of_run(flow, state.run_id)
-        found += [Made("batch", batch.id) for batch in batches if batch.status in _RUNNING_BATCH]
+        found += [Made("batch", batch.id) for batch in batches if batch.status in RUNNING_STATUSES]
     if "batch-file" in kinds:
         found += [Made("batch-file", item.id) for item in await reconcile.batch_files_of_run(flow, state.run_id)]
     return list(dict.fromkeys(found))

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from bailian_flow.client.errors import NotFoundError
-from bailian_flow.pipeline import admission, bulk
+from bailian_flow.pipeline import admission, bulk, reconcile
 from bailian_flow.pipeline.batch_lines import plan_shards
 from bailian_flow.pipeline.batch_state import (
     FINISHED_STATUSES,
+    RUNNING_STATUSES,
     BatchRun,
     Shard,
+    run_of_tag,
 )
 from bailian_flow.pipeline.runtime import Flow, iso_z
 from bailian_flow.pipeline.stages.batch_acts import (
@@ -135,16 +137,39 @@ async def _refresh(flow: Flow, batch: BatchRun) -> tuple[BatchRun, list[str]]:
     return batch.model_copy(update={"shards": shards}), changes
 
 
-def _admissible(batch: BatchRun, shard: Shard) -> bool:
+def _admissible(batch: BatchRun, shard: Shard, elsewhere: Mapping[str, int]) -> bool:
     flying = batch.in_flight()
     if len(flying) >= MAX_PARALLEL:
         return False
-    pending = sum(other.lines for other in flying if other.model == shard.model)
+    pending = sum(other.lines for other in flying if other.model == shard.model) + elsewhere.get(shard.model, 0)
     # A shard larger than the per-model allowance still goes, alone.
     return pending == 0 or pending + shard.lines <= MAX_PENDING_PER_MODEL
 
 
-def next_action(batch: BatchRun) -> tuple[Stage, int | None] | None:
+async def pending_elsewhere(flow: Flow, run_id: str) -> dict[str, int]:
+    """Requests per model in other runs' batches in flight: Bailian's limit of pending requests is per model.
+
+    Bailian's list of running batches (one page per running status: the account runs a few at once) names their
+    shards by tag; each owner's plan says the shard's model and lines (one read per owner).
+    """
+    owners: dict[str, set[str]] = {}
+    for status in sorted(RUNNING_STATUSES):
+        for found in (await flow.client.batches.list_page(limit=100, status=status)).data:
+            owner = run_of_tag(reconcile.batch_tag(found))
+            if owner is not None and owner != run_id:
+                owners.setdefault(owner, set()).add(found.id)
+    pending: dict[str, int] = {}
+    for owner, batch_ids in owners.items():
+        current = await load(flow, owner)
+        plan = None if current is None else current.state.batch
+        for shard in plan.shards if plan is not None else []:
+            if shard.batch_id in batch_ids:
+                pending[shard.model] = pending.get(shard.model, 0) + shard.lines
+    return pending
+
+
+def next_action(batch: BatchRun, elsewhere: Mapping[str, int] | None = None) -> tuple[Stage, int | None] | None:
+    """The run's next unit of work; `elsewhere` counts other runs' pending requests per model (none when None)."""
     for shard in batch.shards:
         if shard.status in FINISHED_STATUSES and shard.part_key is None:
             return "batch-collecting", shard.index
@@ -153,7 +178,7 @@ def next_action(batch: BatchRun) -> tuple[Stage, int | None] | None:
         return "batch-merging", None
     # A run refused a slot waits in the quota's line (stage `waiting`), not here: it comes back admitted.
     for shard in planned:
-        if _admissible(batch, shard):
+        if _admissible(batch, shard, elsewhere or {}):
             return "batch-submitting", shard.index
     return None
 
@@ -194,6 +219,19 @@ async def work(flow: Flow, run_id: str) -> int:
             break
         batch, changes = await _refresh(flow, batch_of(current))
         action = next_action(batch)
+        if action is not None and action[0] == "batch-submitting":
+            elsewhere = await pending_elsewhere(flow, run_id)
+            action = next_action(batch, elsewhere)
+            if action is None and not batch.in_flight():
+                # Only other runs' pending requests hold the shard back: it waits in the batches line, and its turn
+                # comes when batches (those among them) end.
+                planned = {shard.model for shard in batch.shards if shard.status == "planned"}
+                models = ", ".join(
+                    f"{lines:,} of {model}" for model, lines in sorted(elsewhere.items()) if model in planned
+                )
+                why = f"other runs' batches hold {models} requests; Bailian takes {MAX_PENDING_PER_MODEL:,} per model"
+                await admission.wait(flow, current, admission.BATCHES, "batch-ready", why=why)
+                break
         if action is None:
             if changes:
                 await commit(flow, current, "batch-running", "; ".join(changes), batch=batch)
