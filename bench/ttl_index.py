@@ -64,9 +64,9 @@ class CountingStore(FileStore):
 
 def _flow(store: CountingStore) -> Flow:
     runs = RunLog(store, prefix="runs/", active_prefix=ACTIVE_PREFIX, index_prefix=INDEX_PREFIX)
-    # No Bailian call happens on this path (the due runs are gone), so no client or notifier is needed.
+    # No Bailian call happens on this path (the due runs are gone), so no notifier is needed (nor a client made).
     none: Any = None
-    return Flow(settings=Settings(), store=store, runs=runs, client=none, notifier=none, writer="bench")
+    return Flow(settings=Settings(), store=store, runs=runs, notifier=none, writer="bench")
 
 
 async def _fill(flow: Flow, waiting: int, due: int) -> list[str]:

@@ -80,7 +80,13 @@ NOT_LOADED: dict[str, set[str]] = {
     | INGEST
     | INTAKE
     | DELIVERY
-    | {"bailian_flow.pipeline.steps", "bailian_flow.fc._oss", "bailian_flow.client.resources"},
+    # ... nor the Bailian client itself (made on first use: a read of runs never calls Bailian).
+    | {
+        "bailian_flow.pipeline.steps",
+        "bailian_flow.fc._oss",
+        "bailian_flow.client._base",
+        "bailian_flow.client.resources",
+    },
 }
 
 

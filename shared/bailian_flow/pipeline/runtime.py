@@ -32,13 +32,29 @@ class Flow:
     settings: Settings
     store: ObjectStore
     runs: RunLog
-    client: BailianClient
     notifier: Notifier
     writer: str
     deadline: float = field(default_factory=lambda: time.monotonic() + 3600.0)
     # Bailian objects the timer already read in bulk this invocation ("<family>:<id>"): a poll step uses them
     # instead of one GET per run.
     seen: dict[str, Any] = field(default_factory=dict)
+    # The Bailian client once made (`client`); open_flow closes it.
+    bailian: BailianClient | None = None
+
+    @property
+    def client(self) -> BailianClient:
+        """Made on first use: the REST API's reads never call Bailian, and its modules are a cold start's cost."""
+        if self.bailian is None:
+            from bailian_flow.client import BailianClient
+
+            settings = self.settings
+            self.bailian = BailianClient(
+                api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+                region=settings.region,
+                base_url=settings.base_url,
+                workspace=settings.workspace,
+            )
+        return self.bailian
 
     @property
     def lease_seconds(self) -> float:
@@ -79,7 +95,6 @@ def timeout_of(context: Any, default: float = 60.0) -> float:
 @asynccontextmanager
 async def open_flow(context: Any, settings: Settings | None = None) -> AsyncIterator[Flow]:
     # Imported here so that a handler pays only for what it uses.
-    from bailian_flow.client import BailianClient
     from bailian_flow.notify import Notifier
     from bailian_flow.runlog import RunLog
     from bailian_flow.store import open_store
@@ -87,23 +102,21 @@ async def open_flow(context: Any, settings: Settings | None = None) -> AsyncIter
     settings = settings or Settings.from_env()
     started = time.monotonic()
     store = open_store(settings, context)
+    flow: Flow | None = None
     try:
-        async with BailianClient(
-            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
-            region=settings.region,
-            base_url=settings.base_url,
-            workspace=settings.workspace,
-        ) as client:
+        flow = Flow(
+            settings=settings,
+            store=store,
+            runs=RunLog(store, prefix=settings.runs_prefix, active_prefix=ACTIVE_PREFIX, index_prefix=INDEX_PREFIX),
             # Notifications ride on every transition: a slow or dead receiver must cost seconds, not the timeout.
-            notifier = Notifier(settings.webhook_url, settings.webhook_secret, timeout=3.0, attempts=2)
-            yield Flow(
-                settings=settings,
-                store=store,
-                runs=RunLog(store, prefix=settings.runs_prefix, active_prefix=ACTIVE_PREFIX, index_prefix=INDEX_PREFIX),
-                client=client,
-                notifier=notifier,
-                writer=request_id_of(context),
-                deadline=started + timeout_of(context),
-            )
+            notifier=Notifier(settings.webhook_url, settings.webhook_secret, timeout=3.0, attempts=2),
+            writer=request_id_of(context),
+            deadline=started + timeout_of(context),
+        )
+        yield flow
     finally:
-        await store.close()
+        try:
+            if flow is not None and flow.bailian is not None:
+                await flow.bailian.close()
+        finally:
+            await store.close()
