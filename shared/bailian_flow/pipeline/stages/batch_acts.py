@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bailian_flow.client.errors import BailianError, QuotaExceededError
+from bailian_flow.client.errors import BailianError, NotFoundError, QuotaExceededError
 from bailian_flow.pipeline import admission, reconcile
 from bailian_flow.pipeline.batch_lines import shard_body
 from bailian_flow.pipeline.batch_results import ERROR, OUTPUT, collect_shard, finished_ids, merged, results_key, summary
@@ -275,8 +275,16 @@ async def cancel_batches(flow: Flow, batch: BatchRun) -> None:
     for shard in batch.in_flight():
         assert shard.batch_id is not None
         try:
-            await flow.client.batches.cancel(shard.batch_id)
+            seen = await flow.client.batches.cancel(shard.batch_id)
         except BailianError as exc:
             # A batch that already ended cannot be cancelled (or is gone): the run stops all the same.
             log.info("batch %s: cancel refused (%s)", shard.batch_id, type(exc).__name__)
+            try:
+                seen = await flow.client.batches.get(shard.batch_id)
+            except NotFoundError:
+                continue
+        # One that ended before the cancel reached it has answer files the plan does not record yet.
+        for file_id in (seen.output_file_id, seen.error_file_id):
+            if file_id:
+                await flow.client.compat_files.delete(file_id)
     await delete_batch_files(flow, batch)
