@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -307,6 +308,21 @@ def test_cancel_mid_way_stops_the_batches(batch_pipeline: Pipeline) -> None:
     assert pipeline_live(batch_pipeline)["compat_files"] == 0  # the run's files are gone with it
 
 
+def test_a_cancel_after_a_shard_ended_uncollected_deletes_its_answers_too(batch_pipeline: Pipeline) -> None:
+    run_id = batch_pipeline.upload(KEY, batch_input(120))
+    # The submitted shards finish on Bailian (answer files and all) before any tick collects them.
+    http_json(f"{batch_pipeline.url}/_emulator/clock", "POST", {"advance": 7200})
+    shards = batch_pipeline.run(run_id)["run"]["batch"]["shards"]
+    ended = [service_batch(batch_pipeline, shard["batch_id"]) for shard in shards if shard["batch_id"]]
+    assert ended and all(got["status"] == "completed" and got["output_file_id"] for got in ended), ended
+
+    status, body = batch_pipeline.api("POST", f"/runs/{run_id}/cancel")
+
+    assert status == 200, body
+    assert body["run"]["stage"] == "CANCELED"
+    assert pipeline_live(batch_pipeline)["compat_files"] == 0
+
+
 def test_a_run_started_through_the_api_takes_its_settings(pipeline: Pipeline) -> None:
     pipeline.put(KEY, batch_input(6))
     bad, body = pipeline.api("POST", "/runs", {"oss_key": KEY, "settings": {"completion_window": "2h"}})
@@ -567,3 +583,37 @@ def test_pending_requests_of_a_model_are_counted_across_runs(pipeline: Pipeline)
     # The second batch was created only once the first had ended (the service's own times).
     assert later["created_at"] >= held["completed_at"], (held, later)
     assert pipeline.created()["batches"] == 2
+
+
+def test_an_input_overwritten_mid_run_fails_it_and_leaves_nothing_running_or_stored(batch_pipeline: Pipeline) -> None:
+    # 3 shards of 40 lines, 2 batches at once: the third shard is read after the overwrite and fails the run.
+    run_id = batch_pipeline.upload(KEY, batch_input(120))
+    submitted = batch_pipeline.run(run_id)["run"]["batch"]["shards"]
+    assert sum(1 for shard in submitted if shard["batch_id"]) >= 1
+    batch_pipeline.put(KEY, batch_input(30))  # its event is delivered by pump: the new version gets its own run
+
+    run = batch_pipeline.pump(run_id, timeout=120)
+
+    assert run["stage"] == "FAILED", run
+    assert run["error"]["code"] == "Superseded", run["error"]
+    shards = run["batch"]["shards"]
+    for shard in shards:
+        if shard["batch_id"]:
+            got = service_batch(batch_pipeline, shard["batch_id"])
+            assert got["status"] not in ("validating", "in_progress", "finalizing"), got
+    # What the failed run put on Bailian is gone: its shard inputs and whatever answers it collected.
+    made = [
+        file_id
+        for shard in shards
+        for file_id in (shard["file_id"], shard["output_file_id"], shard["error_file_id"])
+        if file_id
+    ]
+    assert made, shards
+    for file_id in made:
+        url = f"{batch_pipeline.url}/compatible-mode/v1/files/{file_id}"
+        request = urllib.request.Request(url, headers={"Authorization": "Bearer sk-test-pipeline"})
+        with pytest.raises(urllib.error.HTTPError) as gone:
+            urllib.request.urlopen(request, timeout=30)
+        assert gone.value.code == 404, file_id
+    history = " | ".join(entry["changed"] for entry in batch_pipeline.history(run_id))
+    assert "overwritten" in history and "batch" in history, history

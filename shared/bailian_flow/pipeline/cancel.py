@@ -55,8 +55,13 @@ async def undo_visible(flow: Flow, current: Current) -> None:
         await note(flow, current.state.run_id, f"canceling: {'; '.join(acts)}")
 
 
+async def stop_all(flow: Flow, state: RunState) -> list[str]:
+    """Stop and delete everything the run made on Bailian, recorded or found by its tag; what was done, as text."""
+    return await _stop(flow, state, ("job", "import", "deployment", "file"))
+
+
 async def finalize(flow: Flow, current: Current) -> RunState | None:
     """Sweep everything the run made, then commit `canceled` (None: another writer came first; re-read)."""
-    acts = await _stop(flow, current.state, ("job", "import", "deployment", "file"))
+    acts = await stop_all(flow, current.state)
     changed = "canceled: " + ("; ".join(acts) if acts else "nothing on Bailian to undo")
     return await commit(flow, current, "canceled", changed)
