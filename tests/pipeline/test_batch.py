@@ -617,3 +617,22 @@ def test_an_input_overwritten_mid_run_fails_it_and_leaves_nothing_running_or_sto
         assert gone.value.code == 404, file_id
     history = " | ".join(entry["changed"] for entry in batch_pipeline.history(run_id))
     assert "overwritten" in history and "batch" in history, history
+
+
+def test_a_run_held_back_by_other_runs_requests_is_not_admitted_at_every_free_slot(pipeline: Pipeline) -> None:
+    pipeline.script("batch", "SLOW:3000", count=2)  # 30 s of real time: the first run holds its requests
+    first = pipeline.upload("batches/team/first.jsonl", batch_input(6000))
+    second = pipeline.upload("batches/team/second.jsonl", batch_input(6000))
+    assert pipeline.run(second)["run"]["stage"] == "waiting"
+    entries = len(pipeline.history(second))
+
+    for _ in range(3):
+        pipeline.tick()  # a batch slot is free at every tick, but qwen-plus has no room for 6,000 more
+
+    assert pipeline.run(second)["run"]["stage"] == "waiting"
+    assert len(pipeline.history(second)) == entries, pipeline.history(second)[entries:]
+    assert pipeline.created()["batches"] == 1
+    http_json(f"{pipeline.url}/_emulator/clock", "POST", {"advance": 4000})
+    assert pipeline.pump(timeout=120)["active"] == 0
+    assert [pipeline.run(run_id)["run"]["stage"] for run_id in (first, second)] == ["DONE", "DONE"]
+    assert pipeline.created()["batches"] == 2

@@ -89,13 +89,22 @@ async def wait(
     used: int | None = None,
     limit: int | None = None,
     needs_bytes: int | None = None,
+    needs_requests: dict[str, int] | None = None,
     why: str = "",
 ) -> RunState | None:
     """Commit `waiting` and join the line; a run that waited for this quota before keeps its place."""
     previous = current.state.waiting
     limit = limit if limit is not None else limit_of(flow, quota)
     since = previous.since if previous is not None and previous.quota == quota else iso_z(timespec="milliseconds")
-    waiting = Waiting(quota=quota, used=used, limit=limit, since=since, redo=redo, needs_bytes=needs_bytes)
+    waiting = Waiting(
+        quota=quota,
+        used=used,
+        limit=limit,
+        since=since,
+        redo=redo,
+        needs_bytes=needs_bytes,
+        needs_requests=needs_requests,
+    )
     fullness = f" ({used}/{limit})" if used is not None and limit is not None else ""
     changed = f"waiting for the {quota} quota{fullness}" + (f": {why}" if why else "")
     state = await commit(flow, current, "waiting", changed, waiting=waiting)
@@ -177,6 +186,7 @@ async def admit(flow: Flow, quota: str, room: Room, *, reads_left: int | None = 
     not overtaken by small ones). At most `reads_left` runs are loaded (each is one OSS read).
     """
     admitted: list[RunState] = []
+    pending: dict[str, int] | None = None  # other runs' pending batch requests per model, read when first needed
     for key in await line(flow, quota):
         if not room.fits(None) or (reads_left is not None and reads_left <= 0):
             break
@@ -193,6 +203,15 @@ async def admit(flow: Flow, quota: str, room: Room, *, reads_left: int | None = 
             continue
         if not room.fits(waiting.needs_bytes):
             break
+        if waiting.needs_requests:
+            from bailian_flow.pipeline.stages.batch import pending_elsewhere, requests_fit
+
+            if pending is None:
+                pending = await pending_elsewhere(flow, run_id=None)
+            if not requests_fit(waiting.needs_requests, pending):
+                continue  # held back by its models' pending requests, not by a slot: the runs behind it may go
+            for model, lines in waiting.needs_requests.items():
+                pending[model] = pending.get(model, 0) + lines
         changed = f"admitted: the {quota} quota has room ({room.used}/{room.limit}); redoing {waiting.redo}"
         updated = waiting.model_copy(update={"admitted_at": iso_z(timespec="milliseconds")})
         state = await commit(flow, current, waiting.redo, changed, waiting=updated)

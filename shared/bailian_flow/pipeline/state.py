@@ -104,6 +104,9 @@ class Waiting(BaseModel):
     redo: Stage
     # What the run will take of a size quota (the dataset's bytes for `files`).
     needs_bytes: int | None = None
+    # Requests per model a batch run's next shard would add, when other runs' pending requests (not the slots)
+    # hold it back: the timer admits it once they fit, rather than at every free slot only to see it wait again.
+    needs_requests: dict[str, int] | None = None
     admitted_at: str | None = None
 
 

@@ -142,12 +142,21 @@ def _admissible(batch: BatchRun, shard: Shard, elsewhere: Mapping[str, int]) -> 
     if len(flying) >= MAX_PARALLEL:
         return False
     pending = sum(other.lines for other in flying if other.model == shard.model) + elsewhere.get(shard.model, 0)
+    return _fits(pending, shard.lines)
+
+
+def _fits(pending: int, lines: int) -> bool:
     # A shard larger than the per-model allowance still goes, alone.
-    return pending == 0 or pending + shard.lines <= MAX_PENDING_PER_MODEL
+    return pending == 0 or pending + lines <= MAX_PENDING_PER_MODEL
 
 
-async def pending_elsewhere(flow: Flow, run_id: str) -> dict[str, int]:
-    """Requests per model in other runs' batches in flight: Bailian's limit of pending requests is per model.
+def requests_fit(needs: Mapping[str, int], pending: Mapping[str, int]) -> bool:
+    """Whether a shard of one of the models in `needs` (its requests) fits beside what `pending` holds."""
+    return any(_fits(pending.get(model, 0), lines) for model, lines in needs.items())
+
+
+async def pending_elsewhere(flow: Flow, run_id: str | None) -> dict[str, int]:
+    """Requests per model in other runs' batches in flight (every run's for None): Bailian's limit is per model.
 
     Bailian's list of running batches (one page per running status: the account runs a few at once) names their
     shards by tag; each owner's plan says the shard's model and lines (one read per owner).
@@ -230,7 +239,11 @@ async def work(flow: Flow, run_id: str) -> int:
                     f"{lines:,} of {model}" for model, lines in sorted(elsewhere.items()) if model in planned
                 )
                 why = f"other runs' batches hold {models} requests; Bailian takes {MAX_PENDING_PER_MODEL:,} per model"
-                await admission.wait(flow, current, admission.BATCHES, "batch-ready", why=why)
+                needs: dict[str, int] = {}
+                for shard in batch.shards:
+                    if shard.status == "planned":
+                        needs[shard.model] = min(needs.get(shard.model, shard.lines), shard.lines)
+                await admission.wait(flow, current, admission.BATCHES, "batch-ready", needs_requests=needs, why=why)
                 break
         if action is None:
             if changes:
