@@ -22,11 +22,10 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bailian_flow.pipeline.layout import WAITING_PREFIX
-from bailian_flow.pipeline.runtime import Flow, iso_z
+from bailian_flow.pipeline.runtime import Flow, iso_z, parse_iso_z
 from bailian_flow.pipeline.state import RunState, Stage, Waiting
 from bailian_flow.pipeline.transitions import Current, commit, load
 
@@ -40,16 +39,12 @@ FILES = "files"
 BATCHES = "batches"
 
 
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def queue_prefix(quota: str) -> str:
     return f"{WAITING_PREFIX}{quota}/"
 
 
 def marker_key(quota: str, waiting: Waiting, run_id: str) -> str:
-    millis = int(_parse(waiting.since).timestamp() * 1000)
+    millis = int(parse_iso_z(waiting.since).timestamp() * 1000)
     return f"{queue_prefix(quota)}{millis:013d}-{run_id}"
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from bailian_flow.pipeline.cleanup import apply_retention, undeploy
 from bailian_flow.pipeline.layout import TTL_PREFIX
-from bailian_flow.pipeline.runtime import Flow, iso_z, utc_now
+from bailian_flow.pipeline.runtime import Flow, iso_z, parse_iso_z, utc_now
 from bailian_flow.pipeline.state import RunState
 from bailian_flow.pipeline.transitions import Current, commit, load
 
@@ -39,7 +39,7 @@ def _parse_key(key: str) -> tuple[datetime, str] | None:
 
 def _expiry_of(state: RunState) -> datetime | None:
     value = state.deployment_expires_at
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    return parse_iso_z(value) if value else None
 
 
 async def finish(flow: Flow, current: Current, changed: str, **updates: Any) -> RunState | None:

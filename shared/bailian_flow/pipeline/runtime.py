@@ -77,6 +77,11 @@ def iso_z(moment: datetime | None = None, *, timespec: str = "auto") -> str:
     return (moment or utc_now()).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
+def parse_iso_z(value: str) -> datetime:
+    """A time written by `iso_z` (or any ISO 8601 with an offset); python3.10's fromisoformat refuses the `Z`."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 def request_id_of(context: Any) -> str:
     """FC's request id identifies a delivery; a retry of the same async invocation keeps it."""
     value = getattr(context, "request_id", None)

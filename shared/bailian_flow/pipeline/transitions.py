@@ -16,7 +16,7 @@ from bailian_flow.client.errors import (
     QuotaExceededError,
     RateLimitError,
 )
-from bailian_flow.pipeline.runtime import Flow, utc_now
+from bailian_flow.pipeline.runtime import Flow, parse_iso_z, utc_now
 from bailian_flow.pipeline.state import RunError, RunState, Stage
 
 if TYPE_CHECKING:
@@ -47,15 +47,11 @@ class Current:
         return (utc_now() - self.at).total_seconds()
 
 
-def _parse_at(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def current_of(entry: RunEntry) -> Current:
     return Current(
         seq=entry.seq,
         state=RunState.model_validate({**entry.state, "seq": entry.seq}),
-        at=_parse_at(entry.at),
+        at=parse_iso_z(entry.at),
         writer=entry.writer,
     )
 
