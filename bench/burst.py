@@ -35,7 +35,7 @@ def get_json(url: str) -> Any:
 
 async def burst(datasets: int, time_scale: float, timeout: float) -> dict[str, Any]:
     from bailian_flow.local.stack import LocalStack
-    from bailian_flow.pipeline.layout import ACTIVE_PREFIX, INDEX_PREFIX, WAITING_PREFIX
+    from bailian_flow.pipeline.protocol.layout import ACTIVE_PREFIX, INDEX_PREFIX, WAITING_PREFIX
     from bailian_flow.runlog import RunLog
     from bailian_flow.store import open_store
 

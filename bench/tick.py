@@ -72,9 +72,9 @@ async def seed(url: str, runs: int) -> list[tuple[str, str]]:
 
     from bailian_flow.config import Settings
     from bailian_flow.fc import make_context
-    from bailian_flow.pipeline.runtime import open_flow, utc_now
-    from bailian_flow.pipeline.state import RunState, Source
-    from bailian_flow.pipeline.transitions import create
+    from bailian_flow.pipeline.protocol.runtime import open_flow, utc_now
+    from bailian_flow.pipeline.protocol.state import RunState, Source
+    from bailian_flow.pipeline.protocol.transitions import create
 
     headers = {"Authorization": f"Bearer {API_KEY}"}
     async with aiohttp.ClientSession(headers=headers) as session:
@@ -117,8 +117,8 @@ async def seed(url: str, runs: int) -> list[tuple[str, str]]:
 async def one_tick() -> dict[str, Any]:
     from bailian_flow.config import Settings
     from bailian_flow.fc import make_context
-    from bailian_flow.pipeline.runtime import open_flow
-    from bailian_flow.pipeline.timer import tick
+    from bailian_flow.pipeline.protocol.runtime import open_flow
+    from bailian_flow.pipeline.timer.tick import tick
 
     async with open_flow(make_context("on_timer", timeout=TIMEOUT), Settings.from_env()) as flow:
         report = await tick(flow)

@@ -41,10 +41,10 @@ async def seed(url: str, runs: int, shards: int) -> list[str]:
 
     from bailian_flow.config import Settings
     from bailian_flow.fc import make_context
-    from bailian_flow.pipeline.batch_state import BatchRun, Shard, shard_name
-    from bailian_flow.pipeline.runtime import open_flow, utc_now
-    from bailian_flow.pipeline.state import RunState, Source
-    from bailian_flow.pipeline.transitions import create
+    from bailian_flow.pipeline.kinds.batch.batch_state import BatchRun, Shard, shard_name
+    from bailian_flow.pipeline.protocol.runtime import open_flow, utc_now
+    from bailian_flow.pipeline.protocol.state import RunState, Source
+    from bailian_flow.pipeline.protocol.transitions import create
 
     base = f"{url}/compatible-mode/v1"
     limit = asyncio.Semaphore(32)

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from bailian_flow.config import Settings
-from bailian_flow.pipeline.layout import ACTIVE_PREFIX, INDEX_PREFIX
-from bailian_flow.pipeline.lifecycle import expire_deployments, ttl_key
-from bailian_flow.pipeline.runtime import Flow, utc_now
+from bailian_flow.pipeline.delivery.lifecycle import expire_deployments, ttl_key
+from bailian_flow.pipeline.protocol.layout import ACTIVE_PREFIX, INDEX_PREFIX
+from bailian_flow.pipeline.protocol.runtime import Flow, utc_now
 from bailian_flow.runlog import RunLog
 from bailian_flow.store import FileStore, ObjectInfo
 

@@ -15,7 +15,7 @@ import yaml
 
 from bailian_flow.local.schedule import next_fire_delay
 from bailian_flow.local.spec import AppSpec, load_spec
-from bailian_flow.pipeline import layout
+from bailian_flow.pipeline.protocol import layout
 
 ROOT = Path(__file__).resolve().parents[1]
 S_YAML = ROOT / "s.yaml"

@@ -1,8 +1,8 @@
 """Drive the real FC functions against the emulator, the way FC would, one step at a time.
 
 Events come from the emulator's own OSS notification log (the same records FC would deliver) and are routed to
-the functions by the trigger filters of `bailian_flow.pipeline.layout`; the timer is ticked explicitly. Tests can
-therefore deliver any event any number of times, concurrently, in any order.
+the functions by the trigger filters of `bailian_flow.pipeline.protocol.layout`; the timer is ticked
+explicitly. Tests can therefore deliver any event any number of times, concurrently, in any order.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from bailian_flow.fc import make_context
-from bailian_flow.pipeline.layout import OSS_TRIGGERS
+from bailian_flow.pipeline.protocol.layout import OSS_TRIGGERS
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ("on_upload", "on_file_ready", "on_timer", "on_success", "webhook")

@@ -45,35 +45,35 @@ EVERYWHERE = {
 }
 # Batch inference, on a fine-tune run's path.
 BATCH = {
-    "bailian_flow.pipeline.stages.batch",
-    "bailian_flow.pipeline.stages.batch_acts",
-    "bailian_flow.pipeline.batch_lines",
-    "bailian_flow.pipeline.batch_results",
-    "bailian_flow.pipeline.batch_unique",
+    "bailian_flow.pipeline.kinds.batch.stages",
+    "bailian_flow.pipeline.kinds.batch.acts",
+    "bailian_flow.pipeline.kinds.batch.batch_lines",
+    "bailian_flow.pipeline.kinds.batch.batch_results",
+    "bailian_flow.pipeline.kinds.batch.batch_unique",
     "bailian_flow.client.resources.batches",
     "bailian_flow.client.models.batches",
 }
 # Ingest: validating and uploading a dataset, and its cost estimate.
 INGEST = {
-    "bailian_flow.pipeline.stages.upload",
-    "bailian_flow.pipeline.ingest",
+    "bailian_flow.pipeline.kinds.fine_tune.upload",
+    "bailian_flow.pipeline.kinds.fine_tune.ingest",
     "bailian_flow.validate",
     "bailian_flow.estimate",
     "msgspec",
 }
-DELIVERY = {"bailian_flow.pipeline.stages.delivery", "bailian_flow.pipeline.lifecycle"}
+DELIVERY = {"bailian_flow.pipeline.delivery.stages", "bailian_flow.pipeline.delivery.lifecycle"}
 # Opening a run for a new object: on_upload's (and a scan's that finds an orphan, which this chain has none of).
-INTAKE = {"bailian_flow.pipeline.intake", "bailian_flow.pipeline.imports"}
+INTAKE = {"bailian_flow.pipeline.protocol.intake", "bailian_flow.pipeline.kinds.import_only.marker"}
 NOT_LOADED: dict[str, set[str]] = {
-    "on_upload": EVERYWHERE | BATCH | DELIVERY | {"bailian_flow.fc._http", "bailian_flow.pipeline.api"},
+    "on_upload": EVERYWHERE | BATCH | DELIVERY | {"bailian_flow.fc._http", "bailian_flow.pipeline.rest.api"},
     "on_file_ready": EVERYWHERE
     | BATCH
     | INGEST
     | INTAKE
     | DELIVERY
-    | {"bailian_flow.fc._http", "bailian_flow.pipeline.api", "bailian_flow.client.resources.files"},
-    "on_timer": EVERYWHERE | BATCH | INGEST | INTAKE | {"bailian_flow.fc._http", "bailian_flow.pipeline.api"},
-    "on_success": EVERYWHERE | BATCH | INGEST | INTAKE | {"bailian_flow.fc._http", "bailian_flow.pipeline.api"},
+    | {"bailian_flow.fc._http", "bailian_flow.pipeline.rest.api", "bailian_flow.client.resources.files"},
+    "on_timer": EVERYWHERE | BATCH | INGEST | INTAKE | {"bailian_flow.fc._http", "bailian_flow.pipeline.rest.api"},
+    "on_success": EVERYWHERE | BATCH | INGEST | INTAKE | {"bailian_flow.fc._http", "bailian_flow.pipeline.rest.api"},
     # The REST API reads runs: no stage code, no Bailian resource, no OSS event parsing.
     "webhook": EVERYWHERE
     | BATCH
@@ -82,7 +82,7 @@ NOT_LOADED: dict[str, set[str]] = {
     | DELIVERY
     # ... nor the Bailian client itself (made on first use: a read of runs never calls Bailian).
     | {
-        "bailian_flow.pipeline.steps",
+        "bailian_flow.pipeline.protocol.steps",
         "bailian_flow.fc._oss",
         "bailian_flow.client._base",
         "bailian_flow.client.resources",
@@ -146,9 +146,9 @@ def test_each_first_invocation_loads_only_what_its_path_needs(pipeline: Pipeline
     assert results["webhook"]["statusCode"] == 200
     assert set(seen) == set(FUNCTIONS)
     # ... and loaded the code of its stage (the probe sees lazily imported modules).
-    assert "bailian_flow.pipeline.stages.upload" in seen["on_upload"]
-    assert "bailian_flow.pipeline.stages.training" in seen["on_file_ready"]
-    assert "bailian_flow.pipeline.stages.delivery" in seen["on_success"]
+    assert "bailian_flow.pipeline.kinds.fine_tune.upload" in seen["on_upload"]
+    assert "bailian_flow.pipeline.kinds.fine_tune.training" in seen["on_file_ready"]
+    assert "bailian_flow.pipeline.delivery.stages" in seen["on_success"]
     for name, forbidden in NOT_LOADED.items():
         assert not loaded_of(seen[name], forbidden), f"{name} loaded {sorted(loaded_of(seen[name], forbidden))}"
 
@@ -156,8 +156,8 @@ def test_each_first_invocation_loads_only_what_its_path_needs(pipeline: Pipeline
 def test_every_lazily_named_step_and_resume_resolves() -> None:
     import inspect
 
-    from bailian_flow.pipeline import steps
-    from bailian_flow.pipeline.state import INTENTS
+    from bailian_flow.pipeline.protocol import steps
+    from bailian_flow.pipeline.protocol.state import INTENTS
 
     for table in (steps.FACT_STEPS, steps.BATCH_FACT_STEPS):
         for stage, spec in table.items():

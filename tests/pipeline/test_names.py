@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bailian_flow.pipeline import reconcile
+from bailian_flow.pipeline.protocol import reconcile
 from bailian_flow.runlog import run_id_for
 
 

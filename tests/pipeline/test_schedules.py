@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from harness import SFT_SAMPLE, Pipeline, http_json
 
-from bailian_flow.pipeline import reconcile
+from bailian_flow.pipeline.protocol import reconcile
 
 SCHEDULES = int(os.environ.get("BAILIAN_FLOW_SCHEDULES", "30"))
 FIRST_SEED = int(os.environ.get("BAILIAN_FLOW_SEED", str(random.SystemRandom().randrange(10**6))))

@@ -127,8 +127,8 @@ async def _batch(path: Path, model: str | None, counter: Any) -> dict[str, Any]:
 
     from bailian_flow.config import Settings
     from bailian_flow.estimate import batch_cost
-    from bailian_flow.pipeline.batch_lines import iter_lines, plan_shards
-    from bailian_flow.pipeline.batch_settings import BatchSettings
+    from bailian_flow.pipeline.kinds.batch.batch_lines import iter_lines, plan_shards
+    from bailian_flow.pipeline.kinds.batch.batch_settings import BatchSettings
     from bailian_flow.store import FileStore
     from bailian_flow.validate import DatasetError
 

@@ -18,7 +18,7 @@ from typing import Any
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from bailian_flow.config import Settings
-from bailian_flow.pipeline.runtime import Flow, open_flow
+from bailian_flow.pipeline.protocol.runtime import Flow, open_flow
 from bailian_flow.runlog import is_run_id
 
 log = logging.getLogger("bailian_flow.pipeline")
@@ -48,12 +48,14 @@ def run_id_from_key(flow: Flow, key: str) -> str | None:
 async def _chained(flow: Flow, raw: bytes, function: str, acts: frozenset[str]) -> dict[str, Any]:
     """on_file_ready / on_success: the event is a run-log entry; advance that run."""
     from bailian_flow.fc import InvalidEvent, parse_oss_event
-    from bailian_flow.pipeline.steps import advance
+    from bailian_flow.pipeline.protocol.steps import advance
 
     try:
         event = parse_oss_event(raw)
     except InvalidEvent as exc:
-        from bailian_flow.pipeline.intake import record_bad_event  # intake's code is on_upload's, bar this case
+        from bailian_flow.pipeline.protocol.intake import (
+            record_bad_event,  # intake's code is on_upload's, bar this case
+        )
 
         bad = await record_bad_event(flow, raw, str(exc), function=function)
         return {"runs": [bad.public()]}
@@ -71,10 +73,10 @@ async def _chained(flow: Flow, raw: bytes, function: str, acts: frozenset[str]) 
 
 async def _upload(flow: Flow, raw: bytes) -> dict[str, Any]:
     from bailian_flow.fc import InvalidEvent, parse_oss_event
-    from bailian_flow.pipeline.imports import is_import_marker, open_run_for_marker
-    from bailian_flow.pipeline.inputs import is_canonical_key, shown
-    from bailian_flow.pipeline.intake import open_run_for_object, record_bad_event
-    from bailian_flow.pipeline.steps import ON_UPLOAD, advance
+    from bailian_flow.pipeline.kinds.import_only.marker import is_import_marker, open_run_for_marker
+    from bailian_flow.pipeline.protocol.inputs import is_canonical_key, shown
+    from bailian_flow.pipeline.protocol.intake import open_run_for_object, record_bad_event
+    from bailian_flow.pipeline.protocol.steps import ON_UPLOAD, advance
 
     try:
         event = parse_oss_event(raw)
@@ -133,20 +135,20 @@ async def _real_key(flow: Flow, candidates: list[str]) -> str:
 
 
 async def _file_ready(flow: Flow, raw: bytes) -> dict[str, Any]:
-    from bailian_flow.pipeline.steps import ON_FILE_READY
+    from bailian_flow.pipeline.protocol.steps import ON_FILE_READY
 
     return await _chained(flow, raw, "on_file_ready", ON_FILE_READY)
 
 
 async def _success(flow: Flow, raw: bytes) -> dict[str, Any]:
-    from bailian_flow.pipeline.steps import ON_SUCCESS
+    from bailian_flow.pipeline.protocol.steps import ON_SUCCESS
 
     return await _chained(flow, raw, "on_success", ON_SUCCESS)
 
 
 async def _timer(flow: Flow, raw: bytes) -> dict[str, Any]:
     from bailian_flow.fc import InvalidEvent, parse_timer_event
-    from bailian_flow.pipeline.timer import tick
+    from bailian_flow.pipeline.timer.tick import tick
 
     try:
         parse_timer_event(raw)
@@ -158,7 +160,7 @@ async def _timer(flow: Flow, raw: bytes) -> dict[str, Any]:
 
 
 async def _http(flow: Flow, raw: bytes) -> dict[str, Any]:
-    from bailian_flow.pipeline.api import handle
+    from bailian_flow.pipeline.rest.api import handle
 
     return await handle(flow, raw)
 

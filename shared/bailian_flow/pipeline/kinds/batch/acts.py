@@ -1,0 +1,298 @@
+"""The units of work on a batch run's shards: submit one, collect one, merge them all; and undoing a run's shards.
+
+Each runs under its intent (`batch-submitting`, `batch-collecting`, `batch-merging`) naming the shard in
+`batch.current`, and records its result with `transitions.record` like every other stage, applied to the plan as
+it is when recorded (`on_newest_plan`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from bailian_flow.client.errors import BailianError, NotFoundError, QuotaExceededError
+from bailian_flow.pipeline.kinds.batch.batch_lines import shard_body
+from bailian_flow.pipeline.kinds.batch.batch_results import (
+    ERROR,
+    OUTPUT,
+    collect_shard,
+    finished_ids,
+    merged,
+    results_key,
+    summary,
+)
+from bailian_flow.pipeline.kinds.batch.batch_state import (
+    BatchRun,
+    Shard,
+    callback_token,
+    shard_name,
+)
+from bailian_flow.pipeline.protocol import admission, reconcile
+from bailian_flow.pipeline.protocol.cleanup import Made
+from bailian_flow.pipeline.protocol.runtime import Flow, iso_z
+from bailian_flow.pipeline.protocol.state import RunState
+from bailian_flow.pipeline.protocol.transitions import (
+    Apply,
+    Current,
+    create_or_find,
+    load,
+    record,
+)
+
+log = logging.getLogger("bailian_flow.pipeline")
+
+
+class QuotaWait(Exception):
+    """Bailian refused a batch for a quota: the shard waits, the run does not fail."""
+
+
+def batch_of(current: Current) -> BatchRun:
+    batch = current.state.batch
+    assert batch is not None, f"run {current.state.run_id} has no batch plan"
+    return batch
+
+
+def _mixed(batch: BatchRun) -> bool:
+    return len({shard.model for shard in batch.shards}) > 1
+
+
+async def act_submit(flow: Flow, current: Current) -> None:
+    state = current.state
+    batch = batch_of(current)
+    assert batch.current is not None and state.source.key is not None
+    shard = batch.shards[batch.current]
+    tag = shard_name(state.run_id, state.attempt, shard)
+    key = state.source.key
+    file_id = shard.file_id
+    try:
+        file_id = file_id or await _shard_file(flow, current, key, batch, shard, tag)
+        if file_id is None:
+            return  # the run was failed
+        found = await create_or_find(
+            flow,
+            current,
+            create=lambda: _create_batch(flow, current, batch, file_id, tag),
+            find=lambda _generation: reconcile.find_batch(flow, tag),
+            doing=f"creating the batch of shard {shard.index}",
+        )
+    except QuotaWait as exc:
+        reason = str(exc)
+        waited = await record(
+            flow,
+            current,
+            [Made("batch-file", file_id)] if file_id else [],
+            "batch-running",
+            f"shard {shard.index} waits: {reason}",
+            apply=on_newest_plan(current, lambda plan: _submitted(plan, shard.index, waiting=reason, file_id=file_id)),
+        )
+        if waited is None:
+            return
+        # The run joins the batches quota's line (first come, first served); the timer re-announces it as
+        # `batch-ready` once a batch slot is free.
+        recorded_at = await load(flow, state.run_id)
+        if recorded_at is not None and recorded_at.state.stage == "batch-running":
+            await admission.wait(flow, recorded_at, admission.BATCHES, "batch-ready", why=reason)
+        return
+    if found is None:
+        return
+    await record(
+        flow,
+        current,
+        [Made("batch", found.id), Made("batch-file", file_id)],
+        "batch-running",
+        f"shard {shard.index} submitted as {found.id}",
+        apply=on_newest_plan(
+            current,
+            lambda plan: _submitted(
+                plan,
+                shard.index,
+                waiting=None,
+                file_id=file_id,
+                batch_id=found.id,
+                status=found.status,
+                submitted_at=iso_z(),
+            ),
+        ),
+    )
+
+
+def _submitted(batch: BatchRun, index: int, *, waiting: str | None, **update: Any) -> BatchRun | None:
+    """The plan with shard `index` submitted (or waiting); None when another delivery submitted it meanwhile."""
+    if batch.shards[index].batch_id is not None:
+        return None
+    return batch.model_copy(update={"waiting": waiting, "shards": _replace(batch, index, **update)})
+
+
+def on_newest_plan(claimed: Current, change: Callable[[BatchRun], BatchRun | None]) -> Apply:
+    """A batch act's result for `transitions.record`: `change` applied to the plan as it is when recorded.
+
+    Batch intents recur (one per shard), so a result is never written from the claim's copy: a late actor
+    cannot roll back what others recorded since. The intent is done, so its shard and its claim count are
+    cleared: the next shard's claim of the same stage starts afresh.
+    """
+    stage = claimed.state.stage
+
+    def apply(state: RunState) -> dict[str, Any] | None:
+        updated = change(state.batch) if state.batch is not None else None
+        if updated is None:
+            return None
+        claims = {name: count for name, count in state.claims.items() if name != stage}
+        return {"batch": updated.model_copy(update={"current": None}), "claims": claims}
+
+    return apply
+
+
+# A shard as planned: what a resubmission starts from.
+UNSUBMITTED: dict[str, Any] = {
+    "status": "planned",
+    "file_id": None,
+    "batch_id": None,
+    "output_file_id": None,
+    "error_file_id": None,
+    "submitted_at": None,
+    "finished_at": None,
+}
+
+
+def _replace(batch: BatchRun, index: int, **update: Any) -> list[Shard]:
+    return [shard.model_copy(update=update) if shard.index == index else shard for shard in batch.shards]
+
+
+async def _shard_file(flow: Flow, current: Current, key: str, batch: BatchRun, shard: Shard, tag: str) -> str | None:
+    skip = await finished_ids(flow, batch, shard.root) if shard.generation > 1 else frozenset()
+    filename = f"{tag}.jsonl"
+    uploaded = await create_or_find(
+        flow,
+        current,
+        create=lambda: flow.client.compat_files.upload(
+            shard_body(
+                flow.store,
+                key,
+                shard,
+                override=batch.settings.model,
+                mixed=_mixed(batch),
+                skip=skip,
+                etag=current.state.source.etag,
+            ),
+            purpose="batch",
+            filename=filename,
+        ),
+        find=lambda _generation: reconcile.find_compat_file(flow, filename),
+        doing=f"uploading shard {shard.index}",
+    )
+    return None if uploaded is None else uploaded.id
+
+
+async def _create_batch(flow: Flow, current: Current, batch: BatchRun, file_id: str, tag: str) -> Any:
+    state = current.state
+    user_name = batch.settings.metadata.ds_name
+    metadata = {"ds_name": f"{user_name} {tag}" if user_name else tag}
+    if batch.settings.metadata.ds_description:
+        metadata["ds_description"] = batch.settings.metadata.ds_description
+    secret = flow.settings.callback_secret
+    if flow.settings.callback_url and secret is not None:
+        token = callback_token(secret.get_secret_value(), state.run_id)
+        base = flow.settings.callback_url.rstrip("/")
+        metadata["ds_batch_finish_callback"] = f"{base}/callbacks/batch/{state.run_id}/{token}"
+    try:
+        return await flow.client.batches.create(
+            file_id, batch.settings.endpoint, batch.settings.completion_window, metadata=metadata
+        )
+    except QuotaExceededError as exc:
+        raise QuotaWait(f"Bailian refused another batch: {exc.message}") from None
+
+
+async def act_collect(flow: Flow, current: Current) -> None:
+    state = current.state
+    batch = batch_of(current)
+    assert batch.current is not None and state.source.key is not None
+    shard = batch.shards[batch.current]
+    resubmit = shard.status != "completed" and shard.generation <= batch.settings.resubmit_limit
+    part_key = results_key(flow, state.source.key, state.run_id, f"_parts/s{shard.root:05d}-g{shard.generation}.jsonl")
+    got = await collect_shard(flow, state.source.key, batch, shard, part_key, resubmit=resubmit, etag=state.source.etag)
+    fields = {
+        "part_key": part_key,
+        "completed": got.completed,
+        "failed": got.failed,
+        "input_tokens": got.input_tokens,
+        "output_tokens": got.output_tokens,
+    }
+    changed = f"shard {shard.index} collected: {got.completed} answered, {got.failed} failed"
+    resubmitted: Shard | None = None
+    if got.unfinished:
+        resubmitted = shard.model_copy(
+            update={**UNSUBMITTED, "generation": shard.generation + 1, "lines": len(got.unfinished)}
+        )
+        changed += f"; {len(got.unfinished)} unfinished lines sent again as a new shard"
+
+    def collected(latest: BatchRun) -> BatchRun | None:
+        if latest.shards[shard.index].part_key is not None:
+            return None  # collected by another delivery meanwhile
+        shards = _replace(latest, shard.index, **fields)
+        if resubmitted is not None:
+            shards.append(resubmitted.model_copy(update={"index": len(shards)}))
+        return latest.model_copy(update={"shards": shards})
+
+    # A part written by a delivery that lost is the same part: nothing to undo.
+    await record(flow, current, [], "batch-running", changed, apply=on_newest_plan(current, collected))
+
+
+async def act_merge(flow: Flow, current: Current) -> None:
+    state = current.state
+    batch = batch_of(current)
+    key = state.source.key
+    assert key is not None
+    parts = [shard.part_key for shard in batch.shards if shard.part_key]
+    for kind, name in ((OUTPUT, "output.jsonl"), (ERROR, "errors.jsonl")):
+        await flow.store.put_stream(results_key(flow, key, state.run_id, name), merged(flow, parts, kind))
+    finished = iso_z()
+    report = summary(batch, state.run_id, key, finished)
+    await flow.store.put(
+        results_key(flow, key, state.run_id, "summary.json"),
+        json.dumps(report, indent=2).encode(),
+        content_type="application/json",
+    )
+    # The results are in the bucket: the service's copies are no longer needed.
+    await delete_batch_files(flow, batch)
+    written = await record(
+        flow,
+        current,
+        [],
+        "done",
+        f"results in {results_key(flow, key, state.run_id, '')}: {report['completed']} answered, "
+        f"{report['failed']} failed",
+        apply=on_newest_plan(current, lambda plan: plan.model_copy(update={"results_at": finished})),
+    )
+    if written is not None:
+        for part in parts:
+            await flow.store.delete(part)
+
+
+async def delete_batch_files(flow: Flow, batch: BatchRun) -> None:
+    """Delete every Bailian file the run's shards made or got (already gone counts as deleted)."""
+    for shard in batch.shards:
+        for file_id in (shard.file_id, shard.output_file_id, shard.error_file_id):
+            if file_id:
+                await flow.client.compat_files.delete(file_id)
+
+
+async def cancel_batches(flow: Flow, batch: BatchRun) -> None:
+    """Ask Bailian to stop every shard in flight, then delete the run's files (canceled whatever it answers)."""
+    for shard in batch.in_flight():
+        assert shard.batch_id is not None
+        try:
+            seen = await flow.client.batches.cancel(shard.batch_id)
+        except BailianError as exc:
+            # A batch that already ended cannot be cancelled (or is gone): the run stops all the same.
+            log.info("batch %s: cancel refused (%s)", shard.batch_id, type(exc).__name__)
+            try:
+                seen = await flow.client.batches.get(shard.batch_id)
+            except NotFoundError:
+                continue
+        # One that ended before the cancel reached it has answer files the plan does not record yet.
+        for file_id in (seen.output_file_id, seen.error_file_id):
+            if file_id:
+                await flow.client.compat_files.delete(file_id)
+    await delete_batch_files(flow, batch)

@@ -1,0 +1,247 @@
+"""Reading a batch input line by line in flat memory: validate and plan shards, then stream each shard.
+
+The plan is made in one validating pass that holds only the current line and one open shard per model;
+uniqueness of `custom_id` across the whole input is checked on digests spilled to disk (`batch_unique`). A shard
+is a byte range plus a model, so sending it is a ranged re-read of the input filtered to that model: no copy of
+the input is ever written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bailian_flow.pipeline.kinds.batch.batch_settings import BatchSettings
+from bailian_flow.pipeline.kinds.batch.batch_state import Shard
+from bailian_flow.pipeline.kinds.batch.batch_unique import IdDigests, id_digest
+from bailian_flow.validate import MAX_BATCH_LINE_BYTES, DatasetError, check_batch_line
+
+if TYPE_CHECKING:
+    from bailian_flow.store import ObjectStore
+
+CHUNK_SIZE = 1 << 20
+# Lines are handed to the HTTP body in blocks of about this size rather than one write per line.
+BODY_BLOCK = 256 * 1024
+
+
+class LineTooLong(ValueError):
+    def __init__(self, line: int) -> None:
+        super().__init__(f"line {line} is longer than {MAX_BATCH_LINE_BYTES} bytes")
+        self.line = line
+
+
+async def split_lines(
+    chunks: AsyncIterator[bytes], *, start: int = 0, end: int | None = None, first_line: int = 1
+) -> AsyncIterator[tuple[int, int, bytes]]:
+    """(line number, byte offset, raw line with its newline) for each line of `chunks` in [start, end)."""
+    offset = 0  # absolute offset of buf[0]
+    buf = b""
+    line_no = first_line
+    try:
+        async for chunk in chunks:
+            if not buf and offset + len(chunk) <= start:
+                offset += len(chunk)
+                continue
+            if not buf and offset < start:
+                chunk = chunk[start - offset :]
+                offset = start
+            buf = buf + chunk if buf else chunk
+            begin = 0
+            while (newline := buf.find(b"\n", begin)) >= 0:
+                if end is not None and offset + begin >= end:
+                    return
+                yield line_no, offset + begin, buf[begin : newline + 1]
+                line_no += 1
+                begin = newline + 1
+            buf = buf[begin:]
+            offset += begin
+            if end is not None and offset >= end:
+                return
+            if len(buf) > MAX_BATCH_LINE_BYTES:
+                raise LineTooLong(line_no)
+    finally:
+        # Leaving early must close the source's connection now, not at garbage collection.
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    if buf and (end is None or offset < end):
+        yield line_no, offset, buf
+
+
+def iter_lines(
+    store: ObjectStore,
+    key: str,
+    *,
+    start: int = 0,
+    end: int | None = None,
+    first_line: int = 1,
+    etag: str | None = None,
+) -> AsyncIterator[tuple[int, int, bytes]]:
+    """The lines of an object in the store, as `split_lines` gives them; `etag` pins the version read."""
+    chunks = store.stream(key, chunk_size=CHUNK_SIZE, if_match=etag)
+    return split_lines(chunks, start=start, end=end, first_line=first_line)
+
+
+@dataclass
+class _Filling:
+    model: str
+    start: int
+    end: int
+    first_line: int
+    lines: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class Plan:
+    total: int
+    shards: list[Shard]
+
+
+async def plan_shards(
+    store: ObjectStore, key: str, settings: BatchSettings, *, max_lines: int, max_bytes: int, etag: str | None
+) -> Plan:
+    """Validate the whole input and cut it into shards of one model each; DatasetError names the first problem."""
+    ids = IdDigests()
+    try:
+        plan = await _plan(store, key, settings, ids, max_lines=max_lines, max_bytes=max_bytes, etag=etag)
+        repeated = ids.repeated()
+    finally:
+        ids.close()
+    if repeated:
+        await _fail_on_duplicate(store, key, repeated, etag=etag)
+    return plan
+
+
+async def _plan(
+    store: ObjectStore,
+    key: str,
+    settings: BatchSettings,
+    ids: IdDigests,
+    *,
+    max_lines: int,
+    max_bytes: int,
+    etag: str | None,
+) -> Plan:
+    filling: dict[str, _Filling] = {}
+    done: list[_Filling] = []
+    total = 0
+    override = settings.model
+    try:
+        async for line_no, offset, raw in iter_lines(store, key, etag=etag):
+            if not raw.strip():
+                continue
+            line = check_batch_line(
+                raw, object_name=key, line=line_no, endpoint=settings.endpoint, model_override=override
+            )
+            ids.add(line.custom_id)
+            total += 1
+            # A rewritten model name changes the line's length; count the longer of the two.
+            size = len(raw) + 1 + (len(override) + 16 if override else 0)
+            shard = filling.get(line.model)
+            if shard is not None and (shard.lines + 1 > max_lines or shard.bytes + size > max_bytes):
+                done.append(shard)
+                shard = None
+            if shard is None:
+                shard = filling[line.model] = _Filling(line.model, offset, offset, line_no)
+            shard.lines += 1
+            shard.bytes += size
+            shard.end = offset + len(raw)
+    except LineTooLong as exc:
+        raise DatasetError(key, f"line is longer than {MAX_BATCH_LINE_BYTES} bytes", line=exc.line) from None
+    if total == 0:
+        raise DatasetError(key, "the input has no requests")
+    done.extend(filling.values())
+    done.sort(key=lambda shard: shard.first_line)
+    shards = [
+        Shard(
+            index=index,
+            root=index,
+            model=item.model,
+            start=item.start,
+            end=item.end,
+            first_line=item.first_line,
+            lines=item.lines,
+            bytes=item.bytes,
+        )
+        for index, item in enumerate(done)
+    ]
+    return Plan(total=total, shards=shards)
+
+
+async def _fail_on_duplicate(store: ObjectStore, key: str, repeated: set[int], *, etag: str | None) -> None:
+    """Find the first line whose custom_id an earlier line used (digests only point at the candidates)."""
+    first: dict[str, int] = {}
+    async for line_no, _, raw in iter_lines(store, key, etag=etag):
+        if not raw.strip():
+            continue
+        custom_id = json.loads(raw)["custom_id"]
+        if id_digest(custom_id) not in repeated:
+            continue
+        if custom_id in first:
+            reason = f"custom_id {custom_id!r} is already used on line {first[custom_id]}"
+            raise DatasetError(key, reason, line=line_no, field="custom_id")
+        first[custom_id] = line_no
+
+
+async def shard_lines(
+    store: ObjectStore,
+    key: str,
+    shard: Shard,
+    *,
+    override: str | None,
+    mixed: bool,
+    skip: frozenset[str] = frozenset(),
+    etag: str | None = None,
+) -> AsyncIterator[tuple[int, str | None, bytes]]:
+    """(line number, custom_id, line as sent) of the shard's lines; the id is None when nothing needed parsing."""
+    parse = mixed or override is not None or bool(skip)
+    lines = iter_lines(store, key, start=shard.start, end=shard.end, first_line=shard.first_line, etag=etag)
+    async for line_no, _, raw in lines:
+        if not raw.strip():
+            continue
+        if not raw.endswith(b"\n"):
+            raw += b"\n"
+        if not parse:
+            yield line_no, None, raw
+            continue
+        request = json.loads(raw)
+        if (override or request["body"]["model"]) != shard.model or request["custom_id"] in skip:
+            continue
+        if override is not None:
+            request["body"]["model"] = override
+            raw = json.dumps(request, ensure_ascii=False).encode() + b"\n"
+        yield line_no, request["custom_id"], raw
+
+
+async def shard_index(
+    store: ObjectStore, key: str, shard: Shard, *, override: str | None, skip: frozenset[str], etag: str | None
+) -> dict[str, int]:
+    """custom_id → line number for the shard's lines (at most a shard's worth of entries)."""
+    lines = shard_lines(store, key, shard, override=override, mixed=True, skip=skip, etag=etag)
+    return {custom_id: line_no async for line_no, custom_id, _ in lines if custom_id is not None}
+
+
+async def shard_body(
+    store: ObjectStore,
+    key: str,
+    shard: Shard,
+    *,
+    override: str | None,
+    mixed: bool,
+    skip: frozenset[str],
+    etag: str | None,
+) -> AsyncIterator[bytes]:
+    """The shard as the JSONL body of a Bailian file, in blocks."""
+    block: list[bytes] = []
+    size = 0
+    async for _, _, raw in shard_lines(store, key, shard, override=override, mixed=mixed, skip=skip, etag=etag):
+        block.append(raw)
+        size += len(raw)
+        if size >= BODY_BLOCK:
+            yield b"".join(block)
+            block, size = [], 0
+    if block:
+        yield b"".join(block)

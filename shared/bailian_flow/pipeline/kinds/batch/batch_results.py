@@ -1,0 +1,222 @@
+"""A shard's answers into the bucket, and every shard's answers merged into the input's line order.
+
+Collecting a shard: an index custom_id → line number of the shard's lines (at most a shard's worth), its output
+and error files streamed from Bailian into a local spill file, then written back sorted by line number as one
+*part* object (`<line> <kind> <service line>` per line). Merging: a k-way merge of the parts by line number,
+streamed to OSS with a multipart upload. Memory is bounded by one shard's index, never by the input or output.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from bailian_flow.pipeline.kinds.batch.batch_lines import BODY_BLOCK, shard_index, split_lines
+from bailian_flow.pipeline.kinds.batch.batch_state import BatchRun, Shard
+from bailian_flow.pipeline.protocol.runtime import Flow
+
+log = logging.getLogger("bailian_flow.pipeline")
+
+OUTPUT, ERROR = 0, 1
+# Error codes of lines the service never ran: they are sent again, not reported.
+NOT_RUN_CODES = frozenset({"batch_expired", "batch_cancelled", "batch_failed"})
+# Batch prices in CNY per 1K tokens (input, output): bailian-model-seed.md, "Price Reference".
+BATCH_PRICES: dict[str, tuple[float, float]] = {"qwen-plus": (0.002, 0.002)}
+
+
+def results_key(flow: Flow, source_key: str, run_id: str, name: str) -> str:
+    """`results/<input path without .jsonl>/<run_id>/<name>`."""
+    path = source_key.removeprefix(flow.settings.batches_prefix).removesuffix(".jsonl")
+    return f"{flow.settings.results_prefix}{path}/{run_id}/{name}"
+
+
+@dataclass
+class Collected:
+    completed: int = 0
+    failed: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    # custom_id → line number of the lines the shard did not run (only when they are to be sent again).
+    unfinished: dict[str, int] = field(default_factory=dict)
+
+
+async def finished_ids(flow: Flow, batch: BatchRun, root: int) -> frozenset[str]:
+    """The custom_ids earlier generations of a shard already answered (read back from their parts)."""
+    ids: set[str] = set()
+    for shard in batch.shards:
+        if shard.root != root or shard.part_key is None:
+            continue
+        async for _, _, raw in split_lines(flow.store.stream(shard.part_key)):
+            _, _, line = raw.split(b" ", 2)
+            ids.add(json.loads(line)["custom_id"])
+    return frozenset(ids)
+
+
+async def collect_shard(
+    flow: Flow,
+    source_key: str,
+    batch: BatchRun,
+    shard: Shard,
+    part_key: str,
+    *,
+    resubmit: bool,
+    etag: str | None,
+) -> Collected:
+    """Write the shard's part object; lines it did not run are returned (`resubmit`) or reported as errors."""
+    skip = await finished_ids(flow, batch, shard.root) if shard.generation > 1 else frozenset()
+    index = await shard_index(flow.store, source_key, shard, override=batch.settings.model, skip=skip, etag=etag)
+    result = Collected()
+    records: list[tuple[int, int, int, int]] = []  # (line, kind, offset in spill, length)
+    with tempfile.TemporaryFile(prefix="bf-shard-") as spill:
+        for file_id, kind in ((shard.output_file_id, OUTPUT), (shard.error_file_id, ERROR)):
+            if file_id is None:
+                continue
+            async for _, _, raw in split_lines(flow.client.compat_files.content(file_id)):
+                if not raw.strip():
+                    continue
+                answer = json.loads(raw)
+                line_no = index.get(answer.get("custom_id"))
+                if line_no is None:
+                    log.warning("shard %s: answer for unknown custom_id %r", shard.index, answer.get("custom_id"))
+                    continue
+                if kind == ERROR and _error_code(answer) in NOT_RUN_CODES:
+                    continue
+                del index[answer["custom_id"]]
+                _count(result, kind, answer)
+                records.append(_spill(spill, line_no, kind, raw))
+        if resubmit:
+            result.unfinished = index
+        else:
+            for custom_id, line_no in index.items():
+                result.failed += 1
+                records.append(_spill(spill, line_no, ERROR, _not_run_line(custom_id, shard)))
+        records.sort()
+        await flow.store.put_stream(part_key, _part_body(spill, records))
+    return result
+
+
+def _error_code(answer: dict[str, Any]) -> str | None:
+    error = answer.get("error")
+    return error.get("code") if isinstance(error, dict) else None
+
+
+def _count(result: Collected, kind: int, answer: dict[str, Any]) -> None:
+    if kind == ERROR:
+        result.failed += 1
+        return
+    result.completed += 1
+    response = answer.get("response") or {}
+    usage = (response.get("body") or {}).get("usage") or {}
+    result.input_tokens += int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
+    result.output_tokens += int(usage.get("completion_tokens") or usage.get("output_tokens") or 0)
+
+
+def _not_run_line(custom_id: str, shard: Shard) -> bytes:
+    message = f"the request did not run: its batch ended {shard.status} and the resubmission limit is reached"
+    line = {"id": None, "custom_id": custom_id, "response": None, "error": {"code": "not_run", "message": message}}
+    return json.dumps(line, ensure_ascii=False).encode() + b"\n"
+
+
+def _spill(spill: IO[bytes], line_no: int, kind: int, raw: bytes) -> tuple[int, int, int, int]:
+    if not raw.endswith(b"\n"):
+        raw += b"\n"
+    offset = spill.seek(0, 2)
+    spill.write(raw)
+    return line_no, kind, offset, len(raw)
+
+
+async def _part_body(spill: IO[bytes], records: list[tuple[int, int, int, int]]) -> AsyncIterator[bytes]:
+    block: list[bytes] = []
+    size = 0
+    for line_no, kind, offset, length in records:
+        spill.seek(offset)
+        block.append(b"%d %d " % (line_no, kind) + spill.read(length))
+        size += length
+        if size >= BODY_BLOCK:
+            yield b"".join(block)
+            block, size = [], 0
+    if block:
+        yield b"".join(block)
+
+
+async def _part_lines(flow: Flow, part_key: str, kind: int) -> AsyncIterator[tuple[int, bytes]]:
+    async for _, _, raw in split_lines(flow.store.stream(part_key)):
+        line_no, line_kind, line = raw.split(b" ", 2)
+        if int(line_kind) == kind:
+            yield int(line_no), line
+
+
+async def merged(flow: Flow, part_keys: list[str], kind: int) -> AsyncIterator[bytes]:
+    """The parts' lines of one kind, in input line order (a k-way merge, one line per part in memory)."""
+    sources = [_part_lines(flow, key, kind) for key in part_keys]
+    heap: list[tuple[int, int, bytes]] = []
+    for number, source in enumerate(sources):
+        first = await anext(source, None)
+        if first is not None:
+            heap.append((first[0], number, first[1]))
+    heapq.heapify(heap)
+    block: list[bytes] = []
+    size = 0
+    while heap:
+        _, number, line = heap[0]
+        block.append(line)
+        size += len(line)
+        following = await anext(sources[number], None)
+        if following is None:
+            heapq.heappop(heap)
+        else:
+            heapq.heapreplace(heap, (following[0], number, following[1]))
+        if size >= BODY_BLOCK:
+            yield b"".join(block)
+            block, size = [], 0
+    if block:
+        yield b"".join(block)
+
+
+def summary(batch: BatchRun, run_id: str, source_key: str, finished_at: str) -> dict[str, Any]:
+    shards = [shard for shard in batch.shards if shard.part_key]
+    tokens: dict[str, list[int]] = {}
+    for shard in shards:
+        per_model = tokens.setdefault(shard.model, [0, 0])
+        per_model[0] += shard.input_tokens
+        per_model[1] += shard.output_tokens
+    cost = 0.0
+    unpriced = sorted(model for model in tokens if model not in BATCH_PRICES)
+    for model, (input_tokens, output_tokens) in tokens.items():
+        price = BATCH_PRICES.get(model)
+        if price is not None:
+            cost += input_tokens / 1000 * price[0] + output_tokens / 1000 * price[1]
+    submitted = [shard.submitted_at for shard in shards if shard.submitted_at]
+    return {
+        "run_id": run_id,
+        "input": source_key,
+        "total": batch.total,
+        "completed": sum(shard.completed for shard in shards),
+        "failed": sum(shard.failed for shard in shards),
+        "shards": [
+            {
+                "index": shard.index,
+                "model": shard.model,
+                "generation": shard.generation,
+                "lines": shard.lines,
+                "batch_id": shard.batch_id,
+                "status": shard.status,
+                "completed": shard.completed,
+                "failed": shard.failed,
+            }
+            for shard in batch.shards
+        ],
+        "input_tokens": sum(pair[0] for pair in tokens.values()),
+        "output_tokens": sum(pair[1] for pair in tokens.values()),
+        "cost": {"currency": "CNY", "amount": round(cost, 6), "unpriced_models": unpriced},
+        "timings": {
+            "planned_at": batch.planned_at,
+            "first_submitted_at": min(submitted) if submitted else None,
+            "finished_at": finished_at,
+        },
+    }

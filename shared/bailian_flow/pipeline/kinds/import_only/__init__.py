@@ -1,0 +1,1 @@
+"""Import-only runs: a marker (or a REST body) names custom weights in OSS to import and deploy."""

@@ -1,0 +1,166 @@
+"""A run's state: what the newest entry of its log holds, whole.
+
+Stages come in two kinds. An *intent* (`uploading`, `starting-job`, `importing`, `deploying`) is written before a
+side effect on Bailian, carrying the deterministic name the resource will have; only the delivery that won that
+sequence number acts. A *fact* records what exists (`file-ready`, `training`, ...). A delivery that finds a stale
+intent looks the resource up by that name before acting again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bailian_flow.pipeline.kinds.batch.batch_state import BatchRun
+from bailian_flow.pipeline.protocol.settings import RunSettings
+
+Stage = Literal[
+    "received",
+    "requested",
+    "uploading",
+    "file-ready",
+    "waiting",
+    "starting-job",
+    "training",
+    "job-succeeded",
+    "importing",
+    "import-running",
+    "deploying",
+    "deployment-pending",
+    # Batch inference (pipeline/kinds/batch/stages.py).
+    "batch-planning",
+    "batch-running",
+    "batch-ready",
+    "batch-submitting",
+    "batch-collecting",
+    "batch-merging",
+    "done",
+    "failed",
+    "canceling",
+    "canceled",
+]
+
+INTENTS: frozenset[str] = frozenset(
+    {
+        "uploading",
+        "starting-job",
+        "importing",
+        "deploying",
+        "batch-planning",
+        "batch-submitting",
+        "batch-collecting",
+        "batch-merging",
+    }
+)
+TERMINAL: frozenset[str] = frozenset({"done", "failed", "canceled"})
+# Stages whose progress only the timer can see (Bailian has no callbacks for them).
+POLLED: frozenset[str] = frozenset({"training", "import-running", "deployment-pending", "batch-running"})
+
+# What a run does; every kind shares the run log, the transitions and the exactly-once rules.
+RunKind = Literal["fine-tune", "batch", "import"]
+RUN_KINDS: frozenset[str] = frozenset({"fine-tune", "batch", "import"})
+
+# Names the REST API and notifications use for the terminal stages.
+PUBLIC_STAGE = {"done": "DONE", "failed": "FAILED", "canceled": "CANCELED"}
+
+
+class Source(BaseModel):
+    """Where the training data came from: an OSS object, or a file already registered with Bailian."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bucket: str | None = None
+    key: str | None = None
+    etag: str | None = None
+    size: int | None = None
+    file_id: str | None = None
+
+
+class RunError(BaseModel):
+    """Why a run failed, precisely enough for a person to fix the input."""
+
+    reason: str
+    object: str | None = None
+    line: int | None = None
+    field: str | None = None
+    code: str | None = None
+    retryable: bool = False
+    # Every problem found in the dataset (up to the validator's cap), the first of which is described above.
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Waiting(BaseModel):
+    """Why a run is in `waiting`: an account quota is full. Quota is never a reason to fail a run.
+
+    `since` orders the line (first come, first served) and survives a run that is admitted and then meets a full
+    quota again (it keeps its place); `redo` is the stage the timer re-announces when the run is admitted.
+    """
+
+    quota: str
+    used: int | None = None
+    limit: int | None = None
+    since: str
+    redo: Stage
+    # What the run will take of a size quota (the dataset's bytes for `files`).
+    needs_bytes: int | None = None
+    # Requests per model a batch run's next shard would add, when other runs' pending requests (not the slots)
+    # hold it back: the timer admits it once they fit, rather than at every free slot only to see it wait again.
+    needs_requests: dict[str, int] | None = None
+    admitted_at: str | None = None
+
+
+class RunState(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    run_id: str
+    kind: RunKind = "fine-tune"
+    # The sequence number of the log entry holding this state (set when the entry is written or read).
+    seq: int = 0
+    stage: Stage
+    attempt: int = 1
+    source: Source
+    settings: RunSettings = Field(default_factory=RunSettings)
+    created_at: str
+    file_id: str | None = None
+    validation_file_id: str | None = None
+    records: int | None = None
+    job_name: str | None = None
+    job_id: str | None = None
+    job_status: str | None = None
+    finetuned_output: str | None = None
+    import_name: str | None = None
+    import_job_id: str | None = None
+    imported_model: str | None = None
+    deploy_suffix: str | None = None
+    deployed_model: str | None = None
+    deployment_status: str | None = None
+    # Cleanup and the delivery's end of life (pipeline/cleanup.py, pipeline/lifecycle.py).
+    files_deleted: list[str] = Field(default_factory=list)
+    job_deleted: bool = False
+    deployment_expires_at: str | None = None
+    undeployed_at: str | None = None
+    # A batch inference run's settings, shard plan and progress (kind "batch" only).
+    batch: BatchRun | None = None
+    error: RunError | None = None
+    waiting: Waiting | None = None
+    warnings: list[str] = Field(default_factory=list)
+    # Before the job: records, Qwen tokens, epochs and cost (bailian_flow.estimate); after it: what Bailian billed.
+    estimate: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = None
+    # How often each intent was claimed in this attempt: above one, the resource may exist already.
+    claims: dict[str, int] = Field(default_factory=dict)
+    # How often the timer re-announced a stage whose event went unanswered.
+    redrives: int = 0
+    # The intent's actor knows its act did not happen (a definite refusal): the next delivery need not wait a lease.
+    released: bool = False
+
+    @property
+    def terminal(self) -> bool:
+        return self.stage in TERMINAL
+
+    def public(self) -> dict[str, Any]:
+        """The state as the REST API and notifications show it (terminal stages upper-cased)."""
+        data = self.model_dump(mode="json")
+        data["stage"] = PUBLIC_STAGE.get(self.stage, self.stage)
+        return data

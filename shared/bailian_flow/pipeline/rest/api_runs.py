@@ -1,0 +1,332 @@
+"""What the REST API does to runs: list, show, start, cancel, retry, tear down, and inbound callbacks.
+
+`api` is the door (routes, auth, input bounds); a refusal here is an `HttpError`, which the door answers as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from bailian_flow.client.errors import NotFoundError
+from bailian_flow.pipeline.kinds.batch.batch_settings import resolve_batch_settings
+from bailian_flow.pipeline.protocol import inputs
+from bailian_flow.pipeline.protocol.admission import places_in_line
+from bailian_flow.pipeline.protocol.runtime import Flow
+from bailian_flow.pipeline.protocol.settings import SettingsError, deep_merge, resolve_settings, with_overrides
+from bailian_flow.pipeline.protocol.state import RUN_KINDS, RunState, Stage
+from bailian_flow.pipeline.protocol.transitions import commit, load
+from bailian_flow.runlog import run_id_for
+from bailian_flow.store import bare_etag
+
+log = logging.getLogger("bailian_flow.pipeline")
+
+MAX_LIST = 200
+# What `POST /runs` takes; anything else is refused by name, so a typo is not silently ignored.
+START_FIELDS = frozenset({"oss_key", "file_id", "import", "settings"})
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+async def list_runs(flow: Flow, query: dict[str, str]) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first; `next` is the `after` value of the following page (None on the last)."""
+    limit_text, after = inputs.query_value(query, "limit"), inputs.query_value(query, "after")
+    wanted_stage, wanted_kind = inputs.query_value(query, "stage"), inputs.query_value(query, "kind")
+    try:
+        limit = int(limit_text or "50")
+    except ValueError:
+        raise HttpError(400, "InvalidParameter", "limit must be an integer") from None
+    if not 1 <= limit <= MAX_LIST:
+        raise HttpError(400, "InvalidParameter", f"limit must be between 1 and {MAX_LIST}")
+    if wanted_kind is not None and wanted_kind not in RUN_KINDS:
+        raise HttpError(400, "InvalidParameter", f"kind must be one of {', '.join(sorted(RUN_KINDS))}")
+    run_ids, next_cursor = await flow.runs.recent(limit=limit, after=after)
+    loaded = await asyncio.gather(*(load(flow, run_id) for run_id in run_ids))
+    states = [current.state for current in loaded if current is not None]
+    places = await places_in_line(flow, states)
+    runs = [_shown(state, places) for state in states]
+    if wanted_stage:
+        runs = [run for run in runs if run["stage"] == wanted_stage]
+    if wanted_kind:
+        runs = [run for run in runs if run["kind"] == wanted_kind]
+    return runs, next_cursor
+
+
+def _shown(state: RunState, places: dict[str, int]) -> dict[str, Any]:
+    """A run as the API shows it; a waiting run also says its place in line (computed now, never stored)."""
+    shown = state.public()
+    if state.run_id in places:
+        shown["place_in_line"] = places[state.run_id]
+    return shown
+
+
+async def show_run(flow: Flow, run_id: str) -> dict[str, Any]:
+    history = await flow.runs.history(run_id)
+    if not history:
+        raise HttpError(404, "NotFound", f"run {run_id} does not exist")
+    latest = RunState.model_validate({**history[-1].state, "seq": history[-1].seq})
+    return {
+        "run": _shown(latest, await places_in_line(flow, [latest])),
+        "history": [
+            {"seq": entry.seq, "stage": entry.stage, "changed": entry.changed, "at": entry.at} for entry in history
+        ],
+    }
+
+
+async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
+    from bailian_flow.pipeline.protocol.intake import open_run_for_file, open_run_for_object
+
+    unknown = sorted(set(body) - START_FIELDS)
+    if unknown:
+        raise HttpError(400, "InvalidParameter", f"unknown field {inputs.shown(unknown[0])}")
+    if sum(name in body for name in ("oss_key", "file_id", "import")) != 1:
+        raise HttpError(400, "InvalidParameter", "give one of oss_key, file_id or import")
+    batch = "oss_key" in body and _is_batch_input(flow, body["oss_key"])
+    explicit = request_settings(flow, body.get("settings"), batch=batch)
+    try:
+        if "oss_key" in body:
+            prefix = flow.settings.batches_prefix if batch else flow.settings.datasets_prefix
+            key = inputs.object_key(body["oss_key"], prefix=prefix, field="oss_key")
+            state, created = await open_run_for_object(
+                flow,
+                flow.settings.bucket,
+                key,
+                None,
+                explicit=explicit,
+                first_stage="requested",
+                kind="batch" if batch else "fine-tune",
+                field="oss_key",
+            )
+            if state is None:
+                raise HttpError(404, "NotFound", f"object {key} does not exist in {flow.settings.bucket}")
+        elif "file_id" in body:
+            file_id = inputs.plain_id(body["file_id"], field="file_id")
+            try:
+                await flow.client.files.get(file_id)
+            except NotFoundError:
+                raise HttpError(404, "NotFound", f"file {file_id} is not registered with Bailian") from None
+            state, created = await open_run_for_file(flow, file_id, explicit=explicit)
+        else:
+            state, created = await _start_import(flow, body)
+    except SettingsError as exc:
+        raise HttpError(400, "InvalidSettings", exc.reason) from None
+    if not created and explicit and not _agrees(state, explicit):
+        raise HttpError(
+            409,
+            "RunExists",
+            f"run {state.run_id} already exists for this source with other settings (it is "
+            f"{state.public()['stage']}); to run it with these settings, POST /runs/{state.run_id}/retry with "
+            '{"settings": ...} once it has FAILED, or upload the object again to start a new run',
+        )
+    return (202 if created else 200), {"run": state.public(), "created": created}
+
+
+def _is_batch_input(flow: Flow, value: Any) -> bool:
+    """Whether an `oss_key` names a batch inference input (else it is a dataset, checked as such)."""
+    try:
+        inputs.object_key(value, prefix=flow.settings.batches_prefix, field="oss_key")
+    except inputs.InputError:
+        return False
+    return True
+
+
+def request_settings(flow: Flow, value: Any, *, batch: bool = False) -> dict[str, Any] | None:
+    """A request's own settings are the caller's to fix now (400, no run); a bad sidecar or metadata on the
+    object is the dataset's problem and fails its run instead."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise HttpError(400, "InvalidParameter", "settings must be an object")
+    try:
+        if batch:
+            resolve_batch_settings(explicit=value)
+            return value
+        resolved = resolve_settings(flow.settings.defaults, explicit=value)
+    except SettingsError as exc:
+        raise HttpError(400, "InvalidSettings", exc.reason) from None
+    if resolved.validation_key is not None:
+        inputs.object_key(resolved.validation_key, prefix=flow.settings.datasets_prefix, field="validation_key")
+    return value
+
+
+def _agrees(state: RunState, explicit: dict[str, Any]) -> bool:
+    """Whether the run already has these settings: a repeated request is the same request, not a conflict."""
+    try:
+        if state.batch is not None:
+            merged = deep_merge(state.batch.settings.model_dump(), explicit)
+            return resolve_batch_settings(explicit=merged) == state.batch.settings
+        return with_overrides(state.settings, explicit) == state.settings
+    except SettingsError:
+        return False
+
+
+async def _start_import(flow: Flow, body: dict[str, Any]) -> tuple[RunState, bool]:
+    """An import-only run; the request's own mistakes are the caller's to fix now (400, no run)."""
+    from bailian_flow.pipeline.kinds.import_only.marker import import_settings, open_import_run, request_run_id
+    from bailian_flow.pipeline.protocol.state import Source
+
+    settings = import_settings(flow, body)
+    weights = settings.on_success.import_
+    bucket = (weights.bucket if weights else None) or flow.settings.bucket
+    return await open_import_run(flow, request_run_id(body), Source(bucket=bucket), body)
+
+
+async def cancel_run(flow: Flow, run_id: str) -> dict[str, Any]:
+    """Fence out every act of the run, then undo what it made (`pipeline/cancel.py`).
+
+    Answers the run `canceled`, or `canceling` while an act may still be in flight: the timer finalizes it once
+    that act's lease has run out.
+    """
+    from bailian_flow.pipeline.protocol import cancel
+
+    for _ in range(5):
+        current = await load(flow, run_id)
+        if current is None:
+            raise HttpError(404, "NotFound", f"run {run_id} does not exist")
+        state = current.state
+        if state.terminal:
+            raise HttpError(409, "Conflict", f"run {run_id} is already {state.public()['stage']}")
+        if state.stage == "canceling":
+            return state.public()  # asked twice: the first request's finalization stands
+        begun = await cancel.begin(flow, current, "requested through the API")
+        if begun is None:
+            continue
+        canceling, wait = begun
+        if wait:
+            await cancel.undo_visible(flow, canceling)
+            return canceling.state.public()
+        finished = await cancel.finalize(flow, canceling)
+        if finished is not None:
+            return finished.public()
+        # A compensating actor noted something meanwhile: the timer finalizes.
+        latest = await load(flow, run_id)
+        return (latest or canceling).state.public()
+    raise HttpError(409, "Conflict", f"run {run_id} kept changing; try again")
+
+
+async def teardown_run(flow: Flow, run_id: str) -> dict[str, Any]:
+    """Undeploy a DONE run's model; asking again once it is undeployed answers the same run."""
+    from bailian_flow.pipeline.delivery.lifecycle import can_tear_down, tear_down
+
+    for _ in range(5):
+        current = await load(flow, run_id)
+        if current is None:
+            raise HttpError(404, "NotFound", f"run {run_id} does not exist")
+        if current.state.undeployed_at:
+            return current.state.public()
+        refusal = can_tear_down(current.state)
+        if refusal is not None:
+            raise HttpError(409, "Conflict", refusal)
+        written = await tear_down(flow, current, "torn down through the API")
+        if written is not None:
+            return written.public()
+    raise HttpError(409, "Conflict", f"run {run_id} kept changing; try again")
+
+
+def _resume_stage(state: RunState) -> Stage | None:
+    if state.kind == "import":
+        return "job-succeeded"
+    if (state.finetuned_output and not state.job_deleted) or state.imported_model:
+        return "job-succeeded"
+    if state.file_id and not state.files_deleted:
+        return "file-ready"
+    if state.source.key or state.source.file_id:
+        return "requested"
+    return None
+
+
+def _refuse_superseded(state: RunState, current_etag: str | None) -> None:
+    """A run is bound to one version of its object: once the key holds another, that version's run is the one."""
+    source = state.source
+    if current_etag is None or source.etag is None or source.bucket is None or source.key is None:
+        return
+    if bare_etag(current_etag).upper() != bare_etag(source.etag).upper():
+        newer = run_id_for(source.bucket, source.key, current_etag)
+        raise HttpError(
+            409, "Superseded", f"{source.key} was overwritten since run {state.run_id} began; its run is {newer}"
+        )
+
+
+async def retry_run(flow: Flow, run_id: str, given: Any = None) -> dict[str, Any]:
+    """Retry a FAILED run from where it failed; `given` is the request's own settings (unchecked)."""
+    from bailian_flow.pipeline.protocol.intake import batch_settings_for, settings_for
+
+    current = await load(flow, run_id)
+    if current is None:
+        raise HttpError(404, "NotFound", f"run {run_id} does not exist")
+    state = current.state
+    # A batch run's settings are a batch's (endpoint, window, ...): checked as such, on the run loaded once.
+    settings = request_settings(flow, given, batch=state.kind == "batch")
+    if state.stage != "failed":
+        raise HttpError(409, "Conflict", f"only FAILED runs can be retried; {run_id} is {state.public()['stage']}")
+    resume = _resume_stage(state)
+    if resume is None:
+        raise HttpError(409, "Conflict", f"run {run_id} has no source to retry from")
+    updates: dict[str, Any] = {"attempt": state.attempt + 1, "error": None, "claims": {}, "redrives": 0}
+    info = await flow.store.head(state.source.key) if state.source.key else None
+    _refuse_superseded(state, info.etag if info else None)
+    if resume == "requested" and state.source.key:
+        # The user may have fixed the sidecar or metadata: read the settings again.
+        try:
+            found = info.metadata if info else {}
+            if state.kind == "batch":
+                # A batch run starts over: a new plan, shards named after the new attempt.
+                updates["batch"] = await batch_settings_for(flow, state.source.key, found, settings)
+            else:
+                updates["settings"] = await settings_for(flow, state.source.key, found, settings)
+        except SettingsError as exc:
+            raise HttpError(400, "InvalidSettings", exc.reason) from None
+    if resume in ("requested", "file-ready"):
+        updates.update(job_id=None, job_name=None, job_status=None, finetuned_output=None, job_deleted=False)
+    if resume == "requested":
+        # The files were deleted when the job ended: the retry uploads the dataset again.
+        updates.update(file_id=None, validation_file_id=None, files_deleted=[])
+    updates.update(
+        deployed_model=None,
+        deploy_suffix=None,
+        deployment_status=None,
+        import_job_id=None,
+        deployment_expires_at=None,
+        undeployed_at=None,
+    )
+    # `commit` puts the revived run back on the timer's list.
+    written = await commit(flow, current, resume, f"retry #{state.attempt + 1} from {resume}", **updates)
+    if written is None:
+        raise HttpError(409, "Conflict", f"run {run_id} changed meanwhile; try again")
+    return written.public()
+
+
+async def batch_callback(flow: Flow, run_id: str, token: str) -> dict[str, Any]:
+    """A batch finished (says the caller): read the run's batches from Bailian now, not at the next tick."""
+    from bailian_flow.pipeline.kinds.batch.batch_state import callback_matches
+    from bailian_flow.pipeline.protocol.steps import POLLING, advance
+
+    secret = flow.settings.callback_secret
+    if secret is None or not callback_matches(secret.get_secret_value(), run_id, token):
+        # The same answer as for a run that does not exist: a forger learns nothing.
+        raise HttpError(404, "NotFound", "no such callback")
+    current = await load(flow, run_id)
+    if current is None or current.state.kind != "batch":
+        raise HttpError(404, "NotFound", "no such callback")
+    await advance(flow, run_id, POLLING)
+    return {"received": True}
+
+
+async def callback(flow: Flow, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Inbound notice that something a run waits on may have changed: poll that run now, not at the next tick."""
+    from bailian_flow.pipeline.protocol.steps import POLLING, advance
+
+    if "run_id" not in body:
+        raise HttpError(400, "InvalidParameter", "callback body needs a run_id")
+    run_id = inputs.run_id(body["run_id"])
+    state = await advance(flow, run_id, POLLING)
+    if state is None:
+        raise HttpError(404, "NotFound", f"run {run_id} does not exist")
+    return {"kind": kind, "run": state.public()}

@@ -1,0 +1,2 @@
+"""The timer: one tick polls what only polling can see, admits waiting runs, re-drives lost events, adopts
+orphan datasets and expires deployments."""

@@ -1,0 +1,307 @@
+"""The timer's tick: poll what only polling can see, admit waiting runs, and re-drive what a lost event left behind.
+
+Statuses are read in bulk (`bulk`: one list pass per resource family) and matched to the runs through the
+resource ids in their state; the hint `runs/_timer-state.json` (`timer_state`) says what each run was last tick,
+so a run whose remote status did not move and whose stage is not stale costs neither a Bailian call nor an OSS
+read. The runs that need a look (status moved, stage stale, unknown to the hint, finished) are loaded and
+advanced in a rotating order that starts where the last tick stopped, so every run gets its turn however many
+there are; the tick stops starting new work when the function's timeout draws near, and records what it did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from bailian_flow.pipeline.protocol import admission, cancel
+from bailian_flow.pipeline.protocol.runtime import MAX_REDRIVES, Flow, utc_now
+from bailian_flow.pipeline.protocol.state import INTENTS, RunError
+from bailian_flow.pipeline.protocol.steps import POLLING, REANNOUNCE_AS, drive
+from bailian_flow.pipeline.protocol.transitions import Current, commit, fail, load, settle_marker
+from bailian_flow.pipeline.timer import bulk
+from bailian_flow.pipeline.timer.bulk import Listed
+from bailian_flow.pipeline.timer.quotas import admit_waiting
+from bailian_flow.pipeline.timer.scan import adopt_orphans
+from bailian_flow.pipeline.timer.timer_state import (
+    Brief,
+    CountingStore,
+    QuotaUse,
+    read_timer_state,
+    write_timer_state,
+)
+
+log = logging.getLogger("bailian_flow.pipeline")
+
+# Stages that wait for an OSS event to chain the next function (`received` is acted on by its writer directly).
+CHAINED: frozenset[str] = frozenset({"received", "requested", "file-ready", "job-succeeded", "batch-ready"})
+# Of those, the ones whose own stage marker is that event.
+TRIGGERING: frozenset[str] = frozenset({"requested", "file-ready", "job-succeeded", "batch-ready"})
+# Leave this much of the timeout for finishing the run in hand, writing the hint and returning.
+SAFETY_MARGIN_SECONDS = 10.0
+# Listing may use at most this share of the time left: the runs whose status moved still need theirs.
+LISTING_SHARE = 0.5
+CONCURRENCY = 8
+# The resource family, id field and status field a polled stage follows.
+FOLLOWS: dict[str, tuple[str, str, str]] = {
+    "training": (bulk.FINE_TUNES, "job_id", "job_status"),
+    "import-running": (bulk.IMPORTS, "import_job_id", ""),
+    "deployment-pending": (bulk.DEPLOYMENTS, "deployed_model", "deployment_status"),
+}
+# A batch run follows several batches (its shards in flight, `Brief.shards`), all read from the list of batches.
+BATCH_POLLED = "batch-running"
+
+
+@dataclass
+class TickReport:
+    active: int = 0
+    polled: list[str] = field(default_factory=list)
+    redriven: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+    undeployed: list[str] = field(default_factory=list)
+    admitted: list[str] = field(default_factory=list)
+    advanced: int = 0
+    loaded: int = 0
+    bailian_calls: int = 0
+    oss_reads: int = 0
+    oss_writes: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "active": self.active,
+            "polled": self.polled,
+            "redriven": self.redriven,
+            "adopted": self.adopted,
+            "finished": self.finished,
+            "deferred": self.deferred,
+            "undeployed": self.undeployed,
+            "admitted": self.admitted,
+            "counts": {
+                "polled": len(self.polled),
+                "loaded": self.loaded,
+                "advanced": self.advanced,
+                "admitted": len(self.admitted),
+                "deferred": len(self.deferred),
+                "bailian_calls": self.bailian_calls,
+                "oss_reads": self.oss_reads,
+                "oss_writes": self.oss_writes,
+                "seconds": round(self.seconds, 3),
+            },
+        }
+
+
+async def _redrive(flow: Flow, current: Current, report: TickReport) -> None:
+    """Make a stuck stage's OSS event fire again.
+
+    A stage marker lost to a crash between commit and marker is simply written now. A marker that exists but went
+    unanswered (the event or its function was lost) gets a fresh entry re-announcing the stage: a new object, so a
+    new event.
+    """
+    state = current.state
+    if state.stage in TRIGGERING:
+        entry = await flow.runs.latest(state.run_id)
+        if entry is not None and entry.seq == current.seq and not await flow.runs.is_published(entry):
+            await flow.runs.publish(entry)
+            report.redriven.append(state.run_id)
+            return
+    if state.redrives >= MAX_REDRIVES:
+        reason = f"stuck at {state.stage} after {state.redrives} re-drives; see the function logs"
+        await fail(flow, current, RunError(reason=reason, code="Stuck", retryable=True))
+        return
+    stage = REANNOUNCE_AS[state.stage]
+    changed = f"re-announced {stage}: no progress for {current.age():.0f}s"
+    if await commit(flow, current, stage, changed, redrives=state.redrives + 1) is not None:
+        report.redriven.append(state.run_id)
+
+
+async def _visit(flow: Flow, run_id: str, current: Current, report: TickReport) -> Current | None:
+    """Do what the run needs; returns its newest entry when the visit read it last (None: not read since)."""
+    stage = current.state.stage
+    if current.state.terminal:
+        # A retry may have revived the run since it was read: `settle_marker` keeps it active then.
+        if await settle_marker(flow, run_id):
+            report.finished.append(run_id)
+    elif stage in POLLING:
+        latest = await drive(flow, current, POLLING)
+        report.polled.append(run_id)
+        report.advanced += 1
+        return latest
+    elif stage == "waiting":
+        await admission.ensure_in_line(flow, current.state)  # its marker may have been lost to a crash
+    elif stage == "canceling":
+        if cancel.finalizable(flow, current) and await cancel.finalize(flow, current) is not None:
+            report.polled.append(run_id)
+    elif _stale(flow, current):
+        await _redrive(flow, current, report)
+    return None
+
+
+def _stale(flow: Flow, current: Current) -> bool:
+    """An intent past its lease (its actor died), or a stage whose event nobody answered."""
+    stage, age = current.state.stage, current.age()
+    if stage in INTENTS:
+        return age > flow.lease_seconds
+    return stage in CHAINED and age > flow.redrive_after_seconds
+
+
+def _rotated(run_ids: list[str], cursor: str | None) -> list[str]:
+    """The runs starting at `cursor` (where the last tick stopped), wrapping around."""
+    if cursor is None or cursor not in run_ids:
+        return run_ids
+    start = run_ids.index(cursor)
+    return run_ids[start:] + run_ids[:start]
+
+
+def _moved(flow: Flow, brief: Brief, listed: Listed) -> bool:
+    """Whether a polled run needs a look: its resource's status moved, or it is not where the lists say."""
+    family, id_field, status_field = FOLLOWS[brief.stage]
+    seen = flow.seen.get(f"{family}:{getattr(brief, id_field)}")
+    if seen is None:
+        # Gone from a complete list (the poll step fails the run), or not listed this tick (polled by a GET).
+        return True
+    status = str(seen.status)
+    if not status_field:
+        return status not in ("PENDING", "RUNNING")
+    return bool(status != getattr(brief, status_field))
+
+
+def _shards_moved(flow: Flow, brief: Brief) -> bool:
+    """Whether a batch run needs a look: a shard's status moved or is not listed, or it has no shard in flight."""
+    if not brief.shards:
+        return True  # nothing to follow: work may be due (a shard to submit, results to merge)
+    for batch_id, status in brief.shards.items():
+        seen = flow.seen.get(f"{bulk.BATCHES}:{batch_id}")
+        if seen is None or str(seen.status) != status:
+            return True
+    return False
+
+
+def _followed(brief: Brief) -> bool:
+    """Whether a run waits on Bailian statuses the tick's lists show."""
+    return brief.stage in FOLLOWS or brief.stage == BATCH_POLLED
+
+
+def _needs_look(flow: Flow, run_id: str, brief: Brief | None, listed: Listed, in_line: set[str]) -> bool:
+    """Whether a run must be loaded this tick. Only two kinds are skipped: a polled run whose status has not moved,
+    and a waiting run still in its line (admission reads the lines; a run out of line was admitted or cancelled
+    since, perhaps by another tick, or lost its marker). A run between two events is looked at every tick: it is
+    normally in that state for seconds, so few are, and an event chain may have moved it on since."""
+    if brief is None:
+        return True
+    if brief.stage in FOLLOWS:
+        return _moved(flow, brief, listed)
+    if brief.stage == BATCH_POLLED:
+        return _shards_moved(flow, brief)
+    return brief.stage != "waiting" or run_id not in in_line
+
+
+async def tick(flow: Flow) -> TickReport:
+    report = TickReport()
+    started = time.monotonic()
+    counting = CountingStore(flow.store)
+    plain, flow.store, flow.runs.store = flow.store, counting, counting
+    calls_before = flow.client.requests_sent
+    try:
+        await _tick(flow, report)
+    finally:
+        flow.store = flow.runs.store = plain
+        report.oss_reads, report.oss_writes = counting.reads, counting.writes
+        report.bailian_calls = flow.client.requests_sent - calls_before
+        report.seconds = time.monotonic() - started
+    return report
+
+
+async def _tick(flow: Flow, report: TickReport) -> None:
+    try:
+        report.adopted = await adopt_orphans(flow)
+    except Exception:
+        # The scan is a safety net; the runs in hand matter more than one tick's scan.
+        log.exception("scan for datasets without a run failed")
+    prefix = flow.settings.runs_prefix
+    hint = await read_timer_state(flow.store, prefix)
+    run_ids = await flow.runs.list_active()
+    report.active = len(run_ids)
+    briefs = {run_id: hint.runs[run_id] for run_id in run_ids if run_id in hint.runs}
+
+    listed = Listed()
+    until = time.monotonic() + max(flow.remaining() - SAFETY_MARGIN_SECONDS, 0.0) * LISTING_SHARE
+    families = {FOLLOWS[brief.stage][0] for brief in briefs.values() if brief.stage in FOLLOWS}
+    if any(brief.stage == BATCH_POLLED and brief.shards for brief in briefs.values()):
+        families.add(bulk.BATCHES)
+    if len(briefs) < len(run_ids):
+        # Runs the hint does not know may be in any polled stage: one list of each family beats a GET per run. Not
+        # batches: a tick with no batch run in its hint never loads the batch client (cold start), and a batch run
+        # unknown to the hint costs a GET per shard once.
+        families |= {family for family, _, _ in FOLLOWS.values()}
+    await bulk.list_families(flow, families, listed, until)
+
+    in_line: set[str] = set()
+    try:
+        admitted = await admit_waiting(flow, list(briefs.values()), listed, until)
+        in_line = admitted.in_line
+        report.admitted = [state.run_id for state in admitted.states]
+        for state in admitted.states:
+            briefs[state.run_id] = Brief.of(state, utc_now())
+        hint.quotas = {quota: QuotaUse(used=room.used, limit=room.limit) for quota, room in admitted.rooms.items()}
+    except Exception:
+        log.exception("admission of waiting runs failed")
+
+    todo: list[str] = []
+    for run_id in _rotated(run_ids, hint.cursor):
+        if _needs_look(flow, run_id, briefs.get(run_id), listed, in_line):
+            todo.append(run_id)
+        elif _followed(briefs[run_id]):
+            report.polled.append(run_id)  # its status, read in bulk, has not moved
+    hint.cursor = await _visit_all(flow, todo, briefs, report)
+    try:
+        # DONE runs are off the active list; those whose deployment has a TTL wait in their own index.
+        from bailian_flow.pipeline.delivery.lifecycle import expire_deployments
+
+        report.undeployed = await expire_deployments(flow)
+    except Exception:
+        log.exception("expiring deployments failed; the next tick tries again")
+    hint.runs = {run_id: briefs[run_id] for run_id in run_ids if run_id in briefs}
+    await write_timer_state(flow.store, prefix, hint)
+
+
+async def _visit_all(flow: Flow, todo: list[str], briefs: dict[str, Brief], report: TickReport) -> str | None:
+    """Load and advance the runs that need a look, in order, until time or budget runs out.
+
+    Returns the first run left for the next tick (its turn comes first then), or None when all were visited.
+    """
+    budget = flow.settings.timer_visit_budget
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for run_id in todo:
+        queue.put_nowait(run_id)
+    left: list[str] = []
+
+    async def worker() -> None:
+        while not queue.empty():
+            run_id = queue.get_nowait()
+            if flow.remaining() < SAFETY_MARGIN_SECONDS or (budget is not None and report.loaded >= budget):
+                left.append(run_id)
+                continue
+            report.loaded += 1
+            try:
+                current = await load(flow, run_id)
+                if current is None:
+                    continue
+                latest = await _visit(flow, run_id, current, report) or await load(flow, run_id)
+            except Exception:
+                # One run's trouble must not starve the others; the next tick tries it again.
+                log.exception("run %s: timer visit failed", run_id)
+                left.append(run_id)
+                continue
+            if latest is None or (latest.state.terminal and run_id in report.finished):
+                briefs.pop(run_id, None)
+            else:
+                briefs[run_id] = Brief.of(latest.state, latest.at)
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    order = {run_id: index for index, run_id in enumerate(todo)}
+    report.deferred = sorted(left, key=order.__getitem__)
+    return report.deferred[0] if report.deferred else None
