@@ -156,14 +156,21 @@ def test_each_first_invocation_loads_only_what_its_path_needs(pipeline: Pipeline
 def test_every_lazily_named_step_and_resume_resolves() -> None:
     import inspect
 
-    from bailian_flow.pipeline.protocol import steps
-    from bailian_flow.pipeline.protocol.state import INTENTS
+    from bailian_flow.pipeline.protocol import kinds, steps
 
-    for table in (steps.FACT_STEPS, steps.BATCH_FACT_STEPS):
-        for stage, spec in table.items():
-            assert inspect.iscoroutinefunction(steps.step_of(spec)), f"{stage}: {spec}"
-    for stage in INTENTS:
-        assert inspect.iscoroutinefunction(steps.resume_of(stage)), stage
+    for spec in kinds.all_specs():
+        for stage, name in spec.facts.items():
+            assert inspect.iscoroutinefunction(steps.step_of(spec.name, stage)), f"{spec.name} {stage}: {name}"
+        for stage in spec.intents:
+            assert inspect.iscoroutinefunction(steps.resume_of(spec.name, stage)), f"{spec.name} {stage}"
+        for hook in spec.hooks:
+            assert callable(spec.required(hook)), f"{spec.name} hook {hook}"
+        for opener in spec.openers:
+            assert inspect.iscoroutinefunction(kinds.named(opener.open)), f"{spec.name} opener {opener.open}"
+        for quota in spec.quotas.values():
+            assert inspect.iscoroutinefunction(kinds.named(quota.counter)), f"{spec.name} counter {quota.counter}"
+        if spec.state_model is not None:
+            assert issubclass(kinds.state_model(spec.name), steps.RunState)
 
 
 def test_fc_names_load_on_first_use_and_all_resolve() -> None:

@@ -73,9 +73,9 @@ async def _chained(flow: Flow, raw: bytes, function: str, acts: frozenset[str]) 
 
 async def _upload(flow: Flow, raw: bytes) -> dict[str, Any]:
     from bailian_flow.fc import InvalidEvent, parse_oss_event
-    from bailian_flow.pipeline.kinds.import_only.marker import is_import_marker, open_run_for_marker
     from bailian_flow.pipeline.protocol.inputs import is_canonical_key, shown
-    from bailian_flow.pipeline.protocol.intake import open_run_for_object, record_bad_event
+    from bailian_flow.pipeline.protocol.intake import record_bad_event
+    from bailian_flow.pipeline.protocol.kinds import named, opener_for
     from bailian_flow.pipeline.protocol.steps import ON_UPLOAD, advance
 
     try:
@@ -87,22 +87,19 @@ async def _upload(flow: Flow, raw: bytes) -> dict[str, Any]:
     for record in event.events:
         key = await _real_key(flow, record.key_candidates)
         run_id = run_id_from_key(flow, key)
-        if run_id is None and is_import_marker(flow, key) and record.bucket_name == flow.settings.bucket:
-            if not is_canonical_key(key, prefix=flow.settings.imports_prefix):
-                log.warning("on_upload: ignoring import marker %s (not a canonical key)", shown(key))
-                continue
-            # An import-only run: its first entry's event hands it to on_success.
-            started = await open_run_for_marker(flow, record.bucket_name, key, record.etag)
-            if started is not None:
-                runs.append(started.public())
-            continue
         if run_id is None:
-            batch = key.startswith(flow.settings.batches_prefix)
-            if not batch and not key.startswith(flow.settings.datasets_prefix):
-                log.warning("on_upload: ignoring %s (outside %s)", key, flow.settings.datasets_prefix)
+            found = opener_for(flow.settings, key)
+            if found is None:
+                log.warning("on_upload: ignoring %s (no run kind watches it)", shown(key))
                 continue
-            prefix = flow.settings.batches_prefix if batch else flow.settings.datasets_prefix
-            if not is_canonical_key(key, prefix=prefix):
+            kind, opener = found
+            if opener.chained and record.bucket_name != flow.settings.bucket:
+                log.warning("on_upload: ignoring %s in bucket %s", shown(key), record.bucket_name)
+                continue
+            if not is_canonical_key(key, prefix=getattr(flow.settings, opener.prefix_setting)):
+                if opener.chained:
+                    log.warning("on_upload: ignoring %s (not a canonical key)", shown(key))
+                    continue
                 # `.`/`..`/empty segments: an HTTP client may resolve them, reading another object than this one.
                 reason = f"object key {shown(key)} has '.', '..' or empty segments, or characters OSS paths mangle"
                 bad = await record_bad_event(flow, raw, reason, function="on_upload")
@@ -113,10 +110,12 @@ async def _upload(flow: Flow, raw: bytes) -> dict[str, Any]:
                 bad = await record_bad_event(flow, raw, reason, function="on_upload")
                 runs.append(bad.public())
                 continue
-            opened, _ = await open_run_for_object(
-                flow, record.bucket_name, key, record.etag, kind="batch" if batch else "fine-tune"
-            )
+            opened, _ = await named(opener.open)(flow, record.bucket_name, key, record.etag, kind=kind)
             if opened is None:
+                continue
+            if opener.chained:
+                # Its first entry's own event hands it on (an import run's `job-succeeded` → on_success).
+                runs.append(opened.public())
                 continue
             run_id = opened.run_id
         state = await advance(flow, run_id, ON_UPLOAD)

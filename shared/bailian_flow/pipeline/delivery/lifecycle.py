@@ -12,7 +12,8 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bailian_flow.pipeline.protocol.cleanup import apply_retention, undeploy
+from bailian_flow.pipeline.delivery.retention import apply_retention
+from bailian_flow.pipeline.protocol.cleanup import undeploy
 from bailian_flow.pipeline.protocol.layout import TTL_PREFIX
 from bailian_flow.pipeline.protocol.runtime import Flow, iso_z, parse_iso_z, utc_now
 from bailian_flow.pipeline.protocol.state import RunState

@@ -22,8 +22,9 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
+from bailian_flow.pipeline.protocol.kinds import spec_of
 from bailian_flow.pipeline.protocol.layout import WAITING_PREFIX
 from bailian_flow.pipeline.protocol.runtime import Flow, iso_z, parse_iso_z
 from bailian_flow.pipeline.protocol.state import RunState, Stage, Waiting
@@ -60,6 +61,24 @@ def limit_of(flow: Flow, quota: str) -> int | None:
         BATCHES: flow.settings.quota_batches,
     }
     return limits.get(quota)
+
+
+class Taking(Protocol):
+    """What the timer knows of a run (its `Brief`) that tells whether it is about to take a quota's slot."""
+
+    stage: str
+    admitted_for: str | None
+    redo: str | None
+
+
+def about_to_take(briefs: Sequence[Taking], quota: str, intent: str) -> list[Any]:
+    """Runs that passed the line for `quota` (or are at its `intent`) and have not made their resource yet: a
+    counter adds them to what Bailian lists, or they would be let through twice."""
+    return [
+        brief
+        for brief in briefs
+        if brief.stage == intent or (brief.admitted_for == quota and brief.stage == brief.redo)
+    ]
 
 
 def admitted_for(state: RunState, quota: str) -> bool:
@@ -181,7 +200,7 @@ async def admit(flow: Flow, quota: str, room: Room, *, reads_left: int | None = 
     not overtaken by small ones). At most `reads_left` runs are loaded (each is one OSS read).
     """
     admitted: list[RunState] = []
-    pending: dict[str, int] | None = None  # other runs' pending batch requests per model, read when first needed
+    memo: dict[str, Any] = {}  # what a kind's `requests_fit` read once for the whole pass
     for key in await line(flow, quota):
         if not room.fits(None) or (reads_left is not None and reads_left <= 0):
             break
@@ -199,14 +218,10 @@ async def admit(flow: Flow, quota: str, room: Room, *, reads_left: int | None = 
         if not room.fits(waiting.needs_bytes):
             break
         if waiting.needs_requests:
-            from bailian_flow.pipeline.kinds.batch.stages import pending_elsewhere, requests_fit
-
-            if pending is None:
-                pending = await pending_elsewhere(flow, run_id=None)
-            if not requests_fit(waiting.needs_requests, pending):
-                continue  # held back by its models' pending requests, not by a slot: the runs behind it may go
-            for model, lines in waiting.needs_requests.items():
-                pending[model] = pending.get(model, 0) + lines
+            # Held back by other runs' pending requests rather than a slot: its kind tells whether they fit now.
+            fits = spec_of(current.state.kind).hook("requests_fit")
+            if fits is not None and not await fits(flow, waiting.needs_requests, memo):
+                continue  # the runs behind it may go
         changed = f"admitted: the {quota} quota has room ({room.used}/{room.limit}); redoing {waiting.redo}"
         updated = waiting.model_copy(update={"admitted_at": iso_z(timespec="milliseconds")})
         state = await commit(flow, current, waiting.redo, changed, waiting=updated)

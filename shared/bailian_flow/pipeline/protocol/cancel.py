@@ -11,15 +11,16 @@ the run stays on the timer's list until then. Every act lands in the run's histo
 from __future__ import annotations
 
 from bailian_flow.pipeline.protocol import cleanup
+from bailian_flow.pipeline.protocol.kinds import intents, spec_of
 from bailian_flow.pipeline.protocol.runtime import Flow, utc_now
-from bailian_flow.pipeline.protocol.state import INTENTS, RunState
+from bailian_flow.pipeline.protocol.state import RunState
 from bailian_flow.pipeline.protocol.transitions import Current, commit, note
 
 
 def act_may_be_in_flight(flow: Flow, current: Current) -> bool:
     """Whether an actor may still be creating something for this run (an intent it holds, lease not run out)."""
     state = current.state
-    return state.stage in INTENTS and not state.released and current.age() < flow.lease_seconds
+    return state.stage in intents() and not state.released and current.age() < flow.lease_seconds
 
 
 def finalizable(flow: Flow, current: Current) -> bool:
@@ -38,13 +39,10 @@ async def begin(flow: Flow, current: Current, why: str) -> tuple[Current, bool] 
 
 
 async def _stop(flow: Flow, state: RunState, kinds: tuple[cleanup.Kind, ...]) -> list[str]:
-    if state.batch is not None:
-        from bailian_flow.pipeline.kinds.batch.acts import cancel_batches
-
-        await cancel_batches(flow, state.batch)
-        # What the plan does not record (a shard's file or batch whose act died before recording it), by tag.
-        # Files go with the other files, in the final sweep.
-        kinds = (*kinds, "batch", *(("batch-file",) if "file" in kinds else ()))
+    # The run's kind stops what its own records name first, and says which of its resources the sweep must find.
+    stop = spec_of(state.kind).hook("stop")
+    if stop is not None:
+        kinds = await stop(flow, state, kinds)
     return await cleanup.sweep(flow, state, kinds=kinds)
 
 

@@ -1,7 +1,8 @@
 """Deleting what a run made on Bailian: its files, its fine-tune job, its deployment.
 
 Every helper is idempotent: a resource already gone (404) counts as deleted, so a duplicate delivery, a retry
-after a crash, or two handlers cleaning the same run change nothing. Cancel, completion, job retention,
+after a crash, or two handlers cleaning the same run change nothing. Cancel, completion, job retention
+(`delivery/retention.py`),
 teardown, the deployment TTL and compensation (an actor whose create lost the commit that would have recorded
 it, `transitions.record`) all delete through these, and none of them ever touches the dataset in OSS.
 `made_by`/`sweep` find everything of a run by the deterministic names of `reconcile` (every attempt and every
@@ -14,16 +15,13 @@ import contextlib
 import logging
 import re
 from collections.abc import Collection
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 from bailian_flow.client.errors import APIStatusError, BadRequestError, NotFoundError
-from bailian_flow.pipeline.kinds.batch.batch_state import RUNNING_STATUSES
 from bailian_flow.pipeline.protocol import reconcile
+from bailian_flow.pipeline.protocol.kinds import all_specs, owner_of_resource
 from bailian_flow.pipeline.protocol.runtime import Flow
-from bailian_flow.pipeline.protocol.settings import retention_keep_last
 from bailian_flow.pipeline.protocol.state import RunState
-from bailian_flow.pipeline.protocol.transitions import RECORD_TRIES, Current, commit, load
 from bailian_flow.runlog import is_run_id
 
 log = logging.getLogger("bailian_flow.pipeline")
@@ -77,123 +75,18 @@ def owner_of_job(job_name: str | None) -> str | None:
     return match["run_id"] if match and is_run_id(match["run_id"]) else None
 
 
-def _done_with_job(state: RunState) -> bool:
-    """Whether another run's retention may delete this run's job: it has deployed (or ended) and is not `keep`.
-
-    A run on its way to a deployment may still need the job's model; a `keep` run keeps its job whoever asks;
-    a job whose run is unknown here is left alone too (the caller passes only known runs).
-    """
-    if state.settings.job_retention == "keep":
-        return False
-    return state.terminal or state.stage == "deployment-pending"
-
-
-@dataclass
-class Retention:
-    """What job retention did when a run finished: its own job, and older jobs pruned by keep-last-N."""
-
-    own_job_deleted: bool = False
-    pruned: list[str] = field(default_factory=list)
-
-    def describe(self, policy: str) -> str:
-        parts = []
-        if self.own_job_deleted:
-            parts.append("its fine-tune job deleted")
-        if self.pruned:
-            parts.append("older jobs deleted: " + ", ".join(self.pruned))
-        return f"; retention {policy}: " + "; ".join(parts) if parts else ""
-
-
-async def apply_retention(flow: Flow, state: RunState) -> Retention:
-    """Apply the run's `job_retention` now that it is done with its job.
-
-    - `delete-after-deploy`: the run's own job goes once the run no longer needs it (its model deployed, or
-      other weights imported instead); with `on_success: none` the job's model is the deliverable and stays.
-    - `keep-last-N`: of the pipeline's succeeded jobs, the N newest stay; older ones whose runs are finished
-      and whose own policy is not `keep` are deleted.
-    - `keep`: nothing is deleted.
-    """
-    result = Retention()
-    policy = state.settings.job_retention
-    if policy == "delete-after-deploy" and state.job_id and (state.deployed_model or state.imported_model):
-        result.own_job_deleted = await delete_job(flow, state.job_id)
-        return result
-    keep_last = retention_keep_last(policy)
-    if keep_last is None:
-        return result
-    ours = [
-        job
-        async for job in flow.client.fine_tunes.list()
-        if job.status == "SUCCEEDED" and owner_of_job(job.job_name) is not None
-    ]
-    # Newest first; the listing is newest first too, and the sort is stable, so ties keep the service's order.
-    ours.sort(key=lambda job: str(job.create_time or ""), reverse=True)
-    for job in ours[keep_last:]:
-        owner_id = owner_of_job(job.job_name)
-        if owner_id == state.run_id:
-            result.own_job_deleted = await delete_job(flow, job.job_id)
-            continue
-        why = (
-            f"fine-tune job {job.job_id} deleted by job retention {policy} of run {state.run_id} "
-            f"(only the {keep_last} newest succeeded jobs are kept)"
-        )
-        if owner_id and await _prune(flow, owner_id, job.job_id, why):
-            result.pruned.append(f"{job.job_id} (run {owner_id})")
-    return result
-
-
-async def _prune(flow: Flow, owner_id: str, job_id: str, why: str) -> bool:
-    """Delete another run's succeeded job, recorded in that run's own history; False when the job stays.
-
-    The owner's entry is the fence: it is committed on top of the very state that allowed the deletion, so a
-    change committed meanwhile (a retry, which needs the job's model) makes it lose and the decision is taken
-    again on the newer state. The job goes only once the owner's log says so; after a crash in between, the
-    next pass finds the job still listed and the entry written, and deletes it without a second entry.
-    """
-    for _ in range(RECORD_TRIES):
-        owner = await load(flow, owner_id)
-        if owner is None or not _done_with_job(owner.state):
-            return False
-        if owner.state.job_id != job_id:
-            # An earlier attempt's job, which no state follows: nothing to fence; deleted, then recorded.
-            if not await delete_job(flow, job_id):
-                return False
-            await _record_deletion(flow, owner, why)
-            return True
-        if owner.state.job_deleted:
-            return await delete_job(flow, job_id)
-        if await commit(flow, owner, owner.state.stage, why, event="run.job_deleted", job_deleted=True) is not None:
-            return await delete_job(flow, job_id)
-    log.info("run %s kept changing; its fine-tune %s waits for the next retention pass", owner_id, job_id)
-    return False
-
-
-async def _record_deletion(flow: Flow, owner: Current, why: str) -> None:
-    for _ in range(RECORD_TRIES):
-        if await commit(flow, owner, owner.state.stage, why, event="run.job_deleted") is not None:
-            return
-        latest = await load(flow, owner.state.run_id)
-        if latest is None:
-            return
-        owner = latest
-    log.warning("run %s: its history misses a note lost to busier writers: %s", owner.state.run_id, why)
-
-
 # -- undoing by name: compensation and cancel ------------------------------------------------------------------------
 
-# A batch shard's input file (compatible files API) and its batch, found by the shard's tag.
-Kind = Literal["file", "job", "deployment", "import", "batch-file", "batch"]
-# Kinds a sweep of the whole run finds for every shard at once: never swept for one shard's result (a re-claim of
-# the shard adopts what an earlier claim made by its tag instead), only when the whole run goes (cancel).
-BATCH_KINDS: frozenset[Kind] = frozenset({"batch", "batch-file"})
-_NOUN: dict[str, str] = {
-    "file": "file",
-    "job": "fine-tune",
-    "deployment": "deployment",
-    "import": "import",
-    "batch-file": "batch file",
-    "batch": "batch",
-}
+# A resource kind: the protocol's own below; a run kind adds its own (`KindSpec.resources`), found and undone by
+# its `find` and `undo` hooks.
+Kind = str
+PROTOCOL_RESOURCES: tuple[Kind, ...] = ("file", "job", "deployment", "import")
+_NOUN: dict[str, str] = {"file": "file", "job": "fine-tune", "deployment": "deployment", "import": "import"}
+
+
+def whole_run_resources() -> frozenset[Kind]:
+    """Resource kinds swept only when the whole run goes, never for one act's result (`KindSpec`)."""
+    return frozenset().union(*(spec.whole_run_resources for spec in all_specs()))
 
 
 @dataclass(frozen=True)
@@ -204,25 +97,20 @@ class Made:
     id: str
 
     def __str__(self) -> str:
-        return f"{_NOUN[self.kind]} {self.id}"
+        return f"{_NOUN.get(self.kind, self.kind.replace('-', ' '))} {self.id}"
 
     def recorded_in(self, state: RunState) -> bool:
         """Whether the run's state follows this very resource (then it is the run's, not a duplicate)."""
-        if self.kind == "file":
-            return self.id in (state.file_id, state.validation_file_id)
-        if self.kind == "job":
-            return self.id == state.job_id
-        if self.kind == "deployment":
-            return self.id == state.deployed_model
-        if self.kind in ("batch-file", "batch"):
-            shards = state.batch.shards if state.batch is not None else []
-            return any(self.id in (shard.file_id, shard.batch_id) for shard in shards)
-        return self.id == state.import_job_id
+        return state.owns(self.kind, self.id)
 
 
 async def undo(flow: Flow, made: Made) -> str:
     """Cancel (a fine-tune) or delete (anything else) `made`; what was done, as a phrase for the history."""
+    owner = owner_of_resource(made.kind)
     try:
+        if owner is not None:
+            phrase: str = await owner.required("undo")(flow, made)
+            return phrase
         if made.kind == "job":
             try:
                 await flow.client.fine_tunes.cancel(made.id)
@@ -232,11 +120,6 @@ async def undo(flow: Flow, made: Made) -> str:
             return f"canceled {made}"
         if made.kind == "file":
             await delete_file(flow, made.id)
-        elif made.kind == "batch":
-            await flow.client.batches.cancel(made.id)
-            return f"canceled {made}"
-        elif made.kind == "batch-file":
-            await flow.client.compat_files.delete(made.id)
         elif made.kind == "deployment":
             await undeploy(flow, made.id)
         else:
@@ -279,11 +162,10 @@ async def made_by(
         found += [Made("import", job.job_id) for job in await reconcile.imports_of_run(flow, state.run_id)]
         if state.import_job_id:
             found.append(Made("import", state.import_job_id))
-    if "batch" in kinds:
-        batches = await reconcile.batches_of_run(flow, state.run_id)
-        found += [Made("batch", batch.id) for batch in batches if batch.status in RUNNING_STATUSES]
-    if "batch-file" in kinds:
-        found += [Made("batch-file", item.id) for item in await reconcile.batch_files_of_run(flow, state.run_id)]
+    for spec in all_specs():
+        own = set(spec.resources) & set(kinds)
+        if own:
+            found += await spec.required("find")(flow, state, own)
     return list(dict.fromkeys(found))
 
 
@@ -298,7 +180,9 @@ async def sweep(
 
     Fine-tunes go first: a file still in use by a running job is not deleted from under it.
     """
-    order = {"job": 0, "batch": 0, "import": 1, "deployment": 2, "file": 3, "batch-file": 3}
+    order = {"job": 0, "import": 1, "deployment": 2, "file": 3}
+    for spec in all_specs():
+        order.update(spec.resources)
     targets = sorted(
         (made for made in await made_by(flow, state, kinds) if made not in keep), key=lambda m: order[m.kind]
     )

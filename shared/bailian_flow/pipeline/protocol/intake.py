@@ -11,9 +11,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from bailian_flow.pipeline.kinds.batch.batch_settings import resolve_batch_settings
-from bailian_flow.pipeline.kinds.batch.batch_state import BatchRun
 from bailian_flow.pipeline.protocol import inputs
+from bailian_flow.pipeline.protocol.kinds import spec_of, state_model
 from bailian_flow.pipeline.protocol.layout import SIDECAR_SUFFIX
 from bailian_flow.pipeline.protocol.runtime import Flow, iso_z
 from bailian_flow.pipeline.protocol.settings import RunSettings, SettingsError, parse_sidecar, resolve_settings
@@ -77,15 +76,16 @@ def _forbidden(key: str) -> str:
     return f"the function's role may not read {key} (OSS answered 403 AccessDenied)"
 
 
-async def batch_settings_for(
-    flow: Flow, key: str, metadata: Mapping[str, str], explicit: Mapping[str, Any] | None
-) -> BatchRun:
-    """A batch input's settings (metadata < sidecar < explicit), as the run's empty batch plan."""
-    sidecar_key, sidecar = await read_sidecar(flow, key)
-    settings = resolve_batch_settings(
-        metadata=metadata, sidecar=sidecar, explicit=explicit, object_key=key, sidecar_key=sidecar_key
-    )
-    return BatchRun(settings=settings)
+async def settings_update(
+    flow: Flow, kind: RunKind, key: str, metadata: Mapping[str, str], explicit: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """An object's settings (metadata < sidecar < explicit) as fields of its run's state: the kind's own
+    (`settings_for` hook) or the model settings every deploying kind shares."""
+    hook = spec_of(kind).hook("settings_for")
+    if hook is not None:
+        update: dict[str, Any] = await hook(flow, key, metadata, explicit)
+        return update
+    return {"settings": await settings_for(flow, key, metadata, explicit)}
 
 
 async def open_run_for_object(
@@ -125,24 +125,19 @@ async def open_run_for_object(
         return existing.state, False
     source = Source(bucket=bucket, key=key, etag=_normal_etag(info.etag), size=info.size)
     error: RunError | None = None
-    settings = RunSettings.from_defaults(flow.settings.defaults)
-    batch: BatchRun | None = BatchRun() if kind == "batch" else None
+    fields: dict[str, Any] = {"settings": RunSettings.from_defaults(flow.settings.defaults)}
     try:
-        if kind == "batch":
-            batch = await batch_settings_for(flow, key, info.metadata or {}, explicit)
-        else:
-            settings = await settings_for(flow, key, info.metadata or {}, explicit)
+        fields.update(await settings_update(flow, kind, key, info.metadata or {}, explicit))
     except SettingsError as exc:
         error = RunError(reason=exc.reason, object=exc.object_key, field=exc.field, code="InvalidSettings")
-    state = RunState(
+    state = state_model(kind)(
         run_id=run_id,
         kind=kind,
-        batch=batch,
         stage="failed" if error else first_stage,
         source=source,
-        settings=settings,
         created_at=iso_z(),
         error=error,
+        **fields,
     )
     return await _create_or_load(flow, state, f"failed: {error.reason}" if error else f"{first_stage} {key}")
 
@@ -156,7 +151,7 @@ async def _record_forbidden(
     if existing is not None:
         return existing.state, False
     error = RunError(reason=_forbidden(key), object=key, field=field, code="AccessDenied")
-    state = RunState(
+    state = state_model(kind)(
         run_id=run_id,
         kind=kind,
         stage="failed",

@@ -8,58 +8,21 @@ intent looks the resource up by that name before acting again.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bailian_flow.pipeline.kinds.batch.batch_state import BatchRun
 from bailian_flow.pipeline.protocol.settings import RunSettings
 
-Stage = Literal[
-    "received",
-    "requested",
-    "uploading",
-    "file-ready",
-    "waiting",
-    "starting-job",
-    "training",
-    "job-succeeded",
-    "importing",
-    "import-running",
-    "deploying",
-    "deployment-pending",
-    # Batch inference (pipeline/kinds/batch/stages.py).
-    "batch-planning",
-    "batch-running",
-    "batch-ready",
-    "batch-submitting",
-    "batch-collecting",
-    "batch-merging",
-    "done",
-    "failed",
-    "canceling",
-    "canceled",
-]
+# A stage is a name; the protocol's own are below, a kind's are in its spec (`protocol/kinds.py`). Intents (a side
+# effect about to happen) and polled stages are the union of the kinds' (`kinds.intents()`, `kinds.polled()`).
+Stage = str
 
-INTENTS: frozenset[str] = frozenset(
-    {
-        "uploading",
-        "starting-job",
-        "importing",
-        "deploying",
-        "batch-planning",
-        "batch-submitting",
-        "batch-collecting",
-        "batch-merging",
-    }
-)
 TERMINAL: frozenset[str] = frozenset({"done", "failed", "canceled"})
-# Stages whose progress only the timer can see (Bailian has no callbacks for them).
-POLLED: frozenset[str] = frozenset({"training", "import-running", "deployment-pending", "batch-running"})
 
-# What a run does; every kind shares the run log, the transitions and the exactly-once rules.
-RunKind = Literal["fine-tune", "batch", "import"]
-RUN_KINDS: frozenset[str] = frozenset({"fine-tune", "batch", "import"})
+# What a run does (a key of `kinds.REGISTERED`); every kind shares the run log, the transitions and the exactly-once
+# rules.
+RunKind = str
 
 # Names the REST API and notifications use for the terminal stages.
 PUBLIC_STAGE = {"done": "DONE", "failed": "FAILED", "canceled": "CANCELED"}
@@ -140,8 +103,6 @@ class RunState(BaseModel):
     job_deleted: bool = False
     deployment_expires_at: str | None = None
     undeployed_at: str | None = None
-    # A batch inference run's settings, shard plan and progress (kind "batch" only).
-    batch: BatchRun | None = None
     error: RunError | None = None
     waiting: Waiting | None = None
     warnings: list[str] = Field(default_factory=list)
@@ -158,6 +119,26 @@ class RunState(BaseModel):
     @property
     def terminal(self) -> bool:
         return self.stage in TERMINAL
+
+    def intent_subject(self) -> int | None:
+        """What the current intent is about beyond its stage (a kind whose intents recur, e.g. per batch shard)."""
+        return None
+
+    def followed(self) -> dict[str, str]:
+        """Resources a polled stage follows beyond `KindSpec.follows` ("family:id" -> the status recorded)."""
+        return {}
+
+    def owns(self, resource: str, resource_id: str) -> bool:
+        """Whether this state follows that very resource (then it is the run's, not a duplicate to undo)."""
+        if resource == "file":
+            return resource_id in (self.file_id, self.validation_file_id)
+        if resource == "job":
+            return resource_id == self.job_id
+        if resource == "deployment":
+            return resource_id == self.deployed_model
+        if resource == "import":
+            return resource_id == self.import_job_id
+        return False
 
     def public(self) -> dict[str, Any]:
         """The state as the REST API and notifications show it (terminal stages upper-cased)."""

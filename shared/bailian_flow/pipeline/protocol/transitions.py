@@ -16,11 +16,13 @@ from bailian_flow.client.errors import (
     QuotaExceededError,
     RateLimitError,
 )
+from bailian_flow.pipeline.protocol import cleanup
+from bailian_flow.pipeline.protocol.cleanup import Made
+from bailian_flow.pipeline.protocol.kinds import state_model
 from bailian_flow.pipeline.protocol.runtime import Flow, parse_iso_z, utc_now
 from bailian_flow.pipeline.protocol.state import RunError, RunState, Stage
 
 if TYPE_CHECKING:
-    from bailian_flow.pipeline.protocol.cleanup import Made
     from bailian_flow.runlog import RunEntry
 
 log = logging.getLogger("bailian_flow.pipeline")
@@ -50,7 +52,7 @@ class Current:
 def current_of(entry: RunEntry) -> Current:
     return Current(
         seq=entry.seq,
-        state=RunState.model_validate({**entry.state, "seq": entry.seq}),
+        state=state_model(str(entry.state.get("kind", "fine-tune"))).model_validate({**entry.state, "seq": entry.seq}),
         at=parse_iso_z(entry.at),
         writer=entry.writer,
     )
@@ -122,17 +124,11 @@ async def release(flow: Flow, claimed: Current, why: str) -> None:
     await commit(flow, claimed, stage, f"released {stage}: {why}", released=True)
 
 
-def _subject(current: Current) -> int | None:
-    """What an intent is about beyond its stage: the shard a batch intent names (batch intents recur per shard)."""
-    batch = current.state.batch
-    return None if batch is None else batch.current
-
-
 def _same_intent(latest: Current, claimed: Current) -> bool:
-    return (latest.state.stage, latest.state.attempt, _subject(latest)) == (
+    return (latest.state.stage, latest.state.attempt, latest.state.intent_subject()) == (
         claimed.state.stage,
         claimed.state.attempt,
-        _subject(claimed),
+        claimed.state.intent_subject(),
     )
 
 
@@ -160,8 +156,6 @@ async def record(
     be written from the claim's copy: a batch shard's result lands on the plan as others left it since. It says
     None when the result no longer applies (another delivery recorded it), which counts as the run moving on.
     """
-    from bailian_flow.pipeline.protocol import cleanup  # it reads runs through this module
-
     run_id = claimed.state.run_id
     latest: Current | None = claimed
     for _ in range(RECORD_TRIES):
@@ -174,7 +168,7 @@ async def record(
         if written is not None:
             if may_exist(claimed):
                 # Earlier claims of this intent may have made a resource each: the one recorded stays.
-                kinds = {item.kind for item in made} - cleanup.BATCH_KINDS
+                kinds = {item.kind for item in made} - cleanup.whole_run_resources()
                 acts = await cleanup.sweep(flow, written, keep=made, kinds=kinds)
                 if acts:
                     await note(flow, run_id, f"compensated: {'; '.join(acts)} (made by earlier claims)")

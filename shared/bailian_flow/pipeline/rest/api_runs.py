@@ -10,12 +10,11 @@ import logging
 from typing import Any
 
 from bailian_flow.client.errors import NotFoundError
-from bailian_flow.pipeline.kinds.batch.batch_settings import resolve_batch_settings
-from bailian_flow.pipeline.protocol import inputs
+from bailian_flow.pipeline.protocol import inputs, kinds
 from bailian_flow.pipeline.protocol.admission import places_in_line
 from bailian_flow.pipeline.protocol.runtime import Flow
-from bailian_flow.pipeline.protocol.settings import SettingsError, deep_merge, resolve_settings, with_overrides
-from bailian_flow.pipeline.protocol.state import RUN_KINDS, RunState, Stage
+from bailian_flow.pipeline.protocol.settings import SettingsError, resolve_settings, with_overrides
+from bailian_flow.pipeline.protocol.state import RunState, Stage
 from bailian_flow.pipeline.protocol.transitions import commit, load
 from bailian_flow.runlog import run_id_for
 from bailian_flow.store import bare_etag
@@ -23,8 +22,12 @@ from bailian_flow.store import bare_etag
 log = logging.getLogger("bailian_flow.pipeline")
 
 MAX_LIST = 200
+
+
 # What `POST /runs` takes; anything else is refused by name, so a typo is not silently ignored.
-START_FIELDS = frozenset({"oss_key", "file_id", "import", "settings"})
+def _request_fields() -> list[str]:
+    """Body fields that start a run of a kind of its own (e.g. `import`), in registration order."""
+    return [spec.request_field for spec in kinds.all_specs() if spec.request_field]
 
 
 class HttpError(Exception):
@@ -45,8 +48,8 @@ async def list_runs(flow: Flow, query: dict[str, str]) -> tuple[list[dict[str, A
         raise HttpError(400, "InvalidParameter", "limit must be an integer") from None
     if not 1 <= limit <= MAX_LIST:
         raise HttpError(400, "InvalidParameter", f"limit must be between 1 and {MAX_LIST}")
-    if wanted_kind is not None and wanted_kind not in RUN_KINDS:
-        raise HttpError(400, "InvalidParameter", f"kind must be one of {', '.join(sorted(RUN_KINDS))}")
+    if wanted_kind is not None and wanted_kind not in kinds.REGISTERED:
+        raise HttpError(400, "InvalidParameter", f"kind must be one of {', '.join(sorted(kinds.REGISTERED))}")
     run_ids, next_cursor = await flow.runs.recent(limit=limit, after=after)
     loaded = await asyncio.gather(*(load(flow, run_id) for run_id in run_ids))
     states = [current.state for current in loaded if current is not None]
@@ -83,17 +86,16 @@ async def show_run(flow: Flow, run_id: str) -> dict[str, Any]:
 async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
     from bailian_flow.pipeline.protocol.intake import open_run_for_file, open_run_for_object
 
-    unknown = sorted(set(body) - START_FIELDS)
+    unknown = sorted(set(body) - {"oss_key", "file_id", "settings", *_request_fields()})
     if unknown:
         raise HttpError(400, "InvalidParameter", f"unknown field {inputs.shown(unknown[0])}")
-    if sum(name in body for name in ("oss_key", "file_id", "import")) != 1:
-        raise HttpError(400, "InvalidParameter", "give one of oss_key, file_id or import")
-    batch = "oss_key" in body and _is_batch_input(flow, body["oss_key"])
-    explicit = request_settings(flow, body.get("settings"), batch=batch)
+    sources = ["oss_key", "file_id", *_request_fields()]
+    if sum(name in body for name in sources) != 1:
+        raise HttpError(400, "InvalidParameter", f"give one of {', '.join(sources[:-1])} or {sources[-1]}")
+    kind, key = _object_kind(flow, body["oss_key"]) if "oss_key" in body else ("fine-tune", "")
+    explicit = request_settings(flow, body.get("settings"), kind=kind)
     try:
         if "oss_key" in body:
-            prefix = flow.settings.batches_prefix if batch else flow.settings.datasets_prefix
-            key = inputs.object_key(body["oss_key"], prefix=prefix, field="oss_key")
             state, created = await open_run_for_object(
                 flow,
                 flow.settings.bucket,
@@ -101,7 +103,7 @@ async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
                 None,
                 explicit=explicit,
                 first_stage="requested",
-                kind="batch" if batch else "fine-tune",
+                kind=kind,
                 field="oss_key",
             )
             if state is None:
@@ -114,7 +116,8 @@ async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
                 raise HttpError(404, "NotFound", f"file {file_id} is not registered with Bailian") from None
             state, created = await open_run_for_file(flow, file_id, explicit=explicit)
         else:
-            state, created = await _start_import(flow, body)
+            spec = next(spec for spec in kinds.all_specs() if spec.request_field in body)
+            state, created = await spec.required("start_request")(flow, body)
     except SettingsError as exc:
         raise HttpError(400, "InvalidSettings", exc.reason) from None
     if not created and explicit and not _agrees(state, explicit):
@@ -128,25 +131,32 @@ async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
     return (202 if created else 200), {"run": state.public(), "created": created}
 
 
-def _is_batch_input(flow: Flow, value: Any) -> bool:
-    """Whether an `oss_key` names a batch inference input (else it is a dataset, checked as such)."""
-    try:
-        inputs.object_key(value, prefix=flow.settings.batches_prefix, field="oss_key")
-    except inputs.InputError:
-        return False
-    return True
+def _object_kind(flow: Flow, value: Any) -> tuple[str, str]:
+    """The kind of run an `oss_key` opens (the kind whose watched prefix holds it, the deepest prefix first) and
+    the key made canonical; outside every prefix, the first registered kind's prefix names the mistake."""
+    watched = [(kind, prefix) for kind, prefix, _ in kinds.watched(flow.settings, chained=False)]
+    first_error: inputs.InputError | None = None
+    for kind, prefix in sorted(watched, key=lambda item: len(item[1]), reverse=True):
+        try:
+            return kind, inputs.object_key(value, prefix=prefix, field="oss_key")
+        except inputs.InputError as exc:
+            if kind == watched[0][0]:
+                first_error = exc
+    assert first_error is not None
+    raise first_error
 
 
-def request_settings(flow: Flow, value: Any, *, batch: bool = False) -> dict[str, Any] | None:
+def request_settings(flow: Flow, value: Any, *, kind: str = "fine-tune") -> dict[str, Any] | None:
     """A request's own settings are the caller's to fix now (400, no run); a bad sidecar or metadata on the
     object is the dataset's problem and fails its run instead."""
     if value is None:
         return None
     if not isinstance(value, dict):
         raise HttpError(400, "InvalidParameter", "settings must be an object")
+    check = kinds.spec_of(kind).hook("request_settings")
     try:
-        if batch:
-            resolve_batch_settings(explicit=value)
+        if check is not None:
+            check(value)
             return value
         resolved = resolve_settings(flow.settings.defaults, explicit=value)
     except SettingsError as exc:
@@ -158,24 +168,13 @@ def request_settings(flow: Flow, value: Any, *, batch: bool = False) -> dict[str
 
 def _agrees(state: RunState, explicit: dict[str, Any]) -> bool:
     """Whether the run already has these settings: a repeated request is the same request, not a conflict."""
+    agrees = kinds.spec_of(state.kind).hook("agrees")
     try:
-        if state.batch is not None:
-            merged = deep_merge(state.batch.settings.model_dump(), explicit)
-            return resolve_batch_settings(explicit=merged) == state.batch.settings
+        if agrees is not None:
+            return bool(agrees(state, explicit))
         return with_overrides(state.settings, explicit) == state.settings
     except SettingsError:
         return False
-
-
-async def _start_import(flow: Flow, body: dict[str, Any]) -> tuple[RunState, bool]:
-    """An import-only run; the request's own mistakes are the caller's to fix now (400, no run)."""
-    from bailian_flow.pipeline.kinds.import_only.marker import import_settings, open_import_run, request_run_id
-    from bailian_flow.pipeline.protocol.state import Source
-
-    settings = import_settings(flow, body)
-    weights = settings.on_success.import_
-    bucket = (weights.bucket if weights else None) or flow.settings.bucket
-    return await open_import_run(flow, request_run_id(body), Source(bucket=bucket), body)
 
 
 async def cancel_run(flow: Flow, run_id: str) -> dict[str, Any]:
@@ -256,14 +255,14 @@ def _refuse_superseded(state: RunState, current_etag: str | None) -> None:
 
 async def retry_run(flow: Flow, run_id: str, given: Any = None) -> dict[str, Any]:
     """Retry a FAILED run from where it failed; `given` is the request's own settings (unchecked)."""
-    from bailian_flow.pipeline.protocol.intake import batch_settings_for, settings_for
+    from bailian_flow.pipeline.protocol.intake import settings_update
 
     current = await load(flow, run_id)
     if current is None:
         raise HttpError(404, "NotFound", f"run {run_id} does not exist")
     state = current.state
     # A batch run's settings are a batch's (endpoint, window, ...): checked as such, on the run loaded once.
-    settings = request_settings(flow, given, batch=state.kind == "batch")
+    settings = request_settings(flow, given, kind=state.kind)
     if state.stage != "failed":
         raise HttpError(409, "Conflict", f"only FAILED runs can be retried; {run_id} is {state.public()['stage']}")
     resume = _resume_stage(state)
@@ -276,11 +275,7 @@ async def retry_run(flow: Flow, run_id: str, given: Any = None) -> dict[str, Any
         # The user may have fixed the sidecar or metadata: read the settings again.
         try:
             found = info.metadata if info else {}
-            if state.kind == "batch":
-                # A batch run starts over: a new plan, shards named after the new attempt.
-                updates["batch"] = await batch_settings_for(flow, state.source.key, found, settings)
-            else:
-                updates["settings"] = await settings_for(flow, state.source.key, found, settings)
+            updates.update(await settings_update(flow, state.kind, state.source.key, found, settings))
         except SettingsError as exc:
             raise HttpError(400, "InvalidSettings", exc.reason) from None
     if resume in ("requested", "file-ready"):
@@ -305,7 +300,7 @@ async def retry_run(flow: Flow, run_id: str, given: Any = None) -> dict[str, Any
 
 async def batch_callback(flow: Flow, run_id: str, token: str) -> dict[str, Any]:
     """A batch finished (says the caller): read the run's batches from Bailian now, not at the next tick."""
-    from bailian_flow.pipeline.kinds.batch.batch_state import callback_matches
+    from bailian_flow.pipeline.protocol.callbacks import callback_matches
     from bailian_flow.pipeline.protocol.steps import POLLING, advance
 
     secret = flow.settings.callback_secret
@@ -313,7 +308,7 @@ async def batch_callback(flow: Flow, run_id: str, token: str) -> dict[str, Any]:
         # The same answer as for a run that does not exist: a forger learns nothing.
         raise HttpError(404, "NotFound", "no such callback")
     current = await load(flow, run_id)
-    if current is None or current.state.kind != "batch":
+    if current is None:
         raise HttpError(404, "NotFound", "no such callback")
     await advance(flow, run_id, POLLING)
     return {"received": True}

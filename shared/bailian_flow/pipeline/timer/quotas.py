@@ -5,8 +5,8 @@ pipeline's), plus the runs already let through that have not made their resource
 counted twice over: admitted now, and again next tick before their create). A count that is off only makes a
 run meet the quota once more and go back to its place in line.
 
-`COUNTERS` maps a quota to its counter (and `LISTS` to the bulk list it reads); another run kind adds its own
-(for example `batches`).
+`COUNTERS` maps a quota to its counter (and `LISTS` to the bulk list it reads); a run kind adds its own through
+its spec (`KindSpec.quotas`, e.g. the batch kind's `batches`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,11 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from bailian_flow.pipeline.kinds.batch.batch_state import IN_FLIGHT_STATUSES
-from bailian_flow.pipeline.protocol import admission
+from bailian_flow.pipeline.protocol import admission, bulk, kinds
 from bailian_flow.pipeline.protocol.admission import Room
+from bailian_flow.pipeline.protocol.bulk import Listed
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.state import RunState
-from bailian_flow.pipeline.timer import bulk
-from bailian_flow.pipeline.timer.bulk import Listed
 from bailian_flow.pipeline.timer.timer_state import Brief
 
 log = logging.getLogger("bailian_flow.pipeline")
@@ -34,27 +32,18 @@ FREED_JOB_STATUSES = frozenset({"FAILED", "CANCELED"})
 Counter = Callable[[Flow, Sequence[Brief], Listed], Awaitable[Room | None]]
 
 
-def _about_to_take(briefs: Sequence[Brief], quota: str, intent: str) -> list[Brief]:
-    """Runs that passed the line for `quota` and have not made their resource yet."""
-    return [
-        brief
-        for brief in briefs
-        if brief.stage == intent or (brief.admitted_for == quota and brief.stage == brief.redo)
-    ]
-
-
 async def count_jobs(flow: Flow, briefs: Sequence[Brief], listed: Listed) -> Room | None:
     if listed.jobs is None or bulk.FINE_TUNES not in listed.complete:
         return None
     used = sum(1 for job in listed.jobs if str(job.status) not in FREED_JOB_STATUSES)
-    used += len(_about_to_take(briefs, admission.FINE_TUNE_JOBS, "starting-job"))
+    used += len(admission.about_to_take(briefs, admission.FINE_TUNE_JOBS, "starting-job"))
     return Room(used=used, limit=flow.settings.quota_fine_tune_jobs)
 
 
 async def count_files(flow: Flow, briefs: Sequence[Brief], listed: Listed) -> Room | None:
     if listed.files is None or bulk.FILES not in listed.complete:
         return None
-    pending = _about_to_take(briefs, admission.FILES, "uploading")
+    pending = admission.about_to_take(briefs, admission.FILES, "uploading")
     return Room(
         used=len(listed.files) + len(pending),
         limit=flow.settings.quota_files,
@@ -63,30 +52,25 @@ async def count_files(flow: Flow, briefs: Sequence[Brief], listed: Listed) -> Ro
     )
 
 
-async def count_batches(flow: Flow, briefs: Sequence[Brief], listed: Listed) -> Room | None:
-    """Batches running now (the tick's list of batches, or one page per active status when the tick could not read
-    it to its end) and runs about to start one."""
-    if listed.batches is not None and bulk.BATCHES in listed.complete:
-        used = sum(1 for batch in listed.batches if str(batch.status) in IN_FLIGHT_STATUSES)
-    else:
-        used = 0
-        for status in sorted(IN_FLIGHT_STATUSES):
-            used += len((await flow.client.batches.list_page(limit=100, status=status)).data)
-    used += len(_about_to_take(briefs, admission.BATCHES, "batch-submitting"))
-    return Room(used=used, limit=flow.settings.quota_batches)
-
-
 COUNTERS: dict[str, Counter] = {
     admission.FINE_TUNE_JOBS: count_jobs,
     admission.FILES: count_files,
-    admission.BATCHES: count_batches,
 }
 # The bulk list each counter reads.
 LISTS: dict[str, str] = {
     admission.FINE_TUNE_JOBS: bulk.FINE_TUNES,
     admission.FILES: bulk.FILES,
-    admission.BATCHES: bulk.BATCHES,
 }
+
+
+def _lazy(spec: str) -> Counter:
+    """A kind's counter, imported only when its quota has a line."""
+
+    async def count(flow: Flow, briefs: Sequence[Brief], listed: Listed) -> Room | None:
+        counter: Counter = kinds.named(spec)
+        return await counter(flow, briefs, listed)
+
+    return count
 
 
 @dataclass
@@ -100,14 +84,19 @@ class Admitted:
 async def admit_waiting(flow: Flow, briefs: Sequence[Brief], listed: Listed, until: float) -> Admitted:
     """Let the oldest waiting runs go, per quota, up to what is free now (lists still missing are read by `until`)."""
     result = Admitted()
-    lines = {quota: await admission.line(flow, quota) for quota in COUNTERS}
+    counters, families = dict(COUNTERS), dict(LISTS)
+    for spec in kinds.all_specs():
+        for quota, declared in spec.quotas.items():
+            counters[quota] = _lazy(declared.counter)
+            families[quota] = declared.family
+    lines = {quota: await admission.line(flow, quota) for quota in counters}
     result.in_line = {admission.run_of(key) for keys in lines.values() for key in keys}
     wanted = {quota for quota, keys in lines.items() if keys}
     if not wanted:
         return result
-    await bulk.list_families(flow, {LISTS[quota] for quota in wanted if quota in LISTS}, listed, until)
+    await bulk.list_families(flow, {families[quota] for quota in wanted if quota in families}, listed, until)
     for quota in sorted(wanted):
-        room = await COUNTERS[quota](flow, briefs, listed)
+        room = await counters[quota](flow, briefs, listed)
         if room is None:
             continue
         result.rooms[quota] = Room(room.used, room.limit, room.bytes_used, room.bytes_limit)

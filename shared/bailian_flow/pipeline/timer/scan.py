@@ -13,9 +13,8 @@ import json
 import logging
 from datetime import datetime, timedelta
 
-from bailian_flow.pipeline.protocol.layout import DATASET_SUFFIX, IMPORT_SUFFIX
+from bailian_flow.pipeline.protocol import kinds
 from bailian_flow.pipeline.protocol.runtime import Flow, utc_now
-from bailian_flow.pipeline.protocol.state import RunKind
 from bailian_flow.pipeline.protocol.transitions import load
 from bailian_flow.runlog import run_id_for
 from bailian_flow.store import ObjectInfo
@@ -58,16 +57,11 @@ async def adopt_orphans(flow: Flow) -> list[str]:
         return []
     if horizon <= checked_before:
         return []
-    inputs = (
-        (flow.settings.datasets_prefix, DATASET_SUFFIX),
-        (flow.settings.batches_prefix, DATASET_SUFFIX),
-        (flow.settings.imports_prefix, IMPORT_SUFFIX),
-    )
     candidates: list[ObjectInfo] = [
         info
-        for prefix, suffix in inputs
+        for prefix in sorted({prefix for _, prefix, _ in kinds.watched(flow.settings)})
         async for info in flow.store.list(prefix)
-        if info.key.endswith(suffix) and checked_before <= info.last_modified < horizon
+        if kinds.opener_for(flow.settings, info.key) is not None and checked_before <= info.last_modified < horizon
     ]
     candidates.sort(key=lambda info: info.last_modified)
     adopted: list[str] = []
@@ -80,18 +74,15 @@ async def adopt_orphans(flow: Flow) -> list[str]:
         run_id = run_id_for(flow.settings.bucket, info.key, info.etag)
         if await load(flow, run_id) is not None:
             continue
-        # Here only: a tick that adopts nothing (nearly every tick) need not load the intake code.
-        from bailian_flow.pipeline.kinds.import_only.marker import is_import_marker, open_run_for_marker
-        from bailian_flow.pipeline.protocol.intake import open_run_for_object
-
-        if is_import_marker(flow, info.key):
-            # Its first entry (`job-succeeded`) hands it to on_success, like the marker's own event would have.
-            state, created = await open_run_for_marker(flow, flow.settings.bucket, info.key, info.etag), True
-        else:
-            kind: RunKind = "batch" if info.key.startswith(flow.settings.batches_prefix) else "fine-tune"
-            state, created = await open_run_for_object(
-                flow, flow.settings.bucket, info.key, info.etag, first_stage="requested", kind=kind
-            )
+        found = kinds.opener_for(flow.settings, info.key)
+        assert found is not None
+        kind, opener = found
+        # `requested` hands the run to on_upload through its marker's event, like the upload's own event would have
+        # (a chained opener's first entry hands its run on by itself). The opener's code is loaded here only: a
+        # tick that adopts nothing (nearly every tick) need not load it.
+        state, created = await kinds.named(opener.open)(
+            flow, flow.settings.bucket, info.key, info.etag, kind=kind, first_stage="requested"
+        )
         if state is not None and created:
             log.warning("adopted %s: its upload event never arrived (run %s)", info.key, state.run_id)
             adopted.append(state.run_id)

@@ -15,13 +15,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from bailian_flow.pipeline.protocol import admission, cancel
+from bailian_flow.pipeline.protocol import admission, bulk, cancel, kinds
+from bailian_flow.pipeline.protocol.bulk import Listed
 from bailian_flow.pipeline.protocol.runtime import MAX_REDRIVES, Flow, utc_now
-from bailian_flow.pipeline.protocol.state import INTENTS, RunError
-from bailian_flow.pipeline.protocol.steps import POLLING, REANNOUNCE_AS, drive
+from bailian_flow.pipeline.protocol.state import RunError
+from bailian_flow.pipeline.protocol.steps import POLLING, drive
 from bailian_flow.pipeline.protocol.transitions import Current, commit, fail, load, settle_marker
-from bailian_flow.pipeline.timer import bulk
-from bailian_flow.pipeline.timer.bulk import Listed
 from bailian_flow.pipeline.timer.quotas import admit_waiting
 from bailian_flow.pipeline.timer.scan import adopt_orphans
 from bailian_flow.pipeline.timer.timer_state import (
@@ -34,23 +33,22 @@ from bailian_flow.pipeline.timer.timer_state import (
 
 log = logging.getLogger("bailian_flow.pipeline")
 
-# Stages that wait for an OSS event to chain the next function (`received` is acted on by its writer directly).
-CHAINED: frozenset[str] = frozenset({"received", "requested", "file-ready", "job-succeeded", "batch-ready"})
-# Of those, the ones whose own stage marker is that event.
-TRIGGERING: frozenset[str] = frozenset({"requested", "file-ready", "job-succeeded", "batch-ready"})
+# Stages whose own stage marker is the OSS event that chains the next function, for any kind.
+TRIGGERING: frozenset[str] = kinds.triggering()
+# Stages that wait for such an event (`received` is acted on by its writer directly).
+CHAINED: frozenset[str] = TRIGGERING | {"received"}
 # Leave this much of the timeout for finishing the run in hand, writing the hint and returning.
 SAFETY_MARGIN_SECONDS = 10.0
 # Listing may use at most this share of the time left: the runs whose status moved still need theirs.
 LISTING_SHARE = 0.5
 CONCURRENCY = 8
-# The resource family, id field and status field a polled stage follows.
-FOLLOWS: dict[str, tuple[str, str, str]] = {
-    "training": (bulk.FINE_TUNES, "job_id", "job_status"),
-    "import-running": (bulk.IMPORTS, "import_job_id", ""),
-    "deployment-pending": (bulk.DEPLOYMENTS, "deployed_model", "deployment_status"),
-}
-# A batch run follows several batches (its shards in flight, `Brief.shards`), all read from the list of batches.
-BATCH_POLLED = "batch-running"
+
+
+# What to list when some runs are unknown to the hint: every family a polled stage follows by one id. Not batches:
+# a tick with no batch run in its hint never loads the batch client (cold start), and a batch run unknown to the
+# hint costs a GET per shard once.
+def _families_of_unknown_runs() -> set[str]:
+    return {family for spec in kinds.all_specs() for family, _, _ in spec.follows.values()}
 
 
 @dataclass
@@ -112,7 +110,10 @@ async def _redrive(flow: Flow, current: Current, report: TickReport) -> None:
         reason = f"stuck at {state.stage} after {state.redrives} re-drives; see the function logs"
         await fail(flow, current, RunError(reason=reason, code="Stuck", retryable=True))
         return
-    stage = REANNOUNCE_AS[state.stage]
+    stage = kinds.reannounce_as(state.kind, state.stage)
+    if stage is None:
+        log.warning("run %s: nothing re-announces %s", state.run_id, state.stage)
+        return
     changed = f"re-announced {stage}: no progress for {current.age():.0f}s"
     if await commit(flow, current, stage, changed, redrives=state.redrives + 1) is not None:
         report.redriven.append(state.run_id)
@@ -143,7 +144,7 @@ async def _visit(flow: Flow, run_id: str, current: Current, report: TickReport) 
 def _stale(flow: Flow, current: Current) -> bool:
     """An intent past its lease (its actor died), or a stage whose event nobody answered."""
     stage, age = current.state.stage, current.age()
-    if stage in INTENTS:
+    if stage in kinds.intents():
         return age > flow.lease_seconds
     return stage in CHAINED and age > flow.redrive_after_seconds
 
@@ -156,33 +157,22 @@ def _rotated(run_ids: list[str], cursor: str | None) -> list[str]:
     return run_ids[start:] + run_ids[:start]
 
 
-def _moved(flow: Flow, brief: Brief, listed: Listed) -> bool:
-    """Whether a polled run needs a look: its resource's status moved, or it is not where the lists say."""
-    family, id_field, status_field = FOLLOWS[brief.stage]
-    seen = flow.seen.get(f"{family}:{getattr(brief, id_field)}")
-    if seen is None:
-        # Gone from a complete list (the poll step fails the run), or not listed this tick (polled by a GET).
+def _moved(flow: Flow, brief: Brief) -> bool:
+    """Whether a polled run needs a look: a status it follows moved, or is not where the lists say, or it follows
+    nothing (work may be due: a batch run with no shard in flight has one to submit or results to merge)."""
+    if not brief.follows:
         return True
-    status = str(seen.status)
-    if not status_field:
-        return status not in ("PENDING", "RUNNING")
-    return bool(status != getattr(brief, status_field))
-
-
-def _shards_moved(flow: Flow, brief: Brief) -> bool:
-    """Whether a batch run needs a look: a shard's status moved or is not listed, or it has no shard in flight."""
-    if not brief.shards:
-        return True  # nothing to follow: work may be due (a shard to submit, results to merge)
-    for batch_id, status in brief.shards.items():
-        seen = flow.seen.get(f"{bulk.BATCHES}:{batch_id}")
-        if seen is None or str(seen.status) != status:
+    for key, status in brief.follows.items():
+        seen = flow.seen.get(key)
+        if seen is None:
+            # Gone from a complete list (the poll step fails the run), or not listed this tick (polled by a GET).
+            return True
+        if status is None:
+            if str(seen.status) not in ("PENDING", "RUNNING"):
+                return True
+        elif str(seen.status) != status:
             return True
     return False
-
-
-def _followed(brief: Brief) -> bool:
-    """Whether a run waits on Bailian statuses the tick's lists show."""
-    return brief.stage in FOLLOWS or brief.stage == BATCH_POLLED
 
 
 def _needs_look(flow: Flow, run_id: str, brief: Brief | None, listed: Listed, in_line: set[str]) -> bool:
@@ -192,10 +182,8 @@ def _needs_look(flow: Flow, run_id: str, brief: Brief | None, listed: Listed, in
     normally in that state for seconds, so few are, and an event chain may have moved it on since."""
     if brief is None:
         return True
-    if brief.stage in FOLLOWS:
-        return _moved(flow, brief, listed)
-    if brief.stage == BATCH_POLLED:
-        return _shards_moved(flow, brief)
+    if brief.stage in POLLING:
+        return _moved(flow, brief)
     return brief.stage != "waiting" or run_id not in in_line
 
 
@@ -229,14 +217,10 @@ async def _tick(flow: Flow, report: TickReport) -> None:
 
     listed = Listed()
     until = time.monotonic() + max(flow.remaining() - SAFETY_MARGIN_SECONDS, 0.0) * LISTING_SHARE
-    families = {FOLLOWS[brief.stage][0] for brief in briefs.values() if brief.stage in FOLLOWS}
-    if any(brief.stage == BATCH_POLLED and brief.shards for brief in briefs.values()):
-        families.add(bulk.BATCHES)
+    families = {key.partition(":")[0] for brief in briefs.values() for key in brief.follows}
     if len(briefs) < len(run_ids):
-        # Runs the hint does not know may be in any polled stage: one list of each family beats a GET per run. Not
-        # batches: a tick with no batch run in its hint never loads the batch client (cold start), and a batch run
-        # unknown to the hint costs a GET per shard once.
-        families |= {family for family, _, _ in FOLLOWS.values()}
+        # Runs the hint does not know may be in any polled stage: one list of each family beats a GET per run.
+        families |= _families_of_unknown_runs()
     await bulk.list_families(flow, families, listed, until)
 
     in_line: set[str] = set()
@@ -254,7 +238,7 @@ async def _tick(flow: Flow, report: TickReport) -> None:
     for run_id in _rotated(run_ids, hint.cursor):
         if _needs_look(flow, run_id, briefs.get(run_id), listed, in_line):
             todo.append(run_id)
-        elif _followed(briefs[run_id]):
+        elif briefs[run_id].stage in POLLING:
             report.polled.append(run_id)  # its status, read in bulk, has not moved
     hint.cursor = await _visit_all(flow, todo, briefs, report)
     try:

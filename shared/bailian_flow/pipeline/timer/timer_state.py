@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from bailian_flow.pipeline.protocol.kinds import spec_of
 from bailian_flow.pipeline.protocol.state import RunState
 from bailian_flow.store import ObjectInfo, ObjectStore
 
@@ -36,8 +37,9 @@ class Brief(BaseModel):
     import_job_id: str | None = None
     deployed_model: str | None = None
     deployment_status: str | None = None
-    # A batch run's shards in flight: batch id -> the status the run recorded.
-    shards: dict[str, str] = {}
+    # What a polled stage follows: "family:id" (as in `flow.seen`) -> the status the run recorded (None: any status
+    # but PENDING/RUNNING has moved). A batch run follows each of its shards in flight.
+    follows: dict[str, str | None] = {}
     # For quota counting: the quota the run was admitted for and the stage that redoes its work, its dataset's size.
     admitted_for: str | None = None
     redo: str | None = None
@@ -59,10 +61,21 @@ class Brief(BaseModel):
             import_job_id=state.import_job_id,
             deployed_model=state.deployed_model,
             deployment_status=state.deployment_status,
-            shards={shard.batch_id: shard.status for shard in state.batch.in_flight() if shard.batch_id}
-            if state.batch is not None
-            else {},
+            follows=_follows(state),
         )
+
+
+def _follows(state: RunState) -> dict[str, str | None]:
+    follows: dict[str, str | None] = {}
+    spec = spec_of(state.kind)
+    if state.stage in spec.follows:
+        family, id_field, status_field = spec.follows[state.stage]
+        resource_id = getattr(state, id_field, None)
+        if resource_id:
+            follows[f"{family}:{resource_id}"] = getattr(state, status_field, None) if status_field else None
+    elif state.stage in spec.polled:
+        follows.update(state.followed())
+    return follows
 
 
 class QuotaUse(BaseModel):

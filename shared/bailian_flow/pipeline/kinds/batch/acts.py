@@ -26,10 +26,11 @@ from bailian_flow.pipeline.kinds.batch.batch_results import (
 from bailian_flow.pipeline.kinds.batch.batch_state import (
     BatchRun,
     Shard,
-    callback_token,
+    plan_of,
     shard_name,
 )
 from bailian_flow.pipeline.protocol import admission, reconcile
+from bailian_flow.pipeline.protocol.callbacks import callback_token
 from bailian_flow.pipeline.protocol.cleanup import Made
 from bailian_flow.pipeline.protocol.runtime import Flow, iso_z
 from bailian_flow.pipeline.protocol.state import RunState
@@ -49,9 +50,7 @@ class QuotaWait(Exception):
 
 
 def batch_of(current: Current) -> BatchRun:
-    batch = current.state.batch
-    assert batch is not None, f"run {current.state.run_id} has no batch plan"
-    return batch
+    return plan_of(current.state)
 
 
 def _mixed(batch: BatchRun) -> bool:
@@ -135,7 +134,7 @@ def on_newest_plan(claimed: Current, change: Callable[[BatchRun], BatchRun | Non
     stage = claimed.state.stage
 
     def apply(state: RunState) -> dict[str, Any] | None:
-        updated = change(state.batch) if state.batch is not None else None
+        updated = change(plan_of(state))
         if updated is None:
             return None
         claims = {name: count for name, count in state.claims.items() if name != stage}
@@ -296,3 +295,11 @@ async def cancel_batches(flow: Flow, batch: BatchRun) -> None:
             if file_id:
                 await flow.client.compat_files.delete(file_id)
     await delete_batch_files(flow, batch)
+
+
+async def stop_batches(flow: Flow, state: RunState, kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """Before a sweep of the whole run (`KindSpec` hook `stop`): cancel the shards the plan records, then add what
+    the plan may not record (a shard's file or batch whose act died before recording it), found by tag; files go
+    with the other files, in the final sweep."""
+    await cancel_batches(flow, plan_of(state))
+    return (*kinds, "batch", *(("batch-file",) if "file" in kinds else ()))

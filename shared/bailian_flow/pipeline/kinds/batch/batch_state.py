@@ -7,13 +7,12 @@ generation, that leaves out the lines an earlier generation of the same root fin
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from bailian_flow.pipeline.kinds.batch.batch_settings import BatchSettings
+from bailian_flow.pipeline.protocol.state import RunState
 
 # `planned` (not submitted yet), then Bailian's own statuses; `part_key` is set once its answers are in the bucket.
 ShardStatus = str
@@ -66,6 +65,30 @@ class BatchRun(BaseModel):
         return [shard for shard in self.shards if shard.batch_id and shard.status not in FINISHED_STATUSES]
 
 
+class BatchRunState(RunState):
+    """A batch run's state: the run protocol's, plus its settings, shard plan and progress."""
+
+    batch: BatchRun = Field(default_factory=BatchRun)
+
+    def intent_subject(self) -> int | None:
+        # Batch intents recur, one per shard: a result is recorded only on top of an intent about the same shard.
+        return self.batch.current
+
+    def followed(self) -> dict[str, str]:
+        return {f"batch:{shard.batch_id}": shard.status for shard in self.batch.in_flight() if shard.batch_id}
+
+    def owns(self, resource: str, resource_id: str) -> bool:
+        if resource in ("batch-file", "batch"):
+            return any(resource_id in (shard.file_id, shard.batch_id) for shard in self.batch.shards)
+        return super().owns(resource, resource_id)
+
+
+def plan_of(state: RunState) -> BatchRun:
+    """The shard plan of a batch run's state."""
+    assert isinstance(state, BatchRunState), f"run {state.run_id} is not a batch run"
+    return state.batch
+
+
 def shard_name(run_id: str, attempt: int, shard: Shard) -> str:
     """The tag a shard's Bailian file and batch carry, so a delivery that died mid-create finds them."""
     return f"bf-{run_id}-a{attempt}-s{shard.root}-g{shard.generation}"
@@ -78,12 +101,3 @@ def run_of_tag(tag: str | None) -> str | None:
     """The run a shard tag (`shard_name`) belongs to; None for a name that is not one."""
     match = _TAG.match(tag or "")
     return match["run_id"] if match else None
-
-
-def callback_token(secret: str, run_id: str) -> str:
-    """The unguessable part of a run's callback path: an HMAC of the run id."""
-    return hmac.new(secret.encode(), f"batch-callback:{run_id}".encode(), hashlib.sha256).hexdigest()[:40]
-
-
-def callback_matches(secret: str, run_id: str, token: str) -> bool:
-    return hmac.compare_digest(callback_token(secret, run_id).encode(), token.encode())

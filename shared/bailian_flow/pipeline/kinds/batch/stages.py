@@ -29,9 +29,10 @@ from bailian_flow.pipeline.kinds.batch.batch_state import (
     RUNNING_STATUSES,
     BatchRun,
     Shard,
+    plan_of,
     run_of_tag,
 )
-from bailian_flow.pipeline.protocol import admission, reconcile
+from bailian_flow.pipeline.protocol import admission, bulk, reconcile
 from bailian_flow.pipeline.protocol.runtime import Flow, iso_z
 from bailian_flow.pipeline.protocol.state import RunError, Stage
 from bailian_flow.pipeline.protocol.transitions import (
@@ -43,7 +44,6 @@ from bailian_flow.pipeline.protocol.transitions import (
     load,
     record,
 )
-from bailian_flow.pipeline.timer import bulk
 from bailian_flow.store import ObjectChangedError, ObjectNotFoundError
 from bailian_flow.validate import DatasetError
 
@@ -156,6 +156,18 @@ def requests_fit(needs: Mapping[str, int], pending: Mapping[str, int]) -> bool:
     return any(_fits(pending.get(model, 0), lines) for model, lines in needs.items())
 
 
+async def waiting_requests_fit(flow: Flow, needs: Mapping[str, int], memo: dict[str, Any]) -> bool:
+    """Admission's question for a batch run held back by other runs' pending requests: do they fit now? `memo` keeps
+    the pass's count of pending requests per model (read once), and what each admitted run adds to it."""
+    pending: dict[str, int] = memo.setdefault("pending_requests", None) or await pending_elsewhere(flow, run_id=None)
+    memo["pending_requests"] = pending
+    if not requests_fit(needs, pending):
+        return False
+    for model, lines in needs.items():
+        pending[model] = pending.get(model, 0) + lines
+    return True
+
+
 async def pending_elsewhere(flow: Flow, run_id: str | None) -> dict[str, int]:
     """Requests per model in other runs' batches in flight (every run's for None): Bailian's limit is per model.
 
@@ -171,7 +183,7 @@ async def pending_elsewhere(flow: Flow, run_id: str | None) -> dict[str, int]:
     pending: dict[str, int] = {}
     for owner, batch_ids in owners.items():
         current = await load(flow, owner)
-        plan = None if current is None else current.state.batch
+        plan = None if current is None else plan_of(current.state)
         for shard in plan.shards if plan is not None else []:
             if shard.batch_id in batch_ids:
                 pending[shard.model] = pending.get(shard.model, 0) + shard.lines
@@ -292,9 +304,14 @@ def _pinned(act: Act) -> Act:
     return acting
 
 
+# The acts the kind's intents stand for (`spec.py`), each pinned to the input's version.
+resume_planning = _pinned(act_plan)
+resume_submitting = _pinned(act_submit)
+resume_collecting = _pinned(act_collect)
+resume_merging = _pinned(act_merge)
 RESUME_BATCH: dict[str, Act] = {
-    "batch-planning": _pinned(act_plan),
-    "batch-submitting": _pinned(act_submit),
-    "batch-collecting": _pinned(act_collect),
-    "batch-merging": _pinned(act_merge),
+    "batch-planning": resume_planning,
+    "batch-submitting": resume_submitting,
+    "batch-collecting": resume_collecting,
+    "batch-merging": resume_merging,
 }

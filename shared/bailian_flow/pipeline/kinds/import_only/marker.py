@@ -128,3 +128,22 @@ async def open_run_for_marker(flow: Flow, bucket: str, key: str, etag: str | Non
         return state
     state, _ = await open_import_run(flow, run_id, source, body, object_key=key)
     return state
+
+
+async def open_from_event(
+    flow: Flow, bucket: str, key: str, etag: str | None, *, kind: str = "import", first_stage: str = ""
+) -> tuple[RunState | None, bool]:
+    """The kind's opener (`spec.py`): the marker's run, whose first entry (`job-succeeded`, or a FAILED one) hands
+    it on by its own event; `first_stage` does not apply."""
+    existed = await load(flow, run_id_for(bucket, key, bare_etag(etag).upper())) if etag else None
+    state = await open_run_for_marker(flow, bucket, key, etag)
+    return state, state is not None and existed is None
+
+
+async def start_request(flow: Flow, body: dict[str, Any]) -> tuple[RunState, bool]:
+    """An import-only run from a REST body; the request's own mistakes are the caller's to fix now (SettingsError:
+    a 400, no run)."""
+    settings = import_settings(flow, body)
+    weights = settings.on_success.import_
+    bucket = (weights.bucket if weights else None) or flow.settings.bucket
+    return await open_import_run(flow, request_run_id(body), Source(bucket=bucket), body)

@@ -1,0 +1,32 @@
+"""The batch kind's own Bailian resources: a shard's input file (compatible files API) and its batch, both found by
+the shard's tag (`batch_state.shard_name`); what `cleanup` calls for them (`KindSpec.hooks` find and undo)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from bailian_flow.pipeline.kinds.batch.batch_state import RUNNING_STATUSES
+from bailian_flow.pipeline.protocol import reconcile
+from bailian_flow.pipeline.protocol.cleanup import Made
+from bailian_flow.pipeline.protocol.runtime import Flow
+from bailian_flow.pipeline.protocol.state import RunState
+
+
+async def find(flow: Flow, state: RunState, kinds: Collection[str]) -> list[Made]:
+    """The run's batches still running (every attempt and generation) and its shard files, by tag."""
+    found: list[Made] = []
+    if "batch" in kinds:
+        batches = await reconcile.batches_of_run(flow, state.run_id)
+        found += [Made("batch", batch.id) for batch in batches if batch.status in RUNNING_STATUSES]
+    if "batch-file" in kinds:
+        found += [Made("batch-file", item.id) for item in await reconcile.batch_files_of_run(flow, state.run_id)]
+    return found
+
+
+async def undo(flow: Flow, made: Made) -> str:
+    """Cancel a batch or delete a shard file; errors are the caller's (`cleanup.undo`) to read."""
+    if made.kind == "batch":
+        await flow.client.batches.cancel(made.id)
+        return f"canceled {made}"
+    await flow.client.compat_files.delete(made.id)
+    return f"deleted {made}"
