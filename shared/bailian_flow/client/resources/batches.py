@@ -1,4 +1,4 @@
-"""`client.batches`: batch inference jobs (compatible API on the batch host)."""
+"""`client.batches`: batch inference jobs (the compatible API of the region's main host: service-contract.md#C30)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ __all__ = ["Batches"]
 
 
 def _op(name: str, method: str, idempotent: bool) -> Operation:
-    return Operation(f"batches.{name}", method, Family.BATCH, Limiter.BATCHES, idempotent)
+    return Operation(f"batches.{name}", method, Family.COMPATIBLE, Limiter.BATCHES, idempotent)
 
 
 # A repeated create runs (and bills) the batch twice: not retried once it may have been received.
