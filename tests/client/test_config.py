@@ -15,7 +15,7 @@ from bailian_flow.client.errors import APIConnectionError, APITimeoutError, Bail
 
 
 def test_regions_send_batches_and_their_files_to_the_main_host() -> None:
-    # service-contract.md#C30: every documented /batches call and the batch file upload use the region's
+    # service-contract.md#C31: every documented /batches call and the batch file upload use the region's
     # dashscope(-intl) host; batch.dashscope.aliyuncs.com is documented only for synchronous Batch Chat.
     from bailian_flow.client.resources import batches, compat_files
 

@@ -60,7 +60,7 @@ DEFAULT_RATE_LIMITS: Mapping[Limiter, float | None] = {
 
 # Every documented `/batches` call (create, get, list, cancel) and the batch input upload use the compatible
 # endpoint of the region's main host; `batch.dashscope.aliyuncs.com` is documented only for synchronous Batch
-# Chat, which this client does not use (service-contract.md#C30).
+# Chat, which this client does not use (service-contract.md#C31).
 _HOSTS = {
     "cn": "https://dashscope.aliyuncs.com",
     "intl": "https://dashscope-intl.aliyuncs.com",

@@ -26,7 +26,7 @@ The service answers both rate throttling and a full account quota with 429 `Thro
 quota lasts until something is deleted or finishes, so `QuotaExceededError` is never retried: the caller queues.
 The native file quota is the exception: it answers 200 with the file under `data.failed_uploads`
 (`BadRequest.TooMany` / `BadRequest.TooLarge` "Out of space ... storage space has been used"), which
-`upload_refusal` turns into the same `QuotaExceededError` (service-contract.md#C12).
+`upload_refusal` turns into the same `QuotaExceededError` (service-contract.md#C16).
 
 The class is chosen by HTTP status; when there is no usable status (an SSE `event:error` frame, a 200 that
 carries an error code) the service code decides. None of these objects holds the API key: messages coming
@@ -345,7 +345,7 @@ _FILE_QUOTA_SPACE = re.compile(r"storage space|has been used", re.IGNORECASE)
 def upload_refusal(
     name: str, code: str | None, message: str, request_id: str | None = None
 ) -> QuotaExceededError | UploadFailedError:
-    """The error for a file listed under `data.failed_uploads` of a 200 answer (service-contract.md#C12)."""
+    """The error for a file listed under `data.failed_uploads` of a 200 answer (service-contract.md#C16)."""
     if code == "BadRequest.TooMany" or (code == "BadRequest.TooLarge" and _FILE_QUOTA_SPACE.search(message)):
         return QuotaExceededError(200, code, message, request_id, quota="files")
     return UploadFailedError(name, code, message, request_id=request_id)

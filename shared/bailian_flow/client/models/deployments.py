@@ -40,7 +40,7 @@ class PtuCapacity(ApiModel):
 
 class DeploymentCreate(RequestModel):
     """`POST /deployments`. A PTU deployment takes no `suffix`: the backend names it (the create-deployment
-    page's PTU sample sends none; service-contract.md#C20). Sending one anyway is left to the service."""
+    page's PTU sample sends none; service-contract.md#C21). Sending one anyway is left to the service."""
 
     model_name: str
     capacity: int | None = None

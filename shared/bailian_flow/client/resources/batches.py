@@ -1,4 +1,4 @@
-"""`client.batches`: batch inference jobs (the compatible API of the region's main host: service-contract.md#C30)."""
+"""`client.batches`: batch inference jobs (the compatible API of the region's main host: service-contract.md#C31)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from ._resource import Resource, quote
 
 __all__ = ["MAX_INPUT_FILE_IDS", "Batches", "list_filters"]
 
-# The list's documented filters (OpenAI兼容-Batch, 查询任务列表; service-contract.md#C33): `status` and
+# The list's documented filters (OpenAI兼容-Batch, 查询任务列表; service-contract.md#C34): `status` and
 # `input_file_ids` are comma-separated lists (at most 20 ids), `ds_name` matches the task name fuzzily,
-# `create_after` / `create_before` are `yyyyMMddHHmmss`. Lists only show the last 30 days (#C34).
+# `create_after` / `create_before` are `yyyyMMddHHmmss`. Lists only show the last 30 days (#C35).
 MAX_INPUT_FILE_IDS = 20
 
 
