@@ -251,3 +251,14 @@ async def test_batch_list_sends_the_status_filter(client: BailianClient) -> None
     batch = await client.batches.create(file.id, "/v1/chat/completions")
     assert [b.id async for b in client.batches.list(status=[BatchStatus.VALIDATING])] == [batch.id]
     assert [b.id async for b in client.batches.list(status=BatchStatus.COMPLETED)] == []
+
+
+async def test_a_lost_create_is_found_by_its_training_files(client: BailianClient) -> None:
+    # The name we send is not documented to be kept (service-contract.md#C2): the files identify the job (#C3).
+    first = (await client.files.upload(SFT_LINE, filename="a.jsonl")).file_id
+    second = (await client.files.upload(SFT_LINE, filename="b.jsonl")).file_id
+    mine = await client.fine_tunes.create("qwen3-14b", training_file_ids=[first], job_name="bf-run-1")
+    other = await client.fine_tunes.create("qwen3-14b", training_file_ids=[second], job_name="bf-run-1")
+    assert [job.job_id for job in await client.fine_tunes.made_from([first])] == [mine.job_id]
+    assert [job.job_id for job in await client.fine_tunes.made_from([second], model="qwen3-14b")] == [other.job_id]
+    assert await client.fine_tunes.made_from(["no-such-file"]) == []
