@@ -102,10 +102,11 @@ class FineTunes(Resource):
 
         return iterate_pages(fetch)
 
-    async def made_from(self, training_file_ids: list[str], model: str | None = None) -> list[FineTuneJob]:
+    async def made_from(self, training_file_ids: Sequence[str], model: str | None = None) -> Sequence[FineTuneJob]:
         """Every job training on exactly these files, oldest first: how a create whose answer was lost is found
         again whatever became of its `job_name` (service-contract.md#C2, #C3)."""
-        found = [job async for job in self.list(model=model) if job.made_from(training_file_ids)]
+        wanted = [*training_file_ids]
+        found = [job async for job in self.list(model=model) if job.made_from(wanted)]
         return sorted(found, key=lambda job: (job.create_time or "", job.job_id))
 
     async def cancel(self, job_id: str) -> None:
