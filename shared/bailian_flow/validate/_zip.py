@@ -262,13 +262,13 @@ def _check_line(
             hint = " (first-and-last-frame fields in a first-frame dataset?)" if extra == "last_frame_path" else ""
             errors.append(DatasetError(where, f"unknown field{hint}", line=line, field=str(extra)))
     for key, media in fields.items():
-        value = record.get(key)
+        got = record.get(key)
         if key not in record:
             errors.append(DatasetError(where, "missing", line=line, field=key))
-        elif not isinstance(value, str) or not value.strip():
+        elif not isinstance(got, str) or not got.strip():
             errors.append(DatasetError(where, "expected a non-empty string", line=line, field=key))
         elif media is not None:
-            wanted.append(_Wanted(line, key, value, media))
+            wanted.append(_Wanted(line, key, got, media))
     return errors
 
 
