@@ -110,7 +110,7 @@ def write_sparse_zip(path: Path, size_bytes: int, samples: int) -> int:
                     0,
                     0o100644 << 16,
                     offset,
-                )  # fmt: skip
+                )
                 + raw_name
             )
 
