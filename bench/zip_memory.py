@@ -1,10 +1,10 @@
 """Memory of validating a Wan dataset zip by ranged reads: flat whatever the archive's size.
 
-    python bench/zip_memory.py [--sizes-mb 100,1000] [--samples 95]
+    python bench/zip_memory.py [--sizes-mb 100,990] [--samples 95]
 
-For each size, writes a sparse zip in a temp dir (the videos are stored entries whose bytes past their MP4 header
-are holes: the disk holds a few KiB, the archive claims the full size), then validates it with
-`validate_zip_file` in a fresh interpreter and prints the archive size, how many ranged reads and bytes the
+For each size, writes a sparse zip in a temp dir (the videos are stored entries whose media bytes are holes, their
+`moov` box after the media: the disk holds a few KiB, the archive claims the full size), then validates it with
+`validate_archive` in a fresh interpreter and prints the archive size, how many ranged reads and bytes the
 validation made, the Python heap peak (tracemalloc) and the process's peak RSS over its idle RSS. Target: the heap
 peak does not grow with the archive (the largest single read is bounded by the 1 MiB chunk and the 64 KiB image
 head), and bytes read stay a tiny fraction of the archive.
@@ -66,12 +66,22 @@ def png() -> bytes:
     )
 
 
-MP4_HEAD = struct.pack(">I", 24) + b"ftypisom" + struct.pack(">I", 512) + b"isommp41"
+def box(tag: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(body)) + tag + body
+
+
+FTYP = box(b"ftyp", b"isom" + struct.pack(">I", 512) + b"isommp41")
+# The movie box last, after the media (a file not "fast-started"): the worst case, walked by jumps when stored.
+MOOV = box(
+    b"moov",
+    box(b"mvhd", bytes(4) + struct.pack(">IIII", 0, 0, 1000, 5000) + bytes(80))
+    + box(b"trak", box(b"tkhd", bytes(76) + struct.pack(">II", 1280 << 16, 720 << 16))),
+)
 
 
 def write_sparse_zip(path: Path, size_bytes: int, samples: int) -> int:
     """Index, `samples` PNGs and `samples` stored videos whose sizes add up to about `size_bytes`."""
-    video_size = max(len(MP4_HEAD), size_bytes // samples - 2048)
+    video_size = max(4096, size_bytes // samples - 2048)
     lines = "".join(
         json.dumps({"prompt": f"sample {n}", "first_frame_path": f"image_{n}.png", "video_path": f"video_{n}.mp4"})
         + "\n"
@@ -81,15 +91,16 @@ def write_sparse_zip(path: Path, size_bytes: int, samples: int) -> int:
     directory = bytearray()
     with path.open("wb") as out:
 
-        def add(name: str, data: bytes, declared: int, method: int, crc: int) -> None:
+        def add(name: str, data: bytes, declared: int, method: int, crc: int, tail: bytes = b"") -> None:
             offset = out.tell()
             raw_name = name.encode()
             header = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0x800, method, 0, 0x21, crc, len(data) if method
                                  else declared, declared, len(raw_name), 0)  # fmt: skip
             out.write(header + raw_name + data)
             compressed = len(data) if method else declared
-            if not method and declared > len(data):
-                out.seek(declared - len(data), 1)  # a hole: the video's bytes after its header
+            if not method and declared > len(data) + len(tail):
+                out.seek(declared - len(data) - len(tail), 1)  # a hole: the video's media bytes
+                out.write(tail)
             directory.extend(
                 struct.pack(
                     "<IHHHHHHIIIHHHHHII",
@@ -118,8 +129,9 @@ def write_sparse_zip(path: Path, size_bytes: int, samples: int) -> int:
         add("data.jsonl", packer.compress(lines) + packer.flush(), len(lines), 8, zlib.crc32(lines))
         for n in range(1, samples + 1):
             add(f"image_{n}.png", image, len(image), 0, zlib.crc32(image))
-            # The CRC of a sparse video is never checked: validation reads only its first bytes.
-            add(f"video_{n}.mp4", MP4_HEAD, video_size, 0, 0)
+            # The CRC of a sparse video is never checked: validation reads its boxes' headers, not its media.
+            hole = video_size - len(FTYP) - 8 - len(MOOV)
+            add(f"video_{n}.mp4", FTYP + struct.pack(">I", 8 + hole) + b"mdat", video_size, 0, 0, tail=MOOV)
         cd_offset = out.tell()
         out.write(directory)
         count = 1 + 2 * samples

@@ -176,6 +176,46 @@ async def test_video_that_is_not_a_video(tmp_path: Path) -> None:
     assert (error.line, error.field) == (2, "video_path")
 
 
+@pytest.mark.parametrize(
+    ("model", "seconds", "reason"),
+    [
+        ("wan2.6-i2v", 10.5, "'video_7.mp4': the video lasts 10.50 s (at most 10 s for wan2.6)"),
+        ("wan2.2-i2v-flash", 6, "'video_7.mp4': the video lasts 6.00 s (at most 5 s for wan2.2)"),
+        (
+            "wan2.7-i2v",
+            6,
+            "'video_7.mp4': the video lasts 6.00 s (at most 5 s for wan2.7-i2v: the strictest documented limit)",
+        ),
+        (None, 11, "'video_7.mp4': the video lasts 11.00 s (at most 10 s for any Wan model; wan2.2 models take 5 s)"),
+    ],
+)
+async def test_video_longer_than_the_model_takes(
+    tmp_path: Path, model: str | None, seconds: float, reason: str
+) -> None:
+    entries = replace(wan_entries(), "video_7.mp4", data=mp4(seconds))
+    error = await problem(write_zip(tmp_path / "long.zip", entries), model=model)
+    assert (error.line, error.field, error.reason) == (7, "video_path", reason)
+
+
+async def test_video_frame_larger_than_documented(tmp_path: Path) -> None:
+    entries = replace(wan_entries(), "video_1.mp4", data=mp4(width=4100, height=2000))
+    error = await problem(write_zip(tmp_path / "wide.zip", entries))
+    assert error.reason == "'video_1.mp4': the video is 4100x2000 (at most 4096x4096)"
+
+
+async def test_video_without_a_movie_box(tmp_path: Path) -> None:
+    entries = replace(wan_entries(), "video_1.mp4", data=mp4(moov=False))
+    error = await problem(write_zip(tmp_path / "nomoov.zip", entries))
+    assert error.reason.startswith("'video_1.mp4': the video has no moov box")
+
+
+@pytest.mark.parametrize("method", [STORED, 8])
+async def test_movie_box_after_the_media_is_found_stored_or_deflated(tmp_path: Path, method: int) -> None:
+    entries = replace(wan_entries(), "video_1.mp4", data=mp4(12, mdat_first=3 << 20), method=method)
+    error = await problem(write_zip(tmp_path / "late.zip", entries), model="wan2.5-i2v-preview")
+    assert error.reason == "'video_1.mp4': the video lasts 12.00 s (at most 10 s for wan2.5)"
+
+
 async def test_image_larger_than_documented(tmp_path: Path) -> None:
     entries = replace(wan_entries(), "image_5.png", data=png(width=4097, height=2))
     error = await problem(write_zip(tmp_path / "big.zip", entries))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import stat
 import struct
 import zlib
@@ -36,14 +37,21 @@ def jpeg_header(width: int, height: int) -> bytes:
     return b"\xff\xd8" + app0 + sof0 + b"\xff\xd9"
 
 
-def mp4(seconds: int = 3) -> bytes:
-    """An ISO base media file: `ftyp` and a `moov` with its `mvhd` (header boxes only, no media samples)."""
+def mp4(seconds: float = 3, *, width: int = 64, height: int = 48, moov: bool = True, mdat_first: int = 0) -> bytes:
+    """An ISO base media file: `ftyp`, a `moov` (`mvhd` with the duration, a `trak` whose `tkhd` has the frame size)
+    and an `mdat`; `mdat_first` bytes of `mdat` go before the `moov` (a file not "fast-started")."""
 
     def box(tag: bytes, body: bytes) -> bytes:
         return struct.pack(">I", 8 + len(body)) + tag + body
 
-    mvhd = box(b"mvhd", bytes(4) + struct.pack(">IIII", 0, 0, 1000, seconds * 1000) + bytes(80))
-    return box(b"ftyp", b"isom" + struct.pack(">I", 512) + b"isomiso2mp41") + box(b"moov", mvhd)
+    mvhd = box(b"mvhd", bytes(4) + struct.pack(">IIII", 0, 0, 1000, int(seconds * 1000)) + bytes(80))
+    tkhd = box(b"tkhd", bytes(4) + bytes(72) + struct.pack(">II", width << 16, height << 16))
+    movie = box(b"moov", mvhd + box(b"trak", box(b"edts", bytes(12)) + tkhd)) if moov else b""
+    ftyp = box(b"ftyp", b"isom" + struct.pack(">I", 512) + b"isomiso2mp41")
+    if mdat_first:
+        # Media bytes do not compress: random ones keep a deflated copy honest about its ratio.
+        return ftyp + box(b"mdat", random.Random(mdat_first).randbytes(mdat_first)) + movie
+    return ftyp + movie + box(b"mdat", bytes(16))
 
 
 @dataclass
