@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import string
 from pathlib import Path
 
 import pytest
@@ -300,3 +302,26 @@ async def test_vl_zip_image_over_1024_pixels(tmp_path: Path) -> None:
     entries = [index_entry([vl_line("a.jpg")]), Entry("a.jpg", jpeg_header(1025, 10))]
     error = await problem(write_zip(tmp_path / "vl.zip", entries))
     assert error.reason == "'a.jpg': the image is 1025x10 (at most 1024x1024)"
+
+
+async def test_an_overlong_index_line_is_named_and_the_rest_still_read(tmp_path: Path) -> None:
+    noise = "".join(random.Random(1).choices(string.ascii_letters, k=(1 << 20) + 10))
+    lines: list[object] = [
+        {"prompt": "p", "first_frame_path": f"image_{n}.png", "video_path": f"video_{n}.mp4"} for n in range(1, 11)
+    ]
+    lines.insert(3, {"prompt": noise})
+    lines.append("{broken")
+    entries = wan_entries()
+    entries[0] = index_entry(lines)
+    error = await problem(write_zip(tmp_path / "long.zip", entries))
+    assert [(e.line, e.reason) for e in error.errors] == [
+        (4, "line longer than 1,048,576 bytes"),
+        (12, "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+    ]
+
+
+async def test_thousands_of_entries_parse_and_extras_are_one_warning(tmp_path: Path) -> None:
+    padding = [Entry(f"pad/pad_{n}.txt", b"", method=STORED) for n in range(9_000)]
+    stats = await validate_zip_file(write_zip(tmp_path / "wide.zip", [*wan_entries(), *padding]))
+    assert stats.entries == 9_021
+    assert stats.warnings[0].startswith("9000 entr(y/ies) not named by data.jsonl, ignored: pad/pad_0.txt, ")

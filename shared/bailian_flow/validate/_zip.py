@@ -209,23 +209,25 @@ async def _index_lines(
     line, buffer, skipping = 0, b"", False
     async for chunk in iter_entry(reader, archive, index, cd_offset):
         buffer += chunk
+        start = 0  # cut lines at offsets: slicing the rest off per line would copy the chunk once per line
         while True:
-            cut = buffer.find(b"\n")
+            cut = buffer.find(b"\n", start)
             if cut < 0:
+                buffer = buffer[start:]
                 if len(buffer) > MAX_INDEX_LINE:
                     if not skipping:
                         line += 1
                         yield line, None
                     skipping, buffer = True, b""
                 break
-            raw, buffer = buffer[:cut], buffer[cut + 1 :]
+            raw, start = buffer[start:cut], cut + 1
             if skipping:
                 skipping = False
                 continue
             line += 1
-            yield line, raw
+            yield line, raw if len(raw) <= MAX_INDEX_LINE else None
     if buffer and not skipping:
-        yield line + 1, buffer
+        yield line + 1, buffer if len(buffer) <= MAX_INDEX_LINE else None
 
 
 def _kind_of(record: Any) -> ArchiveKind:

@@ -209,25 +209,27 @@ async def _parse_directory(
     reader: RangedReader, archive: str, cd_offset: int, cd_size: int, expected: int
 ) -> list[ZipEntry]:
     entries: list[ZipEntry] = []
-    buffer = b""
+    buffer, at = b"", 0  # parse at an offset: slicing the buffer per record would copy it once per entry
     read_to = cd_offset
     end = cd_offset + cd_size
     while True:
-        if len(buffer) >= _CENTRAL.size:
-            fields = _CENTRAL.unpack_from(buffer)
+        if len(buffer) - at >= _CENTRAL.size:
+            fields = _CENTRAL.unpack_from(buffer, at)
             record_length = _CENTRAL.size + fields[10] + fields[11] + fields[12]
             if fields[0] != _CENTRAL_SIG:
                 raise DatasetError(archive, f"central directory entry {len(entries) + 1} is corrupt (bad signature)")
-            if len(buffer) >= record_length:
-                entries.append(_entry(archive, fields, buffer[_CENTRAL.size : record_length], len(entries) + 1))
-                buffer = buffer[record_length:]
+            if len(buffer) - at >= record_length:
+                variable = buffer[at + _CENTRAL.size : at + record_length]
+                entries.append(_entry(archive, fields, variable, len(entries) + 1))
+                at += record_length
                 continue
         if read_to >= end:
             break
         length = min(CHUNK, end - read_to)
-        buffer += await _read_exact(reader, archive, read_to, length, "the central directory")
+        buffer = buffer[at:] + await _read_exact(reader, archive, read_to, length, "the central directory")
+        at = 0
         read_to += length
-    if buffer:
+    if len(buffer) > at:
         raise DatasetError(archive, "the central directory ends in the middle of an entry: the archive is corrupt")
     if len(entries) != expected:
         raise DatasetError(
