@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,9 @@ from zip_helpers import png
 
 from bailian_flow.validate import DatasetError
 from bailian_flow.validate._media_entry import validate_path
-from bailian_flow.validate._vl import classify_ref, freeze_vit_warning, validate_vl_jsonl
+from bailian_flow.validate._vl import classify_ref, freeze_vit_warning, image_fields, validate_vl_jsonl
+from bailian_flow.validate._vlpack import pack_vl_jsonl
+from bailian_flow.validate._zip import validate_zip_file
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -156,3 +160,35 @@ def test_validate_path_errors_carry_line_field_and_object(tmp_path: Path) -> Non
             "object": "vl.jsonl",
         }
     ]
+
+
+def test_packing_a_jsonl_gives_the_documented_zip(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "cat photo.png").write_bytes(png(rgb=(1, 2, 3)))
+    (tmp_path / "b" / "cat photo.png").write_bytes(png(rgb=(4, 5, 6)))
+    source = write(
+        tmp_path,
+        chat({"image": "a/cat photo.png"}),
+        chat({"image": "b/cat photo.png"}, {"image": "a/cat photo.png"}),
+    )
+    result = pack_vl_jsonl(source, tmp_path / "packed.zip")
+    assert (result.records, result.images) == (2, 2)
+    with zipfile.ZipFile(tmp_path / "packed.zip") as archive:
+        assert sorted(archive.namelist()) == ["data.jsonl", "images/cat_photo-2.png", "images/cat_photo.png"]
+        lines = [json.loads(line) for line in archive.read("data.jsonl").splitlines()]
+        assert archive.read("images/cat_photo-2.png") == (tmp_path / "b" / "cat photo.png").read_bytes()
+    assert [list(image_fields(line)) for line in lines] == [
+        [("messages[0].content[1].image", "cat_photo.png")],
+        [("messages[0].content[1].image", "cat_photo-2.png"), ("messages[0].content[2].image", "cat_photo.png")],
+    ]
+    stats = asyncio.run(validate_zip_file(tmp_path / "packed.zip", model="qwen3-vl-8b-instruct"))
+    assert (stats.kind, stats.records) == ("vl", 2)
+
+
+def test_packing_refuses_urls_and_leaves_nothing(tmp_path: Path) -> None:
+    source = write(tmp_path, chat({"image": "https://example.com/a.png"}))
+    with pytest.raises(DatasetError) as caught:
+        pack_vl_jsonl(source, tmp_path / "packed.zip")
+    assert (caught.value.line, caught.value.field) == (1, "messages[0].content[1].image")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vl.jsonl"]
