@@ -192,3 +192,15 @@ def test_packing_refuses_urls_and_leaves_nothing(tmp_path: Path) -> None:
         pack_vl_jsonl(source, tmp_path / "packed.zip")
     assert (caught.value.line, caught.value.field) == (1, "messages[0].content[1].image")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vl.jsonl"]
+
+
+def test_unreadable_local_paths_are_reported_not_raised(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError) as caught:
+        validate_vl_jsonl(write(tmp_path, chat({"image": "a\x00b.png"}), chat({"image": "x" * 5000 + ".png"})))
+    assert (
+        [(e.line, e.reason) for e in caught.value.errors]
+        == [
+            (1, f"no such file: {tmp_path / 'a'}\x00b.png"),  # pathlib answers False for a NUL byte, not ValueError
+            (2, "cannot read " + repr(str(tmp_path / ("x" * 5000 + ".png"))[:80]) + " (OSError)"),
+        ]
+    )

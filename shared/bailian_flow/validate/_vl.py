@@ -176,16 +176,19 @@ def image_fields(record: Any) -> Iterator[tuple[str, str]]:
 
 def check_local_image(path: Path) -> str | None:
     """Why a local image cannot be used, or None (header bytes only)."""
-    if not path.is_file():
-        return f"no such file: {path}"
     declared = extension_type(path.name)
-    if declared not in IMAGE_TYPES:
-        return "an image must be .bmp, .jpeg, .jpg, .png, .tif, .tiff or .webp"
-    size = path.stat().st_size
-    if size > MAX_IMAGE_BYTES:
-        return f"the image is {size:,} bytes (at most {MAX_IMAGE_BYTES:,})"
-    with path.open("rb") as file:
-        head = file.read(64 << 10)
+    try:
+        if not path.is_file():
+            return f"no such file: {path}"
+        if declared not in IMAGE_TYPES:
+            return "an image must be .bmp, .jpeg, .jpg, .png, .tif, .tiff or .webp"
+        size = path.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            return f"the image is {size:,} bytes (at most {MAX_IMAGE_BYTES:,})"
+        with path.open("rb") as file:
+            head = file.read(64 << 10)
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long, no permission
+        return f"cannot read {str(path)[:80]!r} ({type(exc).__name__})"
     return image_problem(declared, head)
 
 
