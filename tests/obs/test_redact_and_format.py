@@ -186,3 +186,41 @@ def test_the_metrics_line_is_flat_json_an_sls_query_can_read(lines: io.StringIO)
     [line] = parsed(lines)
     assert line["event"] == "metrics" and line["metric"] == "tick" and line["function"] == "on_timer"
     assert {name: line[name] for name in counts} == counts
+
+
+def test_a_handler_that_raises_still_writes_its_summary_without_the_secret(lines: io.StringIO) -> None:
+    class Context:
+        request_id = "req-raise"
+
+    def handler(event: bytes, context: object) -> dict[str, object]:
+        obs.count(oss_reads=2)
+        raise ConnectionError(f"Bailian unreachable with key {API_KEY}")
+
+    with pytest.raises(ConnectionError):
+        obs.invoke("on_upload", handler, b"{}", Context())
+    [summary] = parsed(lines)
+    assert summary["outcome"] == "error" and summary["request_id"] == "req-raise"
+    assert summary["did"] == {"error": "ConnectionError", "message": "Bailian unreachable with key ***"}
+    assert summary["oss_reads"] == 2 and summary["bailian_calls"] is None
+
+
+def test_counts_made_inside_asyncio_run_reach_the_summary(lines: io.StringIO) -> None:
+    import asyncio
+
+    class Context:
+        request_id = "req-count"
+
+    async def work() -> dict[str, object]:
+        obs.count(bailian_calls=1, oss_reads=3)
+        await asyncio.gather(*(asyncio.sleep(0) for _ in range(2)))
+        obs.count(bailian_calls=2, oss_writes=1)
+        return {"runs": [{"run_id": "r0123456789abcdef", "kind": "fine-tune", "stage": "training", "x": 1}]}
+
+    result = obs.invoke("on_file_ready", lambda event, context: asyncio.run(work()), b"{}", Context())
+    [summary] = parsed(lines)
+    assert (summary["bailian_calls"], summary["oss_reads"], summary["oss_writes"]) == (3, 3, 1)
+    assert summary["did"] == {
+        "runs": [{"run_id": "r0123456789abcdef", "kind": "fine-tune", "stage": "training"}],
+        "run_count": 1,
+    }
+    assert result["runs"]

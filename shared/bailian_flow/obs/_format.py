@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from typing import Any
 
@@ -133,6 +134,12 @@ class TextFormatter(logging.Formatter):
 class _Installed(logging.StreamHandler):  # type: ignore[type-arg]
     """Our handler, recognisable so that configuring twice replaces it rather than doubling every line."""
 
+    chosen = ""
+
+
+# Invocations of one instance may run concurrently (threads): one configures while another logs.
+_configuring = threading.Lock()
+
 
 def configure(fmt: str | None = None, *, stream: Any = None, force: bool = False) -> logging.Handler | None:
     """Send `bailian_flow.*` logs through one redacting handler in the chosen format.
@@ -150,14 +157,20 @@ def configure(fmt: str | None = None, *, stream: Any = None, force: bool = False
                 handler.addFilter(RedactingFilter())
         return None
     chosen = asked if asked in ("json", "text") else chosen_format()
-    secrets = live_secrets()
-    handler = _Installed(stream if stream is not None else sys.stdout)
-    handler.setFormatter(JsonFormatter(secrets) if chosen == "json" else TextFormatter(secrets))
-    handler.addFilter(RedactingFilter(secrets))
-    for old in [h for h in logger.handlers if isinstance(h, _Installed)]:
-        logger.removeHandler(old)
-    logger.addHandler(handler)
-    logger.propagate = False
+    target = stream if stream is not None else sys.stdout
+    with _configuring:
+        installed = [h for h in logger.handlers if isinstance(h, _Installed)]
+        if len(installed) == 1 and installed[0].stream is target and installed[0].chosen == chosen:
+            return installed[0]  # a warm instance's next invocation: nothing to change
+        secrets = live_secrets()
+        handler = _Installed(target)
+        handler.chosen = chosen
+        handler.setFormatter(JsonFormatter(secrets) if chosen == "json" else TextFormatter(secrets))
+        handler.addFilter(RedactingFilter(secrets))
+        logger.addHandler(handler)
+        for old in installed:
+            logger.removeHandler(old)
+        logger.propagate = False
     level = os.environ.get(LEVEL_VARIABLE, "").strip().upper()
     if level in ("DEBUG", "INFO", "WARNING", "ERROR"):
         logger.setLevel(level)

@@ -17,6 +17,7 @@ metrics_log = logging.getLogger("bailian_flow.metrics")
 
 # The counters a summary line always has (null when nothing counted them).
 COUNTERS = ("bailian_calls", "oss_reads", "oss_writes")
+MAX_ERROR_CHARS = 500
 MAX_LISTED_RUNS = 20  # a summary names the runs it touched; a bulk event could touch thousands
 
 Handler = Callable[[Any, Any], Any]
@@ -96,7 +97,9 @@ def invoke(function: str, handler: Handler, event: Any, context: Any) -> Any:
         try:
             result = handler(event, context)
         except BaseException as exc:
-            summary_line(name, "error", time.monotonic() - started, {"error": type(exc).__name__}, **tally)
+            # FC prints the traceback itself and retries; the summary says which error, masked like any field.
+            failed = {"error": type(exc).__name__, "message": str(exc)[:MAX_ERROR_CHARS]}
+            summary_line(name, "error", time.monotonic() - started, failed, **tally)
             raise
         did, counters = describe(result)
         # What the pipeline counted itself (`obs.count`) wins over what its result reports.
