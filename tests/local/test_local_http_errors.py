@@ -60,6 +60,12 @@ MALFORMED = [
     ("a malformed version", b"GET /runs HTTP/x.y\r\n" + CLOSE + b"\r\n", 400, "BadRequest"),
     ("HTTP/2 over a 1.1 socket", b"GET /runs HTTP/2.0\r\n" + CLOSE + b"\r\n", 505, "HTTPVersionNotSupported"),
     (
+        "a body over FC's 32 MB",
+        b"POST /runs HTTP/1.1\r\n" + CLOSE + b"Content-Type: application/json\r\nContent-Length: 40000000\r\n\r\n{}",
+        413,
+        "PayloadTooLarge",
+    ),
+    (
         "a bad chunk size",
         b"POST /runs HTTP/1.1\r\n" + CLOSE + b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
         b"ZZZ\r\nabc\r\n0\r\n\r\n",

@@ -158,7 +158,8 @@ PARSER_ERROR_CODES = {
     501: "NotImplemented",
     505: "HTTPVersionNotSupported",
 }
-MAX_ERROR_MESSAGE = 200  # the parser's messages quote the request line: never echo much of it back
+MAX_ERROR_MESSAGE = 200
+MAX_BODY_BYTES = 32 << 20  # the parser's messages quote the request line: never echo much of it back
 
 
 def error_body(status: int, message: str) -> bytes:
@@ -198,26 +199,39 @@ def _request_handler() -> type:
 
 
 class _WholeBody:
-    """Reads a chunked request body before the app does, so a malformed one is a JSON 400 here; inside Flask it
-    surfaces as an OSError from `get_data`, answered with an HTML 500 (and read again, and raised again, by
-    functions-framework's after-request hook)."""
+    """Bounds the request body as FC does (32 MB for a synchronous invocation: "Can I modify the limit on the body
+    size of an HTTP request?", https://help.aliyun.com/en/functioncompute/http-body-be-modified), and reads a
+    chunked one before the app does, so a malformed one is a JSON 400 here; inside Flask it surfaces as an OSError
+    from `get_data`, answered with an HTML 500 (and read again, and raised again, by functions-framework's
+    after-request hook)."""
 
     def __init__(self, app: WSGIApplication) -> None:
         self.app = app
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        declared = str(environ.get("CONTENT_LENGTH") or "0")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return _refuse(start_response, 413, f"the request body is larger than FC's {MAX_BODY_BYTES >> 20} MB")
         if environ.get("wsgi.input_terminated"):
             try:
-                body = environ["wsgi.input"].read()
+                body = environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
             except (OSError, ValueError) as exc:
-                data = error_body(400, f"malformed chunked request body: {exc}")
-                headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
-                start_response("400 Bad Request", headers)
-                return [data]
+                return _refuse(start_response, 400, f"malformed chunked request body: {exc}")
+            if len(body) > MAX_BODY_BYTES:
+                return _refuse(start_response, 413, f"the request body is larger than FC's {MAX_BODY_BYTES >> 20} MB")
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
             environ["wsgi.input_terminated"] = False
         return self.app(environ, start_response)
+
+
+def _refuse(start_response: StartResponse, status: int, message: str) -> list[bytes]:
+    from http import HTTPStatus
+
+    data = error_body(status, message)
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data))), ("Connection", "close")]
+    start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+    return [data]
 
 
 class HttpTriggerServer:
