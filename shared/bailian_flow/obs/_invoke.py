@@ -77,7 +77,12 @@ def describe(result: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     counts = result.get("counts")
     if isinstance(counts, dict):  # the timer's tick report
         did = {"active": result.get("active")}
-        did.update((name, value) for name, value in counts.items() if name not in COUNTERS and name != "seconds")
+        # Scalars only: the maps (runs by stage, by kind, quota use) are the metrics line's.
+        did.update(
+            (name, value)
+            for name, value in counts.items()
+            if name not in COUNTERS and name != "seconds" and not isinstance(value, Mapping)
+        )
         for name in ("finished", "redriven", "adopted", "admitted", "undeployed"):
             if result.get(name):
                 did[name] = list(result[name])[:MAX_LISTED_RUNS]
