@@ -293,8 +293,9 @@ def test_files_get_the_same_verdict_with_and_without_the_fast_path(path: Path, c
 
 @pytest.mark.parametrize("kind", ["sft", "cpt", "dpo"])
 @pytest.mark.parametrize("thinking", [None, False, True])
+@pytest.mark.parametrize("chunk", [4096, 1 << 20])  # lines mostly split across chunks / mostly whole in one
 def test_realistic_hostile_files_get_the_same_errors_with_and_without_the_fast_path(
-    kind: DatasetKind, thinking: bool | None
+    kind: DatasetKind, thinking: bool | None, chunk: int
 ) -> None:
     """Long, multimodal and thinking lines, each broken, collected: the same codes, lines, fields and messages."""
     lines = realistic_lines(kind)
@@ -304,8 +305,8 @@ def test_realistic_hostile_files_get_the_same_errors_with_and_without_the_fast_p
     def collected(fast: bool) -> Any:
         validator = DatasetValidator(kind, object_name="f.jsonl", fast=fast, thinking=thinking, max_errors=10**6)
         try:
-            for start in range(0, len(data), 4096):
-                validator.feed(data[start : start + 4096])
+            for start in range(0, len(data), chunk):
+                validator.feed(data[start : start + chunk])
             return validator.finish()
         except DatasetError as exc:
             return [error.to_dict() for error in exc.errors]

@@ -13,12 +13,13 @@ are `loss_weight`, typed float, and msgspec refuses a number out of float range 
 to digit/not-digit (`bytes.translate`) and looks for the run as a substring, two C passes where a regex
 `\\d{4301}` retried a match at every digit (it was 60 % of the validator's time on long lines).
 
-Think tags. A decoded text can hold `think>` only if the raw line holds it, or writes one of its ASCII characters
-as a `\\u00XX` escape (JSON has no other way to spell them); one bytes search of the line spares the search of
-every long assistant text, which is the common case.
+Think tags. The rules' `_has_think_tag` (`"<think>" in text or "</think>" in text`) as one regex alternation:
+sre scans for the `<` both begin with, faster than two substring searches over long answers (the common case has
+no tag, so every byte of every assistant text is searched once).
 """
 
 # No `from __future__ import annotations`: msgspec reads these local structs' annotations at runtime.
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,9 +27,9 @@ from typing import Any
 import msgspec
 
 from ._errors import DatasetKind
-from ._rules import RecordError, _check_thinking
+from ._rules import THINK_CLOSE, THINK_OPEN, RecordError, _check_thinking
 
-_THINK = "think>"  # in both tags: one search tells whether a text may have either
+_THINK_TAG = re.compile(f"{re.escape(THINK_OPEN)}|{re.escape(THINK_CLOSE)}")
 _UNSET: Any = msgspec.UNSET
 # Digits to "0", everything else to " ": a run of digits is then a run of "0" (bytes regex `\d` is ASCII 0-9 too).
 _DIGIT_MAP = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
@@ -147,10 +148,9 @@ def _thinking_ok(
     finals: Sequence[tuple[str, str]],
     thinking: bool | None,
     final_name: str,
-    tag_free: bool,
 ) -> bool:
     # Without a tag anywhere, only required thinking has something to check; else the rules' own code decides.
-    if thinking is not True and (tag_free or not any(_THINK in text for _, text in (*history, *finals))):
+    if thinking is not True and not any(_THINK_TAG.search(text) for _, text in (*history, *finals)):
         return True
     try:
         _check_thinking(history, finals, thinking, final_name=final_name)
@@ -159,14 +159,14 @@ def _thinking_ok(
     return True
 
 
-def _sft_ok(record: Any, thinking: bool | None, tag_free: bool) -> bool:
+def _sft_ok(record: Any, thinking: bool | None) -> bool:
     turns: list[tuple[str, str]] = []
     if not _conversation_ok(record.messages, "assistant", turns):
         return False
-    return _thinking_ok(turns[:-1], turns[-1:], thinking, "the last assistant turn", tag_free)
+    return _thinking_ok(turns[:-1], turns[-1:], thinking, "the last assistant turn")
 
 
-def _dpo_ok(record: Any, thinking: bool | None, tag_free: bool) -> bool:
+def _dpo_ok(record: Any, thinking: bool | None) -> bool:
     history: list[tuple[str, str]] = []
     if not _conversation_ok(record.messages, "user", history):
         return False
@@ -176,14 +176,14 @@ def _dpo_ok(record: Any, thinking: bool | None, tag_free: bool) -> bool:
     if _blank(chosen.content) or _blank(rejected.content) or chosen.content == rejected.content:
         return False
     finals = [("chosen.content", chosen.content), ("rejected.content", rejected.content)]
-    return _thinking_ok(history, finals, thinking, "chosen and rejected", tag_free)
+    return _thinking_ok(history, finals, thinking, "chosen and rejected")
 
 
-def _cpt_ok(record: Any, thinking: bool | None, tag_free: bool) -> bool:
+def _cpt_ok(record: Any, thinking: bool | None) -> bool:
     return not _blank(record.text)
 
 
-_Check = Callable[[Any, bool | None, bool], bool]
+_Check = Callable[[Any, bool | None], bool]
 _CHECKS: dict[DatasetKind, tuple[int, _Check]] = {
     "sft": (0, _sft_ok),
     "dpo": (1, _dpo_ok),
@@ -197,7 +197,7 @@ class FastPath:
     def __init__(self, kind: DatasetKind, thinking: bool | None, *, enabled: bool = True) -> None:
         self._thinking = thinking
         # (strict, lenient) decoders; None when every line goes to the full rules.
-        self._decoders: tuple[Callable[[bytes], Any], Callable[[bytes], Any]] | None = None
+        self._decoders: tuple[Callable[[bytes | memoryview], Any], Callable[[bytes | memoryview], Any]] | None = None
         schema, self._check = _CHECKS[kind]
         if enabled:
             decoders = msgspec.json.Decoder(_STRICT[schema]), msgspec.json.Decoder(_LENIENT[schema])
@@ -209,7 +209,7 @@ class FastPath:
     def enabled(self) -> bool:
         return self._decoders is not None
 
-    def accepts(self, line: bytes) -> bool:
+    def accepts(self, line: bytes | memoryview) -> bool:
         if self._decoders is None:
             return False
         decode, decode_lenient = self._decoders
@@ -220,10 +220,10 @@ class FastPath:
                 record = decode_lenient(line)
             except (msgspec.DecodeError, RecursionError):
                 return False
-            if not _valid_utf8(line) or self._has_long_number(line):
+            whole = bytes(line)
+            if not _valid_utf8(whole) or self._has_long_number(whole):
                 return False
-        tag_free = b"think>" not in line and b"\\u00" not in line
-        return self._check(record, self._thinking, tag_free)
+        return self._check(record, self._thinking)
 
     def _has_long_number(self, line: bytes) -> bool:
         """A run of more digits than `json.loads` converts (anywhere: in a string it is harmless, but rare)."""
