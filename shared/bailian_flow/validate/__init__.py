@@ -13,6 +13,7 @@ from ._names import MAX_STEM_LENGTH, check_file_name, kind_for_training_type, sa
 from ._stream import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_LINE_BYTES,
+    FILE_API_MAX_BYTES,
     MAX_REPORTED_ERRORS,
     RECOMMENDED_RECORDS,
     DatasetValidator,
@@ -24,6 +25,7 @@ from ._stream import (
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_LINE_BYTES",
+    "FILE_API_MAX_BYTES",
     "MAX_BATCH_LINE_BYTES",
     "MAX_REPORTED_ERRORS",
     "MAX_STEM_LENGTH",

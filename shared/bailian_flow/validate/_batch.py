@@ -78,9 +78,11 @@ class ThinkingModes:
     Model Studio, "Batch inference" (https://help.aliyun.com/en/model-studio/batch-inference), section "Scope",
     "Important", the note on models with a thinking mode (the stored copies are cut inside it, the Spanish one at
     "Algunos modelos admiten el modo de pensami…"); the rule as bailian-api.md "Corrections" records it from that
-    page: "one thinking mode (`enable_thinking`) per input file". A line's mode is its `body.enable_thinking`, or, when absent, the model's default:
-    `default_thinking(model)` says it (True for a model that thinks unless told not to), None when unknown; an
-    absent flag of unknown default then must not meet an explicit one (the strictest reading: it may be either).
+    page: "one thinking mode (`enable_thinking`) per input file".
+
+    A line's mode is its `body.enable_thinking`, or, when absent, the model's default: `default_thinking(model)`
+    says it (True for a model that thinks unless told not to), None when unknown; an absent flag of unknown default
+    then must not meet an explicit one (the strictest reading: it may be either).
     The planner splits an input by model, one Bailian input file per shard, so modes are kept per model.
     """
 
