@@ -114,44 +114,51 @@ def _parts_ok(parts: Sequence[Any]) -> bool:
     return True
 
 
-def _conversation_ok(messages: Sequence[Any], final_role: str, assistant_turns: list[tuple[str, str]]) -> bool:
-    """The rules' `_check_conversation`; collects the assistant turns (field, text) for the thinking rules."""
+# What `_conversation` finds: a rule broken, or a good conversation with or without a possible think tag.
+_BROKEN, _PLAIN, _TAGGED = -1, 0, 1
+
+
+def _may_have_tag(text: str) -> bool:
+    # Short texts: one substring test (a superset of both tags, `_thinking_ok` then decides exactly). Long ones: sre
+    # scans for the `<` both tags begin with, faster over long answers than substring searches.
+    return "think>" in text if len(text) < 1024 else _THINK_TAG.search(text) is not None
+
+
+def _conversation(messages: Sequence[Any], final_role: str) -> int:
+    """The rules' `_check_conversation` on typed messages; `_TAGGED` if an assistant turn may hold a think tag."""
     if not messages:
-        return False
+        return _BROKEN
     previous = None
+    found = _PLAIN
     for index, message in enumerate(messages):
         role = message.role
         if role == "system":
             if index:
-                return False
+                return _BROKEN
         elif role != ("assistant" if previous == "user" else "user"):
-            return False
+            return _BROKEN
         content = message.content
         if type(content) is str:
-            if _blank(content):
-                return False
+            if not content or content.isspace():  # `_blank`, inlined on the hot path
+                return _BROKEN
         elif role == "assistant" or not _parts_ok(content):
-            return False
+            return _BROKEN
         weight = message.loss_weight
         if role == "assistant":
-            assistant_turns.append((f"messages[{index}].content", content))
             if weight is not _UNSET and not 0 < weight <= 1:
-                return False
+                return _BROKEN
+            if not found and _may_have_tag(content):
+                found = _TAGGED
         elif weight is not _UNSET:
-            return False
+            return _BROKEN
         previous = role
-    return previous == final_role
+    return found if previous == final_role else _BROKEN
 
 
 def _thinking_ok(
-    history: Sequence[tuple[str, str]],
-    finals: Sequence[tuple[str, str]],
-    thinking: bool | None,
-    final_name: str,
+    history: Sequence[tuple[str, str]], finals: Sequence[tuple[str, str]], thinking: bool | None, final_name: str
 ) -> bool:
-    # Without a tag anywhere, only required thinking has something to check; else the rules' own code decides.
-    if thinking is not True and not any(_THINK_TAG.search(text) for _, text in (*history, *finals)):
-        return True
+    """The rules' own `_check_thinking`, on (field, text) pairs as they build them."""
     try:
         _check_thinking(history, finals, thinking, final_name=final_name)
     except RecordError:
@@ -159,24 +166,35 @@ def _thinking_ok(
     return True
 
 
+def _assistant_turns(messages: Sequence[Any]) -> list[tuple[str, str]]:
+    return [(f"messages[{i}].content", m.content) for i, m in enumerate(messages) if m.role == "assistant"]
+
+
 def _sft_ok(record: Any, thinking: bool | None) -> bool:
-    turns: list[tuple[str, str]] = []
-    if not _conversation_ok(record.messages, "assistant", turns):
+    found = _conversation(record.messages, "assistant")
+    if found == _BROKEN:
         return False
+    # Without a tag anywhere, only required thinking has something to check.
+    if found == _PLAIN and thinking is not True:
+        return True
+    turns = _assistant_turns(record.messages)
     return _thinking_ok(turns[:-1], turns[-1:], thinking, "the last assistant turn")
 
 
 def _dpo_ok(record: Any, thinking: bool | None) -> bool:
-    history: list[tuple[str, str]] = []
-    if not _conversation_ok(record.messages, "user", history):
+    found = _conversation(record.messages, "user")
+    if found == _BROKEN:
         return False
     chosen, rejected = record.chosen, record.rejected
     if chosen.role != "assistant" or rejected.role != "assistant":
         return False
     if _blank(chosen.content) or _blank(rejected.content) or chosen.content == rejected.content:
         return False
+    tagged = found == _TAGGED or _may_have_tag(chosen.content) or _may_have_tag(rejected.content)
+    if not tagged and thinking is not True:
+        return True
     finals = [("chosen.content", chosen.content), ("rejected.content", rejected.content)]
-    return _thinking_ok(history, finals, thinking, "chosen and rejected")
+    return _thinking_ok(_assistant_turns(record.messages), finals, thinking, "chosen and rejected")
 
 
 def _cpt_ok(record: Any, thinking: bool | None) -> bool:
