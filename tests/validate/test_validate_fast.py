@@ -202,6 +202,9 @@ def realistic_lines(kind: DatasetKind) -> list[bytes]:
 # Multimodal parts, think blocks and long numbers: each rule of the typed fast path, broken.
 REALISTIC_EDITS = [
     (b'"type": "text"', b'"type": "txt"'),
+    (b'"type": "text"', b'"type": "text", "type": "bogus"'),  # duplicate keys: the last one counts
+    (b'"type": "image_url"', b'"type": "bogus", "type": "image_url"'),
+    (b'{"text": "', b'{"text": "a", "text": "'),
     (b'"type": "text"', b'"type": "image_url"'),
     (b'"type": "image_url"', b'"type": "text"'),
     (b'"type": "image_url"', b'"type": 1'),
