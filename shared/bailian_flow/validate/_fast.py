@@ -1,10 +1,10 @@
 """The fast path: a typed msgspec decoder that checks a record's shape while it parses the line.
 
-It only ever *accepts*. A line it is not sure of (any decode or type error, a rule broken, a DPO record whose
-responses are not plain text) goes to the full rules of `_rules.py` on `json.loads`, which find the error and word
-it; so every rule and message is the same whichever path a line takes, and the fast path must never accept a line
-the full rules would refuse (tests/validate/test_validate_fast.py checks that, line by line). Think blocks are
-checked by the full rules' own `_check_thinking` on the typed strings, so that rule has one implementation.
+It only ever *accepts*. A line it is not sure of (any decode or type error, any rule broken) goes to the full
+rules of `_rules.py` on `json.loads`, which find the error and word it; so every rule and message is the same
+whichever path a line takes, and the fast path must never accept a line the full rules would refuse
+(tests/validate/test_validate_fast.py checks that, line by line). Think blocks are checked by the full rules' own
+`_check_thinking` on the typed strings, so that rule has one implementation.
 
 Numbers. `json.loads` refuses an integer of more than `sys.get_int_max_str_digits()` (4,300) digits; msgspec skips
 unknown fields without converting their numbers. A strictly decoded line has no unknown field: its only numbers
@@ -13,9 +13,10 @@ are `loss_weight`, typed float, and msgspec refuses a number out of float range 
 to digit/not-digit (`bytes.translate`) and looks for the run as a substring, two C passes where a regex
 `\\d{4301}` retried a match at every digit (it was 60 % of the validator's time on long lines).
 
-Think tags. The rules' `_has_think_tag` (`"<think>" in text or "</think>" in text`) as one regex alternation:
-sre scans for the `<` both begin with, faster than two substring searches over long answers (the common case has
-no tag, so every byte of every assistant text is searched once).
+Think tags. Every byte of every assistant text is searched once for a tag (the common case has none): a long text
+with the regex alternation `<think>|</think>` (sre scans for the `<` both begin with, faster than substring
+searches), a short one with the substring `think>`. Only a record that may have a tag, or that must have one
+(`thinking` True), builds the rules' (field, text) pairs and runs their `_check_thinking`.
 """
 
 # No `from __future__ import annotations`: msgspec reads these local structs' annotations at runtime.
