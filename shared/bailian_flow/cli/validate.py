@@ -51,6 +51,7 @@ def validate(
         report = asyncio.run(_batch(path, model, counter))
     else:
         report = _training(path, kind, model or _default_model(), epochs, cap, counter)
+        report["warnings"][:0] = _size_warnings(path)
     if not no_tokens and counter is None:
         report["notes"].append("no token counts: install the tokenizer with pip install 'bailian-flow[tokens]'")
     if as_json:
@@ -58,6 +59,20 @@ def validate(
     else:
         _print(path, report)
     return EXIT_OK if report["ok"] else EXIT_INVALID
+
+
+def _size_warnings(path: Path) -> list[str]:
+    """A training file over the file API's per-file limit cannot be uploaded whole (from its size, before reading)."""
+    from bailian_flow.validate import FILE_API_MAX_BYTES
+
+    size = path.stat().st_size
+    if size <= FILE_API_MAX_BYTES:
+        return []
+    return [
+        f"{path.name} is {size:,} bytes, more than the {FILE_API_MAX_BYTES // (1 << 20)} MiB a file may have on "
+        "Bailian's file API (模型定制文件管理服务, 使用限制: 单个文件大小最大为300MB): "
+        "the upload will be refused; split it"
+    ]
 
 
 def _default_model() -> str:
