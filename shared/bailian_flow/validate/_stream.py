@@ -22,13 +22,15 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from bailian_flow.client.limits import FINE_TUNE_MAX_BYTES
+
 from ._errors import DatasetError, DatasetKind, DatasetStats
 from ._rules import RecordError, check_record
 
 # The per-file limit of the file API a fine-tune dataset is uploaded through: Model Studio "模型定制文件管理服务"
 # (https://help.aliyun.com/document_detail/2712476.html), section "使用限制": "单个文件大小最大为300MB". The seed's
-# "Max 1 GB per file" is out of date; the page wins. Read as MiB, as the validator always has.
-FILE_API_MAX_BYTES = 300 * 1024 * 1024
+# "Max 1 GB per file" is out of date; the page wins. One number for the client and the validator (client/limits.py).
+FILE_API_MAX_BYTES = FINE_TUNE_MAX_BYTES
 DEFAULT_MAX_BYTES = FILE_API_MAX_BYTES
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
 # bailian-api.md §9: below these volumes a fine-tune trains but rarely learns much.
