@@ -84,7 +84,7 @@ async def test_every_registry_reads_the_same_after_a_restart(tmp_path: Path) -> 
     process, url = start_emulator(tmp_path)
     try:
         async with BailianClient(api_key=TEST_API_KEY, base_url=url) as client:
-            deployment = await client.deployments.create("qwen3-14b", capacity=1, plan="lora", suffix="keep")
+            deployment = await client.deployments.create("qwen3-14b", capacity=1, suffix="keep")
             storage = {"bucket_name": "weights", "object_key": "models/x/"}
             imported = await client.custom_models.create("qwen3-32b", storage, weight_type="lora")
             uploaded = await client.compat_files.upload(_batch_input(3), purpose="batch", filename="in.jsonl")

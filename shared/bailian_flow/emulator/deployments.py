@@ -176,8 +176,6 @@ def _check_plan(info: ModelInfo, plan: str | None) -> None:
         )
     if info.base_model in WAN_I2V_MODELS and plan != "lora":
         raise ApiError(400, "InvalidParameter", f"Model {info.model_name} deploys with plan lora only.")
-    if info.base_model not in WAN_I2V_MODELS and plan == "lora":
-        raise ApiError(400, "InvalidParameter", f"Plan lora is for Wan LoRA models; {info.model_name} is not one.")
 
 
 def _deployed_name(model_name: str, workspace_id: str, suffix: str | None) -> str:
