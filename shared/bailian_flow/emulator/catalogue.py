@@ -57,8 +57,9 @@ NOT_FINE_TUNABLE = frozenset({"emo", "animate-anyone-detect", "qwen-flash-2025-0
 # Base models offered for direct deployment (the rest are only fine-tunable, as on the service), with the plans the
 # deployment reference (help.aliyun.com model-studio "模型部署 API 参考"; alibabacloud.com "Create deployment") shows
 # for them: PTU (with ptu_capacity) and model units (MU, with deploy_spec) for Qwen LLMs; None is the older
-# capacity-only form of the `emo` sample, which is the only form for the image/video base models.
-LLM_PLANS: frozenset[str | None] = frozenset({None, "ptu", "mu", "cu"})
+# capacity-only form of the `emo` sample, which is the only form for the image/video base models. `cu` and `lora`
+# on a Qwen base are not refused: no page says they are, and earlier clients deploy that way.
+LLM_PLANS: frozenset[str | None] = frozenset({None, "ptu", "mu", "cu", "lora"})
 DEPLOYABLE_BASE_MODELS: dict[str, frozenset[str | None]] = {
     "qwen-plus": LLM_PLANS,
     "qwen-flash-2025-07-28": LLM_PLANS,
