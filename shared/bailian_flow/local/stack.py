@@ -8,6 +8,11 @@ Functions run in this process, each loaded from its own `index.py`. Their enviro
 `environmentVariables` with local overrides (emulator endpoints, fake keys, a generated API token), applied to
 the whole process: locally all functions share one environment, which is acceptable because ours declare the
 same variables. The previous environment is restored on exit.
+
+With a data directory the stack is durable as FC is: the emulator (Bailian and OSS) is another process that keeps
+its state there, and the async queue (OSS trigger events, async invocations, the OSS event cursor) is journaled
+there too (async_queue.py). Killed at any moment, even by SIGKILL, and started again on the same data directory,
+the stack delivers every event it had accepted or not yet read, at least once.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from bailian_flow.local.async_queue import AsyncJournal
 from bailian_flow.local.emulator_process import EmulatorProcess
 from bailian_flow.local.http_trigger import FcHttpTarget, HttpTriggerServer
 from bailian_flow.local.invoke_api import build_invoke_app
@@ -93,6 +99,7 @@ class LocalStack:
         self._saved_env: dict[str, str | None] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._dispatcher: Dispatcher | None = None
+        self._journal: AsyncJournal | None = None
         self._session: aiohttp.ClientSession | None = None
         self._poller: OssEventPoller | None = None
         self._poller_task: asyncio.Task[None] | None = None
@@ -157,6 +164,11 @@ class LocalStack:
             missing = self._only - {f.name for f in selected}
             raise KeyError(f"not in {self.config_path}: {sorted(missing)}")
 
+        if self._data_dir is not None:
+            # First: a second stack on this data directory fails here, before it starts an emulator.
+            self._data_dir.mkdir(parents=True, exist_ok=True)
+            self._journal = AsyncJournal.open(self._data_dir)
+
         if self._given_emulator_url:
             self.emulator_url = self._given_emulator_url.rstrip("/")
         else:
@@ -173,7 +185,11 @@ class LocalStack:
 
         self._executor = ThreadPoolExecutor(max_workers=self._workers * 2, thread_name_prefix="fc-invoke")
         self._dispatcher = Dispatcher(
-            self.functions, self._executor, workers=self._workers, retry_base_delay=self._retry_base_delay
+            self.functions,
+            self._executor,
+            workers=self._workers,
+            retry_base_delay=self._retry_base_delay,
+            journal=self._journal,
         )
         self._dispatcher.start()
 
@@ -216,6 +232,9 @@ class LocalStack:
         if self._emulator is not None:
             await self._emulator.stop()
             self._emulator = None
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
         self._restore_environment()
 
     # -- pieces ----------------------------------------------------------------------------------------------
@@ -298,7 +317,10 @@ class LocalStack:
     def _start_oss_triggers(self) -> None:
         routes = [(f.spec.name, t) for f in self.functions.values() for t in f.spec.oss_triggers]
         self._session = aiohttp.ClientSession()
-        self._poller = OssEventPoller(self._session, self.emulator_url, routes, self.dispatcher.submit)
+        start_after = self._journal.oss_seq if self._journal is not None else 0
+        self._poller = OssEventPoller(
+            self._session, self.emulator_url, routes, self.dispatcher, start_after=start_after
+        )
         if routes:
             self._poller_task = asyncio.create_task(self._poller.run(), name="oss-events")
 
@@ -326,7 +348,9 @@ class LocalStack:
             "triggerName": trigger.name,
             "payload": trigger.payload,
         }
-        self.dispatcher.submit(function, json.dumps(event).encode("utf-8"), f"timer:{trigger.name}")
+        # Not journaled: a tick lost with the process is simply the next tick.
+        payload = json.dumps(event).encode("utf-8")
+        self.dispatcher.submit(function, payload, f"timer:{trigger.name}", durable=False)
 
     async def wait_idle(self, timeout: float = 30.0) -> None:
         """Wait until every OSS event so far has been routed and no delivery is queued, running or retrying.
