@@ -61,6 +61,7 @@ class OssEvents:
         self.last_seq = 0
         self._buffer: deque[tuple[int, dict[str, Any]]] = deque(maxlen=BUFFER_SIZE)
         self._changed = asyncio.Event()
+        self._closing = False
         self._log_path: Path | None = None
         self._log: IO[str] | None = None
         self._logged_lines = 0
@@ -180,12 +181,17 @@ class OssEvents:
             changed = self._changed
             found = self.since(after, encode_keys)
             remaining = deadline - loop.time()
-            if found or remaining <= 0:
+            if found or remaining <= 0 or self._closing:
                 return found
             try:
                 await asyncio.wait_for(changed.wait(), remaining)
             except asyncio.TimeoutError:
                 return self.since(after, encode_keys)
+
+    def wake_for_shutdown(self) -> None:
+        """Answer every long poll now: a stopping server waits for open requests, and a poller may be gone."""
+        self._closing = True
+        self._changed.set()
 
     def clear(self) -> None:
         self._buffer.clear()
@@ -247,6 +253,11 @@ def setup_events(app: web.Application) -> OssEvents:
     events = OssEvents(state.clock)
     app[OSS_EVENTS_KEY] = events
     state.add_reset_hook(events.clear)
+
+    async def wake(app: web.Application) -> None:
+        events.wake_for_shutdown()
+
+    app.on_shutdown.append(wake)
     app.router.add_get("/_emulator/oss/events", poll_events)
     app.router.add_get("/_emulator/oss/config", get_config)
     app.router.add_post("/_emulator/oss/config", set_config)
