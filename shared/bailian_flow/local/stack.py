@@ -158,6 +158,7 @@ class LocalStack:
         await self.stop()
 
     async def start(self) -> None:
+        started_at = datetime.now(timezone.utc)
         self.spec = load_spec(self.config_path)
         selected = [f for f in self.spec.functions if self._only is None or f.name in self._only]
         if self._only is not None and len(selected) != len(self._only):
@@ -180,7 +181,7 @@ class LocalStack:
             )
             self.emulator_url = await self._emulator.start()
 
-        self._apply_environment(selected)
+        self._apply_environment(selected, started_at)
         self.functions = {spec.name: LocalFunction.load(spec, spec.region) for spec in selected}
 
         self._executor = ThreadPoolExecutor(max_workers=self._workers * 2, thread_name_prefix="fc-invoke")
@@ -238,7 +239,7 @@ class LocalStack:
         self._restore_environment()
 
     # -- pieces ----------------------------------------------------------------------------------------------
-    def _apply_environment(self, functions: Sequence[FunctionSpec]) -> None:
+    def _apply_environment(self, functions: Sequence[FunctionSpec], started_at: datetime) -> None:
         merged: dict[str, str] = {}
         for spec in functions:
             for name, value in spec.environment.items():
@@ -262,9 +263,18 @@ class LocalStack:
             "BAILIAN_FLOW_WEBHOOK_URL": webhook if webhook and _is_loopback(webhook) else "",
             "FC_REGION": region,
             "FC_ACCOUNT_ID": LOCAL_ACCOUNT_ID,
+            "BAILIAN_FLOW_ACTORS_DEAD_BEFORE": self._actors_dead_before(started_at),
         }
         self.environment = {**merged, **local, **self._extra_env}
         self._export(self.environment)
+
+    def _actors_dead_before(self, started_at: datetime) -> str:
+        """Our start, when every earlier writer to the bucket is known dead: the bucket is our own emulator's and
+        its data directory is ours alone (the emulator's lock, the journal's). So the intents a killed stack left
+        are taken up at once, not after FC's lease. With an emulator someone else runs, nothing is known."""
+        if self._emulator is None:
+            return ""
+        return started_at.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
     def _export(self, values: Mapping[str, str]) -> None:
         for name, value in values.items():
