@@ -1,8 +1,12 @@
 """FC's async queue, kept on disk: an accepted async delivery is delivered, even if the stack is killed meanwhile.
 
-On FC an accepted async invocation (an OSS trigger's event, `x-fc-invocation-type: Async`) sits in a durable queue
-and is retried up to `maxAsyncRetryAttempts` whatever happens to the instance running it. Locally the queue lives
-in the stack's process, so it is journaled to `<data-dir>/fc-async-queue.jsonl`, one JSON object a line:
+On FC an accepted async invocation (an OSS trigger's event, `x-fc-invocation-type: Async`) is persisted in an
+internal queue before FC answers, executed at least once, and retried up to `maxAsyncRetryAttempts` (3 by default)
+when the handler fails ("Asynchronous invocation", https://help.aliyun.com/en/functioncompute/fc-asynchronous-invocation,
+and "Overview", https://www.alibabacloud.com/help/en/fc/overview-34, section "Background"; "Configure a retry
+mechanism", https://help.aliyun.com/en/functioncompute/fc/user-guide/error-handling-1-2, "Asynchronous
+invocations"). Locally the queue lives in the stack's process, so it is journaled to
+`<data-dir>/fc-async-queue.jsonl`, one JSON object a line:
 
     {"op": "accept", "deliveries": [{"id", "function", "source", "payload" (base64), "at" (epoch)}], "oss_seq": N}
     {"op": "failed", "id": ..., "attempt": n}     an attempt failed and a retry is due (the count survives)
