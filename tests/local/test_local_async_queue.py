@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,18 @@ async def test_a_restarted_stack_delivers_what_the_last_one_accepted_and_did_not
         assert after.pending == {}, "delivered once finished, and a function no longer in s.yaml dropped"
     finally:
         after.close()
+
+
+async def test_dev_says_its_earlier_actors_are_dead_only_when_it_owns_the_emulator(
+    tmp_path: Path, emulator_reset: Any
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    config = write_app(tmp_path / "app", out, timer="0 0 4 * * *")
+    before = datetime.now(timezone.utc)
+    async with LocalStack(config, data_dir=tmp_path / "own") as own:
+        started = datetime.fromisoformat(own.environment["BAILIAN_FLOW_ACTORS_DEAD_BEFORE"].replace("Z", "+00:00"))
+        assert before <= started <= datetime.now(timezone.utc)
+    # Someone else's emulator may have other writers: nothing is known about them.
+    async with LocalStack(config, emulator_url=emulator_reset.url, data_dir=tmp_path / "shared") as shared:
+        assert shared.environment["BAILIAN_FLOW_ACTORS_DEAD_BEFORE"] == ""
