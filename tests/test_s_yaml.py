@@ -29,6 +29,7 @@ OPTIONAL_VARIABLES = {
     "DASHSCOPE_BASE_URL": "only to point at the emulator; the cloud uses the region's endpoint",
     "BAILIAN_FLOW_LEASE_SECONDS": "tuning knob with a default longer than every function's timeout",
     "BAILIAN_FLOW_REDRIVE_AFTER": "tuning knob with a sensible default",
+    "BAILIAN_FLOW_ACTORS_DEAD_BEFORE": "set by a runtime that knows earlier actors died (dev); never on FC",
     "BAILIAN_FLOW_BATCH_SHARD_LINES": "the service's limit by default; lowered only in tests",
     "BAILIAN_FLOW_BATCH_SHARD_BYTES": "the service's limit by default; lowered only in tests",
     **{
