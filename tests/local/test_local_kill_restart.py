@@ -178,11 +178,6 @@ def test_dev_killed_eight_times_while_runs_are_in_flight_ends_every_run_done_wit
         "PYTHONUNBUFFERED": "1",
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
         "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
-        # A killed actor's intent waits out its lease (FC's 660 s) before the timer takes it up, unless the
-        # pipeline honours BAILIAN_FLOW_ACTORS_DEAD_BEFORE, which dev sets to its start (config.py): until it
-        # does, a lease short enough for this test, still five times the longest invocation seen (1.9 s, loaded).
-        # Drop this once the pipeline reads the hint (the test then takes ~25 s instead of ~55 s).
-        "BAILIAN_FLOW_LEASE_SECONDS": "10",
     }
     rng = random.Random(SEED)
     keys = [f"datasets/kill/run-{n:02d}/train.jsonl" for n in range(RUNS)]
