@@ -324,6 +324,9 @@ def test_cancel_mid_way_stops_the_batches(batch_pipeline: Pipeline) -> None:
 
 
 def test_a_cancel_after_a_shard_ended_uncollected_deletes_its_answers_too(batch_pipeline: Pipeline) -> None:
+    # Each batch works an emulated hour: the upload's own invocation cannot see them end and carry the run on, however
+    # slow the machine (then the run could be DONE before the cancel).
+    batch_pipeline.script("batch", "SLOW:3600", count=3)
     run_id = batch_pipeline.upload(KEY, batch_input(120))
     # The submitted shards finish on Bailian (answer files and all) before any tick collects them.
     http_json(f"{batch_pipeline.url}/_emulator/clock", "POST", {"advance": 7200})
