@@ -229,7 +229,32 @@ async def teardown_run(flow: Flow, run_id: str) -> dict[str, Any]:
     raise HttpError(409, "Conflict", f"run {run_id} kept changing; try again")
 
 
+async def scale_run(flow: Flow, run_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Resize what a DONE run serves, through its kind's `scale` hook (a kind without one cannot be scaled)."""
+    for _ in range(5):
+        current = await load(flow, run_id)
+        if current is None:
+            raise HttpError(404, "NotFound", f"run {run_id} does not exist")
+        hook = kinds.spec_of(current.state.kind).hook("scale")
+        if hook is None:
+            raise HttpError(409, "Conflict", f"runs of kind {current.state.kind} cannot be scaled")
+        try:
+            written: RunState | None = await hook(flow, current, body)
+        except SettingsError as exc:
+            raise HttpError(
+                400, "InvalidParameter", f"{exc.field}: {exc.reason}" if exc.field else exc.reason
+            ) from None
+        except kinds.HookRefused as exc:
+            raise HttpError(409, "Conflict", str(exc)) from None
+        if written is not None:
+            return written.public()
+    raise HttpError(409, "Conflict", f"run {run_id} kept changing; try again")
+
+
 def _resume_stage(state: RunState) -> Stage | None:
+    retry_from = kinds.spec_of(state.kind).retry_from
+    if retry_from is not None:
+        return retry_from
     if state.kind == "import":
         return "job-succeeded"
     if (state.finetuned_output and not state.job_deleted) or state.imported_model:
