@@ -30,6 +30,7 @@ REGISTERED: dict[str, str] = {
     "import": "kinds.import_only.spec",
     "batch": "kinds.batch.spec",
     "deploy": "kinds.deployment.spec",
+    "media-fine-tune": "kinds.media_fine_tune.spec",
 }
 
 # The FC functions that act on stages (the timer polls; the webhook only reads and commits).

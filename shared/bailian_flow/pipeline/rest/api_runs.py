@@ -134,9 +134,11 @@ async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
 def _object_kind(flow: Flow, value: Any) -> tuple[str, str]:
     """The kind of run an `oss_key` opens (the kind whose watched prefix holds it, the deepest prefix first) and
     the key made canonical; outside every prefix, the first registered kind's prefix names the mistake."""
-    watched = [(kind, prefix) for kind, prefix, _ in kinds.watched(flow.settings, chained=False)]
+    watched = [(kind, prefix, suffix) for kind, prefix, suffix in kinds.watched(flow.settings, chained=False)]
     first_error: inputs.InputError | None = None
-    for kind, prefix in sorted(watched, key=lambda item: len(item[1]), reverse=True):
+    # The kind whose suffix the key has first (two kinds may watch one prefix: `.jsonl` and `.zip` datasets).
+    ends = str(value) if isinstance(value, str) else ""
+    for kind, prefix, _ in sorted(watched, key=lambda item: (ends.endswith(item[2]), len(item[1])), reverse=True):
         try:
             return kind, inputs.object_key(value, prefix=prefix, field="oss_key")
         except inputs.InputError as exc:

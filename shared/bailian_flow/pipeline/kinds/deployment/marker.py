@@ -68,6 +68,8 @@ async def _open(
     if existing is not None:
         assert isinstance(existing.state, DeployState)
         return existing.state, False
+    from bailian_flow.estimate import deployment_estimate
+
     settings = RunSettings.from_defaults(flow.settings.defaults) if spec is None else _settings(flow, spec)
     state = DeployState(
         run_id=run_id,
@@ -77,6 +79,8 @@ async def _open(
         created_at=iso_z(),
         error=error,
         deploy=_deploy_fields(spec) if spec else {},
+        # The rate its plan bills per 1K tokens served, where the seed's price reference gives one.
+        estimate=deployment_estimate(spec.model, spec.plan) if spec else None,
     )
     if error is not None:
         changed = f"failed: {error.reason}"
