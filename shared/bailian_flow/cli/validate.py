@@ -119,7 +119,9 @@ def _deploy_marker(path: Path) -> dict[str, Any]:
         report.update(ok=False, errors=[{**problem.brief(), "object": problem.object_name} for problem in exc.errors])
         return report
     report.update(
-        model=spec.model, plan=spec.plan, deployment_rate=deployment_estimate(spec.model, spec.plan)["deployment_rate"]
+        model=spec.model,
+        plan=spec.plan,
+        deployment_rate=deployment_estimate(spec.model, spec.plan or "")["deployment_rate"],
     )
     if spec.ttl_seconds is None:
         report["notes"].append("no ttl: the deployment bills until it is torn down (POST /runs/{id}/teardown)")

@@ -166,3 +166,16 @@ def test_a_failed_deployment_is_retried_as_a_new_attempt(pipeline: Pipeline) -> 
     assert status == 202 and body["run"]["stage"] == "requested"
     assert run["stage"] == "DONE" and run["attempt"] == 2, run
     assert pipeline.created()["deployments"] == 2
+
+
+def test_an_image_model_deploys_in_the_capacity_only_form(pipeline: Pipeline) -> None:
+    # `emo` takes no plan (the deployment reference's sample: model_name and capacity only).
+    status, body = pipeline.api("POST", "/runs", {"deploy": {"model": "emo", "capacity": 1, "suffix": "emo01"}})
+    assert status == 202, body
+
+    run = pipeline.pump(body["run"]["run_id"])
+
+    assert run["stage"] == "DONE", run
+    (deployment,) = _deployments(pipeline)
+    assert deployment["model_name"] == "emo" and "plan" not in deployment
+    assert deployment["deployed_model"].endswith("-emo01") and run["estimate"]["deployment_rate"] is None

@@ -31,7 +31,8 @@ def _settings(flow: Flow, spec: DeploySpec) -> RunSettings:
     on_success = defaults.on_success.model_copy(
         update={
             "action": "deploy",
-            "plan": spec.plan,
+            # Shown as the run's plan; the capacity-only form (no plan) is the deploy mapping's, which act_deploy sends.
+            "plan": spec.plan or defaults.on_success.plan,
             "capacity": spec.capacity or 1,
             "deploy_spec": spec.deploy_spec,
             "ptu_capacity": None,
@@ -80,13 +81,13 @@ async def _open(
         error=error,
         deploy=_deploy_fields(spec) if spec else {},
         # The rate its plan bills per 1K tokens served, where the seed's price reference gives one.
-        estimate=deployment_estimate(spec.model, spec.plan) if spec else None,
+        estimate=deployment_estimate(spec.model, spec.plan or "") if spec else None,
     )
     if error is not None:
         changed = f"failed: {error.reason}"
     else:
         assert spec is not None
-        changed = f"deploy requested: {spec.model} on plan {spec.plan}"
+        changed = f"deploy requested: {spec.model} on plan {spec.plan or '(capacity only)'}"
     written = await create(flow, state, changed)
     if written is None:
         again = await load(flow, run_id)

@@ -45,9 +45,15 @@ def _name(state: RunState) -> str:
     return str(given) if given else f"bf-{state.run_id}-{state.attempt}"
 
 
+def _plan(state: RunState) -> str | None:
+    """The plan the create sends: the deploy mapping's (None: the capacity-only form of image and video models)."""
+    plan = state.deploy.get("plan") if isinstance(state, DeployState) else state.settings.on_success.plan
+    return str(plan) if plan else None
+
+
 def _suffix(state: RunState) -> str | None:
     """The suffix sent: none for PTU (the service names it), the marker's, or one of this run and attempt."""
-    if state.settings.on_success.plan == "ptu":
+    if _plan(state) == "ptu":
         return None
     given = state.deploy.get("suffix") if isinstance(state, DeployState) else None
     return str(given) if given else reconcile.deploy_suffix(state.run_id, state.attempt)
@@ -76,7 +82,7 @@ async def _find(flow: Flow, state: RunState) -> Deployment | None:
 async def step_requested(flow: Flow, current: Current) -> Outcome:
     state = current.state
     name, suffix = _name(state), _suffix(state)
-    changed = f"deploying {state.settings.model} on plan {state.settings.on_success.plan} as {name}"
+    changed = f"deploying {state.settings.model} on plan {_plan(state) or '(capacity only)'} as {name}"
     claimed = await claim(flow, current, "deploying", changed, deploy_name=name, deploy_suffix=suffix)
     if claimed is not None:
         await act_deploy(flow, claimed)
@@ -92,9 +98,9 @@ async def act_deploy(flow: Flow, current: Current) -> None:
         current,
         create=lambda: flow.client.deployments.create(
             model_name=state.settings.model,
-            plan=plan.plan,
+            plan=_plan(state),
             # PTU is sized by ptu_capacity alone; the other plans by capacity (a multiple of base_capacity).
-            capacity=None if plan.plan == "ptu" else plan.capacity,
+            capacity=None if _plan(state) == "ptu" else plan.capacity,
             deploy_spec=plan.deploy_spec,
             ptu_capacity=plan.ptu_capacity.model_dump() if plan.ptu_capacity else None,
             suffix=suffix,
@@ -150,14 +156,13 @@ async def undo(flow: Flow, made: Made) -> str:
 
 def _scale_body(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
     """`{"capacity": n}`, or `{"ptu_capacity": {...}}` for PTU; anything else is the caller's to fix (400)."""
-    ptu = state.settings.on_success.plan == "ptu"
+    ptu = _plan(state) == "ptu"
     wanted = "ptu_capacity" if ptu else "capacity"
     unknown = sorted(set(body) - {wanted})
     if unknown or wanted not in body:
         field = unknown[0] if unknown else wanted
-        raise SettingsError(
-            f"a {state.settings.on_success.plan} deployment is scaled by {wanted} alone", object_key=None, field=field
-        )
+        reason = f"a {_plan(state) or 'capacity-only'} deployment is scaled by {wanted} alone"
+        raise SettingsError(reason, object_key=None, field=field)
     value = body[wanted]
     if not ptu:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 1000:
