@@ -37,6 +37,7 @@ def test_the_sample_ptu_marker_deploys_the_model_once_and_follows_it_to_running(
     assert deployment["name"] == "qwen-flash-ptu" and "suffix" not in deployment
     assert deployment["ptu_capacity"] == {"input_tpm": 10000, "output_tpm": 1000}
     assert run["deployment_expires_at"], "the marker's ttl: 24h schedules the teardown"
+    assert run["estimate"]["deployment_rate"]["input_per_1k_tokens"] == 0.002  # the seed's PTU price
     assert pipeline.created()["deployments"] == 1 and pipeline.created()["fine_tunes"] == 0
 
 
@@ -179,3 +180,14 @@ def test_an_image_model_deploys_in_the_capacity_only_form(pipeline: Pipeline) ->
     (deployment,) = _deployments(pipeline)
     assert deployment["model_name"] == "emo" and "plan" not in deployment
     assert deployment["deployed_model"].endswith("-emo01") and run["estimate"]["deployment_rate"] is None
+
+
+def test_a_plan_the_region_does_not_offer_is_refused_naming_the_plan(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DASHSCOPE_REGION", "intl")
+
+    status, answer = pipeline.api("POST", "/runs", {"deploy": MU})
+
+    assert status == 400 and "deploy.plan" in answer["error"]["message"], answer
+    assert pipeline.runs() == []

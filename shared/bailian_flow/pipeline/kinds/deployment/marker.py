@@ -49,6 +49,17 @@ def _settings(flow: Flow, spec: DeploySpec) -> RunSettings:
     return defaults.model_copy(update={"model": spec.model, "on_success": on_success, "job_retention": "keep"})
 
 
+def _offered(flow: Flow, spec: DeploySpec, where: str) -> DeploySpec:
+    """Refuse a plan the configured region does not offer: model-unit and other dedicated plans are Beijing only,
+    PTU Beijing and Singapore (service-contract.md#C27; "模型部署 API 参考", 重要)."""
+    if flow.settings.region != "cn" and spec.plan != "ptu":
+        plan = spec.plan or "the capacity-only form"
+        raise DatasetError(
+            where, f"{plan} is offered in the Beijing region only (DASHSCOPE_REGION=cn)", field="deploy.plan"
+        )
+    return spec
+
+
 def _deploy_fields(spec: DeploySpec) -> dict[str, Any]:
     fields = {key: value for key, value in asdict(spec).items() if value is not None}
     if spec.ptu_capacity:
@@ -120,7 +131,7 @@ async def open_from_event(
     else:
         try:
             body = await flow.store.get(key) or b""
-            spec = parse_deploy_marker(body, object_name=key)
+            spec = _offered(flow, parse_deploy_marker(body, object_name=key), key)
         except DatasetError as exc:
             error = RunError(reason=exc.reason, object=key, field=exc.field, code="InvalidSettings")
     return await _open(flow, run_id, source, spec, error)
@@ -134,7 +145,7 @@ async def start_request(flow: Flow, body: dict[str, Any]) -> tuple[DeployState, 
             f"a deploy request takes only 'deploy', not {unknown[0]!r}", object_key=None, field=unknown[0]
         )
     try:
-        spec = parse_deploy_marker({"deploy": body["deploy"]}, object_name="request")
+        spec = _offered(flow, parse_deploy_marker({"deploy": body["deploy"]}, object_name="request"), "request")
     except DatasetError as exc:
         raise SettingsError(f"{exc.field or 'deploy'}: {exc.reason}", object_key=None, field=exc.field) from None
     return await _open(flow, request_run_id(body["deploy"]), Source(bucket=flow.settings.bucket), spec, None)
