@@ -99,13 +99,25 @@ def _hostile(name: str) -> tuple[bytes, str]:
     if name == "bomb-by-ratio":
         bomb = helpers.Entry("image_1.png", b"\0" * (8 << 20))
         return helpers.build_zip([bomb if entry.name == "image_1.png" else entry for entry in entries]), "image_1.png"
+    if name == "bomb-by-count":
+        filler = [helpers.Entry(f"pad_{n}.txt", b"") for n in range(10_001)]
+        return helpers.build_zip([*entries, *filler]), "zip bomb by count"
     if name == "truncated":
-        return helpers.build_zip(entries)[:-200], KEY
+        return helpers.build_zip(entries)[:-200], "truncated: no end of central directory"
     raise AssertionError(name)
 
 
 @pytest.mark.parametrize(
-    "damage", ["missing-video", "wrong-media-type", "outside-the-root", "no-index", "bomb-by-ratio", "truncated"]
+    "damage",
+    [
+        "missing-video",
+        "wrong-media-type",
+        "outside-the-root",
+        "no-index",
+        "bomb-by-ratio",
+        "bomb-by-count",
+        "truncated",
+    ],
 )
 def test_a_hostile_zip_is_a_failed_run_naming_the_problem_with_nothing_uploaded(
     pipeline: Pipeline, damage: str
