@@ -1,13 +1,15 @@
 """Memory of validating a Wan dataset zip by ranged reads: flat whatever the archive's size.
 
-    python bench/zip_memory.py [--sizes-mb 100,990] [--samples 95]
+    python bench/zip_memory.py [--sizes-mb 100,990] [--samples 95] [--via file|store]
 
 For each size, writes a sparse zip in a temp dir (the videos are stored entries whose media bytes are holes, their
 `moov` box after the media: the disk holds a few KiB, the archive claims the full size), then validates it with
 `validate_archive` in a fresh interpreter and prints the archive size, how many ranged reads and bytes the
 validation made, the Python heap peak (tracemalloc) and the process's peak RSS over its idle RSS. Target: the heap
 peak does not grow with the archive (the largest single read is bounded by the 1 MiB chunk and the 64 KiB image
-head), and bytes read stay a tiny fraction of the archive.
+head), and bytes read stay a tiny fraction of the archive. `--via store` reads through the store contract the
+pipeline uses (`ObjectStore.read_range` of a `FileStore`, wrapped in `StoreRangedReader`, pinned to the ETag), the
+media fine-tune kind's path with OSS swapped for a directory.
 """
 
 from __future__ import annotations
@@ -28,22 +30,35 @@ from pathlib import Path
 from bailian_flow.validate import _zipdir
 from bailian_flow.validate._zip import validate_archive
 
-class Counting(_zipdir.FileRangedReader):
+class Counting:
     reads = 0
     read_bytes = 0
     largest = 0
+    def __init__(self, inner):
+        self.inner = inner
+    @property
+    def size(self):
+        return self.inner.size
     async def read(self, offset, length):
-        data = await super().read(offset, length)
+        data = await self.inner.read(offset, length)
         Counting.reads += 1
         Counting.read_bytes += len(data)
         Counting.largest = max(Counting.largest, len(data))
         return data
 
+async def main(path, via):
+    if via == "file":
+        return await validate_archive(Counting(_zipdir.FileRangedReader(path)), path.name, model="wan2.6-i2v")
+    from bailian_flow.store import FileStore
+    store = FileStore(path.parent)
+    info = await store.head(path.name)
+    reader = _zipdir.StoreRangedReader(store, path.name, info.size, info.etag)
+    return await validate_archive(Counting(reader), path.name, model="wan2.6-i2v")
+
 idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 path = Path(sys.argv[1])
-reader = Counting(path)
 tracemalloc.start()
-stats = asyncio.run(validate_archive(reader, path.name, model="wan2.6-i2v"))
+stats = asyncio.run(main(path, sys.argv[2]))
 _, peak = tracemalloc.get_traced_memory()
 print(json.dumps({
     "records": stats.records, "reads": Counting.reads, "read_bytes": Counting.read_bytes,
@@ -143,6 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes-mb", default="100,990")
     parser.add_argument("--samples", type=int, default=95)
+    parser.add_argument("--via", choices=("file", "store"), default="file")
     options = parser.parse_args()
     print(f"{'archive':>14} {'reads':>6} {'bytes read':>11} {'largest read':>13} {'heap peak':>10} {'rss+':>8}")
     with tempfile.TemporaryDirectory() as folder:
@@ -151,7 +167,7 @@ def main() -> None:
             size = write_sparse_zip(path, size_mb * 10**6, options.samples)
             env_path = str(ROOT / "shared")
             done = subprocess.run(
-                [sys.executable, "-c", CHILD, str(path)],
+                [sys.executable, "-c", CHILD, str(path), options.via],
                 capture_output=True,
                 text=True,
                 check=True,

@@ -51,6 +51,7 @@ class Settings(BaseModel):
     store: str = "oss"
     datasets_prefix: str = "datasets/"
     imports_prefix: str = "imports/"
+    deployments_prefix: str = "deployments/"
     runs_prefix: str = "runs/"
     batches_prefix: str = "batches/"
     results_prefix: str = "results/"
@@ -136,6 +137,7 @@ class Settings(BaseModel):
             "store": get("BAILIAN_FLOW_STORE"),
             "datasets_prefix": get("BAILIAN_FLOW_DATASETS_PREFIX"),
             "imports_prefix": get("BAILIAN_FLOW_IMPORTS_PREFIX"),
+            "deployments_prefix": get("BAILIAN_FLOW_DEPLOYMENTS_PREFIX"),
             "runs_prefix": get("BAILIAN_FLOW_RUNS_PREFIX"),
             "batches_prefix": get("BAILIAN_FLOW_BATCHES_PREFIX"),
             "results_prefix": get("BAILIAN_FLOW_RESULTS_PREFIX"),

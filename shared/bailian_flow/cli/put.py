@@ -23,6 +23,7 @@ from bailian_flow.cli._settings import parse_settings, with_settings_options
 from bailian_flow.local.profile import Profile, load_profile
 
 SIDECAR_SUFFIX = ".flow.yaml"
+DEPLOY_SUFFIX = ".deploy.yaml"
 PART_SIZE = 8 << 20  # above this a multipart upload: constant memory, and a failed part is retried alone
 DATASETS_PREFIX = "datasets/"
 TERMINAL = frozenset({"DONE", "FAILED", "CANCELED"})
@@ -65,7 +66,11 @@ def _normal_etag(etag: str | None) -> str:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
-@click.option("--key", help="Object key [default: datasets/<folder name>/<file name>].")
+@click.option(
+    "--key",
+    help="Object key [default: datasets/<folder name>/<file name>; deployments/<name> for a .deploy.yaml marker; "
+    "datasets/<folder name>/<stem>.zip for a VL JSONL naming local images, packed].",
+)
 @with_settings_options
 @click.option(
     "--wait",
@@ -99,13 +104,62 @@ def put(
       bailian-flow put train.jsonl --key datasets/support/train.jsonl --set model=qwen3-14b
       bailian-flow put train.jsonl --set hyper_parameters.n_epochs=2
       bailian-flow put questions.jsonl --key batches/team/questions.jsonl   # a batch inference input
+      bailian-flow put effect.zip --set model=wan2.6-i2v --set hyper_parameters.batch_size=2 \\
+          --set hyper_parameters.n_epochs=10                                   # a Wan video fine-tune
+      bailian-flow put images.jsonl --set model=qwen3-vl-8b-instruct         # VL: local images packed into a zip
+      bailian-flow put qwen-flash.deploy.yaml                                 # a base-model deployment
     """
-    import alibabacloud_oss_v2 as oss
-    import yaml
+    import tempfile
 
     settings = parse_settings(settings_file, assignments)
     profile, _ = load_profile()
-    key = key or default_key(path)
+    with tempfile.TemporaryDirectory(prefix="bailian-flow-put-") as scratch:
+        upload_path, default = _prepared(path, settings, Path(scratch))
+        return _put(upload_path, key or default, settings, profile, wait=wait, force=force, as_json=as_json)
+
+
+def _prepared(path: Path, settings: dict[str, Any] | None, scratch: Path) -> tuple[Path, str]:
+    """The file to upload and its default key: a marker under its prefix; a VL JSONL naming local images packed
+    into the zip the VL docs describe (the images travel inside it, so no 48-hour temporary URL can expire
+    before the run reads them)."""
+    from bailian_flow.validate._errors import DatasetError
+    from bailian_flow.validate._media_entry import _looks_vl
+    from bailian_flow.validate._vl import is_vl_model, validate_vl_jsonl
+    from bailian_flow.validate._vlpack import pack_vl_jsonl
+
+    if path.name.endswith(DEPLOY_SUFFIX):
+        return path, f"deployments/{path.name}"
+    model = (settings or {}).get("model")
+    if path.suffix.lower() != ".jsonl" or not (is_vl_model(model) or _looks_vl(path)):
+        return path, default_key(path)
+    try:
+        local = validate_vl_jsonl(path, model=model).local_images
+        if not local:
+            raise CliError(
+                f"{path.name} names its images by URL only: upload the images next to it and name them by path, "
+                "so put can pack them (a URL-only VL JSONL is not a media run yet)",
+                EXIT_INVALID,
+            )
+        packed = scratch / f"{path.stem}.zip"
+        result = pack_vl_jsonl(path, packed, model=model)
+    except DatasetError as exc:
+        where = f" line {exc.line}" if exc.line else ""
+        field = f", {exc.field}" if exc.field else ""
+        raise CliError(f"{exc.object_name}{where}{field}: {exc.reason}", EXIT_INVALID) from None
+    click.echo(
+        f"packed {result.records} record(s) and {result.images} local image(s) into {packed.name} "
+        f"({result.bytes:,} bytes): the images travel in the zip, so the run has no 48-hour URL deadline",
+        err=True,
+    )
+    return packed, default_key(path.with_name(packed.name))
+
+
+def _put(
+    path: Path, key: str, settings: dict[str, Any] | None, profile: Profile, *, wait: float, force: bool, as_json: bool
+) -> int:
+    import alibabacloud_oss_v2 as oss
+    import yaml
+
     if key.startswith("/") or not key.strip():
         raise CliError(f"--key {key!r}: an object key has no leading slash", EXIT_INVALID)
     client = oss_client(profile)

@@ -3,7 +3,7 @@
 ```yaml
 deploy:
   model: qwen-flash-2025-07-28   # required: the Bailian model to deploy (model_name)
-  plan: ptu                      # required: ptu | mu | cu | lora
+  plan: ptu                      # ptu | mu | cu | lora; left out: the capacity-only form (emo, animate-anyone-detect)
   name: qwen-flash-ptu           # optional display name (default: chosen by the caller, e.g. the marker's stem)
   ptu_capacity: {input_tpm: 10000, output_tpm: 1000}   # required with ptu, refused otherwise
   deploy_spec: MU1               # required with mu, refused otherwise
@@ -45,7 +45,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 @dataclass(frozen=True)
 class DeploySpec:
     model: str
-    plan: Plan
+    # None: the capacity-only form of the deployment reference's `emo` sample (image and video base models).
+    plan: Plan | None
     name: str | None = None
     ptu_capacity: Mapping[str, int] | None = None
     deploy_spec: str | None = None
@@ -57,8 +58,9 @@ class DeploySpec:
 
     def create_body(self, default_name: str) -> dict[str, Any]:
         """The `POST /api/v1/deployments` body for this marker."""
-        body: dict[str, Any] = {"model_name": self.model, "plan": self.plan, "name": self.name or default_name}
+        body: dict[str, Any] = {"model_name": self.model, "name": self.name or default_name}
         optional = {
+            "plan": self.plan,
             "ptu_capacity": dict(self.ptu_capacity) if self.ptu_capacity else None,
             "deploy_spec": self.deploy_spec,
             "capacity": self.capacity,
@@ -98,7 +100,7 @@ def parse_deploy_marker(source: bytes | str | Mapping[str, Any], *, object_name:
     if not isinstance(model, str) or not model.strip() or len(model) > 128:
         raise fail("expected the name of a Bailian model", "deploy.model")
     plan = spec.get("plan")
-    if plan not in PLANS:
+    if plan is not None and plan not in PLANS:
         raise fail(f"expected one of {', '.join(PLANS)}, got {plan!r}", "deploy.plan")
     name = spec.get("name")
     if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME):
@@ -108,7 +110,7 @@ def parse_deploy_marker(source: bytes | str | Mapping[str, Any], *, object_name:
     if plan == "mu" and (not isinstance(deploy_spec, str) or not deploy_spec.strip()):
         raise fail("required with plan mu (for example MU1)", "deploy.deploy_spec")
     if plan != "mu" and deploy_spec is not None:
-        raise fail(f"only with plan mu, not {plan}", "deploy.deploy_spec")
+        raise fail(f"only with plan mu, not {plan or 'no plan'}", "deploy.deploy_spec")
     capacity = _positive(spec.get("capacity"), "deploy.capacity", fail)
     if plan == "ptu" and capacity is not None:
         raise fail("a PTU deployment is sized by ptu_capacity, not capacity", "deploy.capacity")
@@ -132,10 +134,10 @@ def parse_deploy_marker(source: bytes | str | Mapping[str, Any], *, object_name:
     )
 
 
-def _ptu_capacity(value: Any, plan: str, fail: Any) -> dict[str, int] | None:
+def _ptu_capacity(value: Any, plan: str | None, fail: Any) -> dict[str, int] | None:
     if plan != "ptu":
         if value is not None:
-            raise fail(f"only with plan ptu, not {plan}", "deploy.ptu_capacity")
+            raise fail(f"only with plan ptu, not {plan or 'no plan'}", "deploy.ptu_capacity")
         return None
     if not isinstance(value, Mapping):
         raise fail("required with plan ptu: {input_tpm, output_tpm}", "deploy.ptu_capacity")
