@@ -68,7 +68,6 @@ OTHER_KINDS = {
     "bailian_flow.pipeline.kinds.deployment.marker",
     "bailian_flow.pipeline.kinds.deployment.state",
     "bailian_flow.pipeline.kinds.media_fine_tune.upload",
-    "bailian_flow.pipeline.kinds.media_fine_tune.training",
     "bailian_flow.pipeline.kinds.media_fine_tune.rules",
     "bailian_flow.validate._zip",
     "bailian_flow.validate._zipdir",
@@ -175,7 +174,7 @@ def test_each_first_invocation_loads_only_what_its_path_needs(pipeline: Pipeline
     assert set(seen) == set(FUNCTIONS)
     # ... and loaded the code of its stage (the probe sees lazily imported modules).
     assert "bailian_flow.pipeline.kinds.fine_tune.upload" in seen["on_upload"]
-    assert "bailian_flow.pipeline.kinds.fine_tune.training" in seen["on_file_ready"]
+    assert "bailian_flow.pipeline.training.stages" in seen["on_file_ready"]
     assert "bailian_flow.pipeline.delivery.stages" in seen["on_success"]
     for name, forbidden in NOT_LOADED.items():
         assert not loaded_of(seen[name], forbidden), f"{name} loaded {sorted(loaded_of(seen[name], forbidden))}"
