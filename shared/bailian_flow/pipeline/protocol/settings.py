@@ -128,6 +128,18 @@ class OnSuccess(BaseModel):
     def _ttl(cls, value: Any) -> int | None:
         return parse_duration(value)
 
+    @field_validator("plan")
+    @classmethod
+    def _no_ptu_for_own_models(cls, value: str) -> str:
+        # service-contract.md#C22: PTU serves Bailian's own base models only, never a fine-tuned or imported one;
+        # refused when the run opens, before training is paid for. A base model is deployed by its own run kind.
+        if value == "ptu":
+            raise ValueError(
+                "plan 'ptu' serves Bailian's own base models only, not fine-tuned or imported ones: use lora, mu or "
+                "cu here, and a deployments/*.deploy.yaml marker to deploy a base model on PTU"
+            )
+        return value
+
     @field_validator("deploy_spec")
     @classmethod
     def _spec_for_mu(cls, value: str | None, info: ValidationInfo) -> str | None:
