@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,20 @@ from bailian_flow.local.profile import Profile, load_profile
 
 SIDECAR_SUFFIX = ".flow.yaml"
 PART_SIZE = 8 << 20  # above this a multipart upload: constant memory, and a failed part is retried alone
+DATASETS_PREFIX = "datasets/"
+TERMINAL = frozenset({"DONE", "FAILED", "CANCELED"})
+# A folder name as one key segment: characters OSS paths and the pipeline's key checks take as they are.
+_UNSAFE_SEGMENT = re.compile(r"[^\w.-]+")
 
 
-def _oss_client(profile: Profile) -> Any:
+def default_key(path: Path) -> str:
+    """`datasets/<folder>/<file name>`: files of one name from different folders (samples/sft/train.jsonl,
+    samples/dpo/train.jsonl) land apart instead of the second overwriting the first."""
+    folder = _UNSAFE_SEGMENT.sub("-", path.resolve().parent.name).strip("-.")
+    return f"{DATASETS_PREFIX}{folder}/{path.name}" if folder else f"{DATASETS_PREFIX}{path.name}"
+
+
+def oss_client(profile: Profile) -> Any:
     import alibabacloud_oss_v2 as oss
 
     if not profile.access_key_id or not profile.access_key_secret:
@@ -53,7 +65,7 @@ def _normal_etag(etag: str | None) -> str:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
-@click.option("--key", help="Object key [default: datasets/<file name>].")
+@click.option("--key", help="Object key [default: datasets/<folder name>/<file name>].")
 @with_settings_options
 @click.option(
     "--wait",
@@ -62,6 +74,7 @@ def _normal_etag(etag: str | None) -> str:
     show_default=True,
     help="Seconds to wait for the run to appear (0: do not look for it).",
 )
+@click.option("--force", is_flag=True, help="Overwrite the object even while a run of it is unfinished.")
 @json_option
 @verbose_option
 def put(
@@ -70,12 +83,15 @@ def put(
     settings_file: Path | None,
     assignments: tuple[str, ...],
     wait: float,
+    force: bool,
     as_json: bool,
 ) -> int:
     """Upload a dataset into the bucket (the local stack's, or BAILIAN_FLOW_BUCKET at BAILIAN_FLOW_OSS_ENDPOINT)
     and print the run it started.
 
     Settings given with --settings or --set are uploaded first, as the sidecar KEY.flow.yaml, so the run sees them.
+    The key keeps the file's folder name (samples/dpo/train.jsonl → datasets/dpo/train.jsonl). An object whose
+    run has not finished is not overwritten (that would supersede the run) unless --force is given.
 
     \b
     Examples:
@@ -89,10 +105,12 @@ def put(
 
     settings = parse_settings(settings_file, assignments)
     profile, _ = load_profile()
-    key = key or f"datasets/{path.name}"
+    key = key or default_key(path)
     if key.startswith("/") or not key.strip():
         raise CliError(f"--key {key!r}: an object key has no leading slash", EXIT_INVALID)
-    client = _oss_client(profile)
+    client = oss_client(profile)
+    if not force:
+        _refuse_open_run(client, profile, key)
     try:
         if settings is not None:
             sidecar = yaml.safe_dump(settings, sort_keys=False, allow_unicode=True).encode()
@@ -100,7 +118,7 @@ def put(
             click.echo(f"settings → oss://{profile.bucket}/{key}{SIDECAR_SUFFIX}", err=True)
         etag = _upload(client, profile.bucket, key, path, show_progress=not as_json)
     except oss.exceptions.BaseError as exc:
-        raise CliError(f"upload to oss://{profile.bucket}/{key} failed: {_oss_reason(exc)}", EXIT_UNREACHABLE) from None
+        raise CliError(f"upload to oss://{profile.bucket}/{key} failed: {oss_reason(exc)}", EXIT_UNREACHABLE) from None
     click.echo(f"uploaded {path} → oss://{profile.bucket}/{key}", err=True)
     if wait == 0:
         if as_json:
@@ -123,7 +141,54 @@ def put(
     return EXIT_OK
 
 
-def _oss_reason(exc: Exception) -> str:
+def open_run_of(client: Any, profile: Profile, key: str) -> dict[str, Any] | None:
+    """The unfinished run of the object now at `key`, if any: its run id derives from (bucket, key, ETag)
+    (`run_id_for`), so one HEAD and one GET find it, however many runs there are."""
+    import alibabacloud_oss_v2 as oss
+
+    from bailian_flow.cli._app import EXIT_NOT_FOUND
+    from bailian_flow.runlog import run_id_for
+
+    try:
+        head = client.head_object(oss.HeadObjectRequest(bucket=profile.bucket, key=key))
+    except oss.exceptions.BaseError as exc:
+        if status_of(exc) == 404:
+            return None
+        raise CliError(f"cannot read oss://{profile.bucket}/{key}: {oss_reason(exc)}", EXIT_UNREACHABLE) from None
+    run_id = run_id_for(profile.bucket, key, _normal_etag(head.etag))
+    try:
+        run: dict[str, Any] = Api.for_profile(profile).get(f"/runs/{run_id}")["run"]
+    except CliError as exc:
+        if exc.exit_code == EXIT_NOT_FOUND:
+            return None
+        raise
+    return None if run.get("stage") in TERMINAL else run
+
+
+def _refuse_open_run(client: Any, profile: Profile, key: str) -> None:
+    try:
+        run = open_run_of(client, profile, key)
+    except CliError as exc:
+        # No API to ask (a bucket used without the webhook function): say so, and upload as asked.
+        click.echo(f"bailian-flow: not checked for an unfinished run of {key}: {exc.message}", err=True)
+        return
+    if run is not None:
+        raise CliError(
+            f"oss://{profile.bucket}/{key} has an unfinished run {run['run_id']} ({run.get('stage')}); overwriting "
+            "it would supersede that run: wait for it (bailian-flow runs watch "
+            f"{run['run_id']}), upload elsewhere with --key, or overwrite anyway with --force",
+            EXIT_INVALID,
+        )
+
+
+def status_of(exc: Exception) -> int | None:
+    unwrap = getattr(exc, "unwrap", None)
+    inner = unwrap() if callable(unwrap) else exc
+    status = getattr(inner, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def oss_reason(exc: Exception) -> str:
     # The SDK's messages span many lines (request id, ec, ...); the first says what happened.
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
