@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import sys
 import unicodedata
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -30,7 +31,17 @@ class TokenizerMissing(RuntimeError):
     """The vocabulary or tiktoken is not installed: `pip install 'bailian-flow[tokens]'`."""
 
 
-def _vocabulary_path() -> Path:
+# Where the FC layer holds the vocabulary (deploy/build.sh copies it out of the dashscope wheel: the functions
+# never install dashscope itself), under a directory on sys.path (the layer's /opt/python).
+LAYER_VOCABULARY = Path("bailian_flow_tokens") / "qwen.tiktoken"
+
+
+def vocabulary_path() -> Path:
+    """The Qwen vocabulary: the FC layer's copy, else the one the installed dashscope package ships."""
+    for entry in sys.path:
+        candidate = Path(entry or ".") / LAYER_VOCABULARY
+        if candidate.is_file():
+            return candidate
     spec = importlib.util.find_spec("dashscope")
     if spec is None or not spec.submodule_search_locations:
         raise TokenizerMissing("the dashscope package (which ships the Qwen vocabulary) is not installed")
@@ -51,7 +62,7 @@ class QwenTokens:
         except ImportError:
             raise TokenizerMissing("tiktoken is not installed") from None
         ranks: dict[bytes, int] = {}
-        with _vocabulary_path().open("rb") as handle:
+        with vocabulary_path().open("rb") as handle:
             for line in handle:
                 if line.strip():
                     token, rank = line.split()
