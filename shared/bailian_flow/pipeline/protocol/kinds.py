@@ -102,7 +102,9 @@ class KindSpec:
         `requests_fit(flow, needs, memo) -> bool` for a waiting run held back by other runs' pending requests;
         `start_request(flow, body)` opens a run from a REST body (`request_field`); `request_settings(value)` checks
         a REST body's settings; `settings_for(flow, key, metadata, explicit)`
-        reads an object's settings as the state's update; `agrees(state, explicit)` tells a repeated request."""
+        reads an object's settings as the state's update; `agrees(state, explicit)` tells a repeated request;
+        `shown(state) -> dict` the kind's own facts for the status page and `runs show` (bounded; its `owns`, a
+        list, adds to what the run still has on Bailian; its `pending_requests` counts in the account's view)."""
         spec = self.hooks.get(name)
         return None if spec is None else named(spec)
 

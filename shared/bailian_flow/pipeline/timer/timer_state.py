@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ValidationError
 
 from bailian_flow.pipeline.protocol.kinds import spec_of
+from bailian_flow.pipeline.protocol.layout import TIMER_STATE_NAME
 from bailian_flow.pipeline.protocol.state import RunState
 from bailian_flow.store import CountingStore, ObjectStore
 
@@ -24,8 +25,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bailian_flow.pipeline")
 
-TIMER_STATE_NAME = "_timer-state.json"
-__all__ = ["Brief", "CountingStore", "QuotaUse", "TimerState", "read_timer_state", "write_timer_state"]
+__all__ = [
+    "TIMER_STATE_NAME",
+    "Brief",
+    "CountingStore",
+    "QuotaUse",
+    "TimerState",
+    "read_timer_state",
+    "write_timer_state",
+]
 
 
 class Brief(BaseModel):
