@@ -130,3 +130,38 @@ def test_a_batch_run_shows_its_shards_tokens_and_cost(pipeline: Pipeline) -> Non
     costs = facts["batch_costs"]
     assert costs["input_tokens"] > 0 and costs["cost"][0]["currency"] == "CNY"
     assert facts["pending_requests"] == {} and facts["costs"] is None
+
+
+def test_logs_the_api_cannot_read_are_a_note_not_an_error(pipeline: Pipeline) -> None:
+    run_id = pipeline.upload("datasets/facts/nologs.jsonl", SFT_SAMPLE)
+    _settle(pipeline)
+    job_id = pipeline.run(run_id)["run"]["job_id"]
+    pipeline.fault(method="GET", path=f"/api/v1/fine-tunes/{job_id}/logs", status=500, times=100)
+    status, body = pipeline.api("GET", f"/runs/{run_id}")
+    assert status == 200, body
+    assert "could not be read" in body["facts"]["progress"]["error"]
+    assert body["facts"]["costs"]["estimate"]["tokens"] > 0  # the rest of the run all the same
+    assert "sk-test" not in json.dumps(body)
+
+
+def test_the_account_counts_pending_batch_requests_per_model(pipeline: Pipeline) -> None:
+    rows = [
+        {
+            "custom_id": f"p-{n}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": model, "messages": [{"role": "user", "content": f"question {n}"}]},
+        }
+        for n, model in enumerate(["qwen-plus"] * 3 + ["qwen-turbo"] * 2)
+    ]
+    pipeline.script("batch", "SLOW:1000", count=2)  # both shards stay in progress
+    run_id = pipeline.upload("batches/facts/pending.jsonl", b"".join(json.dumps(r).encode() + b"\n" for r in rows))
+    _settle(pipeline)
+    assert pipeline.run(run_id)["run"]["stage"] == "batch-running"
+    pipeline.tick()  # the hint now knows the run and the shards it follows
+    status, account = pipeline.api("GET", "/account")
+    assert status == 200, account
+    assert account["pending_requests"] == {"qwen-plus": 3, "qwen-turbo": 2}, account
+    facts = _facts(pipeline, run_id)
+    assert facts["shards"]["totals"]["pending"] == 5 and len(facts["shards"]["rows"]) == 2
+    assert {item["resource"] for item in facts["owns"]} == {"batch"}
