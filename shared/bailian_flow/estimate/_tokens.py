@@ -8,7 +8,7 @@ what the model is trained on.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import importlib.util
 import sys
 import unicodedata
@@ -51,6 +51,15 @@ def vocabulary_path() -> Path:
     return path
 
 
+def read_ranks(data: bytes) -> dict[bytes, int]:
+    """`<base64 token> <rank>` per line. In one pass of C-level calls: half the time of a line loop (the load is on
+    on_upload's cold start)."""
+    words = data.split()
+    if len(words) % 2:
+        raise TokenizerMissing("the Qwen vocabulary is damaged (a token without its rank)")
+    return dict(zip(map(binascii.a2b_base64, words[0::2]), map(int, words[1::2]), strict=True))
+
+
 class QwenTokens:
     def __init__(self, encoding: Any) -> None:
         self._encoding = encoding
@@ -61,12 +70,10 @@ class QwenTokens:
             import tiktoken
         except ImportError:
             raise TokenizerMissing("tiktoken is not installed") from None
-        ranks: dict[bytes, int] = {}
-        with vocabulary_path().open("rb") as handle:
-            for line in handle:
-                if line.strip():
-                    token, rank = line.split()
-                    ranks[base64.b64decode(token)] = int(rank)
+        try:
+            ranks = read_ranks(vocabulary_path().read_bytes())
+        except (OSError, ValueError) as exc:  # binascii.Error is a ValueError
+            raise TokenizerMissing(f"the Qwen vocabulary cannot be read: {exc}") from None
         specials = {name: SPECIAL_START_ID + index for index, name in enumerate((ENDOFTEXT, IM_START, IM_END))}
         encoding = tiktoken.Encoding("Qwen", pat_str=PAT_STR, mergeable_ranks=ranks, special_tokens=specials)
         return cls(encoding)
