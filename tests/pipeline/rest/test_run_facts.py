@@ -165,3 +165,20 @@ def test_the_account_counts_pending_batch_requests_per_model(pipeline: Pipeline)
     facts = _facts(pipeline, run_id)
     assert facts["shards"]["totals"]["pending"] == 5 and len(facts["shards"]["rows"]) == 2
     assert {item["resource"] for item in facts["owns"]} == {"batch"}
+
+
+def test_a_long_job_shows_the_newest_page_of_its_logs(pipeline: Pipeline) -> None:
+    key = "datasets/facts/long.jsonl"
+    pipeline.put(key + ".flow.yaml", b"hyper_parameters: {n_epochs: 100}\n")  # 1,000 steps: ~2,000 log lines
+    run_id = pipeline.upload(key, SFT_SAMPLE)
+    _settle(pipeline)
+    job_id = pipeline.run(run_id)["run"]["job_id"]
+    while pipeline.fine_tune(job_id)["status"] != "RUNNING":
+        _advance(pipeline, 5)
+    _advance(pipeline, 55)
+    logs = pipeline.bailian("GET", f"/api/v1/fine-tunes/{job_id}/logs?offset=0&line=1")["output"]["total"]
+    assert logs > 1000
+    progress = _facts(pipeline, run_id)["progress"]
+    assert progress["total_steps"] == 1000 and progress["step"] > 900, progress
+    assert len(progress["points"]) == MAX_POINTS and progress["points"][-1]["step"] == progress["step"]
+    assert progress["points"][0]["step"] > 1  # the oldest lines are past the page read

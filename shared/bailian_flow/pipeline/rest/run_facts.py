@@ -163,14 +163,14 @@ def parse_progress(lines: list[str], epochs: int | None) -> dict[str, Any]:
 
 
 async def training_progress(flow: Flow, state: RunState) -> dict[str, Any] | None:
-    """A training fine-tune's progress, from the newest page of its job's logs (two calls: the count, the page)."""
+    """A training fine-tune's progress, from the newest page of its job's logs (one call; two past 1,000 lines)."""
     if state.stage != "training" or not state.job_id:
         return None
     epochs = _number((state.estimate or {}).get("epochs")) or _number(state.settings.hyper_parameters.get("n_epochs"))
     try:
-        head = await flow.client.fine_tunes.logs(state.job_id, offset=0, line=1)
-        offset = max(head.total - LOG_LINES, 0)
-        page = head if head.total <= 1 else await flow.client.fine_tunes.logs(state.job_id, offset, LOG_LINES)
+        page = await flow.client.fine_tunes.logs(state.job_id, offset=0, line=LOG_LINES)
+        if page.total > LOG_LINES:  # a long job: its newest page instead
+            page = await flow.client.fine_tunes.logs(state.job_id, offset=page.total - LOG_LINES, line=LOG_LINES)
     except Exception as exc:  # the page shows the rest of the run all the same
         log.warning("run %s: the job's logs could not be read: %s", state.run_id, type(exc).__name__)
         return {"error": f"the job's logs could not be read ({type(exc).__name__}); try again"}
