@@ -158,10 +158,13 @@ def test_the_account_counts_pending_batch_requests_per_model(pipeline: Pipeline)
     run_id = pipeline.upload("batches/facts/pending.jsonl", b"".join(json.dumps(r).encode() + b"\n" for r in rows))
     _settle(pipeline)
     assert pipeline.run(run_id)["run"]["stage"] == "batch-running"
-    pipeline.tick()  # the hint now knows the run and the shards it follows
+    pipeline.tick()  # the hint now knows the run and the shards it follows ...
+    pipeline.tick()  # ... which the next tick reads in one list of batches
     status, account = pipeline.api("GET", "/account")
     assert status == 200, account
     assert account["pending_requests"] == {"qwen-plus": 3, "qwen-turbo": 2}, account
+    # The tick read the list of batches for the run's shards: the parallel-batch quota's use came with it.
+    assert account["quotas"]["batches"] == {"used": 2, "limit": 2, "waiting": 0}, account
     facts = _facts(pipeline, run_id)
     assert facts["shards"]["totals"]["pending"] == 5 and len(facts["shards"]["rows"]) == 2
     assert {item["resource"] for item in facts["owns"]} == {"batch"}

@@ -270,14 +270,20 @@ async def _tick(flow: Flow, report: TickReport) -> None:
 
 
 async def _listed_use(flow: Flow, briefs: list[Brief], listed: Listed) -> dict[str, Room]:
-    """The use of each built-in quota whose list this tick read whole anyway (for the metrics line and the status
-    page): no list is read for it, and a kind's own counters stay unloaded (cold start)."""
+    """The use of each quota whose list this tick read whole anyway (for the metrics line and the status page): no
+    list is read for it, and a kind's counter is loaded only when its list was read (its runs are in flight)."""
+    counters: dict[str, tuple[str, str | None]] = {quota: (LISTS[quota], None) for quota in COUNTERS}
+    for spec in kinds.all_specs():
+        for quota, declared in spec.quotas.items():
+            counters.setdefault(quota, (declared.family, declared.counter))
     rooms: dict[str, Room] = {}
-    for quota, counter in COUNTERS.items():
-        if LISTS[quota] in listed.complete:
-            room = await counter(flow, briefs, listed)
-            if room is not None:
-                rooms[quota] = room
+    for quota, (family, named) in counters.items():
+        if family not in listed.complete:
+            continue
+        counter = COUNTERS[quota] if named is None else kinds.named(named)
+        room = await counter(flow, briefs, listed)
+        if room is not None:
+            rooms[quota] = room
     return rooms
 
 
