@@ -28,6 +28,10 @@ NO_PYTHON312_REGIONS="ap-southeast-1"
 FC_PLATFORM=manylinux2014_x86_64
 BUILD=${BAILIAN_FLOW_BUILD_DIR:-$ROOT/build/fc}
 PIP_PYTHON=${PYTHON:-python3}
+# The Qwen vocabulary on_upload counts tokens with (bailian_flow.estimate): the file dashscope ships, taken out of
+# that wheel (the functions never install the SDK), pinned by version and content.
+VOCAB_WHEEL=dashscope==2.0.2
+VOCAB_SHA256=b2b1b8dfb5cc5f024bafc373121c6aba3f66f9a5a0269e243470a1de16a33186
 
 case "$RUNTIME" in
   python3.10 | python3.12) ;;
@@ -58,7 +62,7 @@ fi
 fingerprint() {
   sha256sum | cut -d' ' -f1
 }
-layer_print=$({ echo "$VERSION $FC_PLATFORM"; cat pyproject.toml; } | fingerprint)
+layer_print=$({ echo "$VERSION $FC_PLATFORM $VOCAB_WHEEL $VOCAB_SHA256"; cat pyproject.toml; } | fingerprint)
 code_print=$(
   {
     echo "$VERSION"
@@ -75,11 +79,22 @@ if [ "$(cat "$BUILD/layer.fingerprint" 2>/dev/null || true)" != "$layer_print" ]
   echo "build.sh: packaging bailian_flow for $FC_PLATFORM / CPython $VERSION" >&2
   rm -rf "$BUILD"
   mkdir -p "$BUILD/wheels" "$BUILD/code/python"
-  # A non-editable wheel of the project itself (pure Python), then its dependencies for the FC platform.
+  # A non-editable wheel of the project itself (pure Python), then its dependencies for the FC platform (the `fc`
+  # extra: tiktoken, for on_upload's token counts).
   "$PIP_PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$BUILD/wheels" "$ROOT"
+  project_wheel=$(ls "$BUILD"/wheels/bailian_flow-*.whl)
   "$PIP_PYTHON" -m pip install --quiet --no-compile --target "$BUILD/layer/python" \
     --platform "$FC_PLATFORM" --implementation cp --python-version "$VERSION" \
-    --only-binary=:all: "$BUILD"/wheels/bailian_flow-*.whl
+    --only-binary=:all: "${project_wheel}[fc]"
+  "$PIP_PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --dest "$BUILD/vocab" "$VOCAB_WHEEL"
+  mkdir -p "$BUILD/layer/python/bailian_flow_tokens"
+  "$PIP_PYTHON" -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read("dashscope/resources/qwen.tiktoken"))' \
+    "$BUILD"/vocab/dashscope-*.whl > "$BUILD/layer/python/bailian_flow_tokens/qwen.tiktoken"
+  if [ "$(sha256sum < "$BUILD/layer/python/bailian_flow_tokens/qwen.tiktoken" | cut -d' ' -f1)" != "$VOCAB_SHA256" ]; then
+    echo "build.sh: the Qwen vocabulary in $VOCAB_WHEEL is not the one pinned (VOCAB_SHA256)" >&2
+    exit 1
+  fi
+  rm -rf "$BUILD/vocab"
   rm -rf "$BUILD/layer/python/bin"
   # Our own package moves to the functions' code: it changes with every release, the layer only with pyproject.
   mv "$BUILD/layer/python/bailian_flow" "$BUILD"/layer/python/bailian_flow-*.dist-info "$BUILD/code/python/"

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))  # the
 from harness import API_TOKEN, FUNCTIONS, SFT_SAMPLE, Pipeline
 
 KEY = "datasets/obs/train.jsonl"
+BAD_KEY = "datasets/obs/bad.jsonl"
 BATCH_KEY = "batches/obs/questions.jsonl"
 
 
@@ -58,8 +59,10 @@ def test_a_full_run_logs_json_lines_with_context_and_no_secret(
 ) -> None:
     run_id = pipeline.upload(KEY, SFT_SAMPLE)
     batch_id = pipeline.upload(BATCH_KEY, _batch_input(3))
+    bad_id = pipeline.upload(BAD_KEY, b'{"messages": [{"role": "user"}]}\n')
     assert pipeline.pump(run_id)["stage"] == "DONE"
     assert pipeline.pump(batch_id)["stage"] == "DONE"
+    assert pipeline.pump(bad_id)["stage"] == "FAILED"
     assert pipeline.api("GET", f"/runs/{run_id}")[0] == 200
     assert pipeline.api("GET", "/runs", token="wrong-token-value-0000")[0] == 401
 
@@ -83,6 +86,36 @@ def test_a_full_run_logs_json_lines_with_context_and_no_secret(
     assert ticks and all(isinstance(line["bailian_calls"], int) for line in ticks)
     metrics = [line for line in lines if line["event"] == "metrics"]
     assert len(metrics) == len(ticks) and all(line["metric"] == "tick" for line in metrics)
+    for line in metrics:
+        assert {"active", "waiting", "polled", "admitted", "bailian_calls", "oss_reads", "seconds"} <= set(line)
+        assert sum(line["by_stage"].values()) == sum(line["by_kind"].values()) <= line["active"], line
+        for use in line["quotas"].values():
+            assert 0 <= use["used"] <= use["limit"], line
+    # The tick that saw both runs in flight counts them by stage and by kind, and the job quota its list showed.
+    both = [line for line in metrics if set(line["by_kind"]) == {"fine-tune", "batch"}]
+    assert both and both[0]["by_stage"].get("training") == 1, metrics
+    assert both[0]["quotas"]["fine-tune-jobs"]["used"] >= 1
+
+    # Every invocation counts its own OSS reads and writes. The REST API calls Bailian only to show a training
+    # run's progress (the job's logs: two calls at most); a finished run's page and a refused request, never.
+    for line in summaries:
+        assert isinstance(line["oss_reads"], int) and isinstance(line["oss_writes"], int), line
+    api_calls = [line["bailian_calls"] for line in summaries if "status" in line["did"]]
+    assert max(api_calls) <= 2 and api_calls[-2:] == [0, 0], api_calls
+
+    # Each commit is one transition line, bound to its run, kind and the stage it wrote; a failure at WARNING
+    # with its code (the README's alert reads `"stage": "failed"`).
+    transitions = [line for line in lines if line.get("transition")]
+    assert {line["run_id"] for line in transitions} == {run_id, batch_id, bad_id}
+    assert all(line["kind"] and line["stage"] and isinstance(line["seq"], int) for line in transitions)
+    assert {"training", "done"} <= {line["stage"] for line in transitions if line["run_id"] == run_id}
+    assert {line["kind"] for line in transitions if line["run_id"] == batch_id} == {"batch"}
+    failed = [line for line in transitions if line["stage"] == "failed"]
+    assert [line["run_id"] for line in failed] == [bad_id]
+    assert failed[0]["level"] == "WARNING" and failed[0]["code"], failed
+    # What a step logs about a run carries the run (only account-wide lines, bulk lists and summaries do not).
+    pipeline_lines = [line for line in lines if line["logger"] == "bailian_flow.pipeline"]
+    assert pipeline_lines and all(line["run_id"] and line["stage"] for line in pipeline_lines), pipeline_lines
 
     text = out.out
     for secret in ("sk-test-pipeline", "test-secret", API_TOKEN, "wrong-token-value-0000", "CAISsts0token0for0this"):

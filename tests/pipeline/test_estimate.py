@@ -4,8 +4,13 @@ after: the same tokens, the same price table."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
-from harness import SFT_SAMPLE, Pipeline
+from harness import ROOT, SFT_SAMPLE, Pipeline
 
 from bailian_flow.estimate import QwenTokens, training_cost
 
@@ -37,3 +42,32 @@ def test_a_run_records_its_estimate_before_the_job_and_its_usage_after(pipeline:
     assert json.loads(entry)["state"]["job_id"] is None
     job = pipeline.fine_tune(run["job_id"])
     assert run["usage"] == {"tokens": job["usage"]}
+
+
+def test_the_fc_layer_counts_tokens_with_its_own_copy_of_the_vocabulary(tmp_path: Path) -> None:
+    """On FC dashscope is not installed: deploy/build.sh copies its vocabulary into the layer, where the counter
+    finds it first (a fresh interpreter, as a cold instance, with the layer's directory on sys.path)."""
+    from bailian_flow.estimate._tokens import LAYER_VOCABULARY, vocabulary_path
+
+    layer = tmp_path / "python"
+    (layer / LAYER_VOCABULARY).parent.mkdir(parents=True)
+    shutil.copyfile(vocabulary_path(), layer / LAYER_VOCABULARY)
+    child = (
+        "import json, sys\nsys.path.insert(0, sys.argv[1])\n"
+        "from bailian_flow.estimate import shared_counter\nfrom bailian_flow.estimate._tokens import vocabulary_path\n"
+        "counter = shared_counter()\n"
+        "print(json.dumps({'path': str(vocabulary_path()), 'tokens': counter.count(sys.argv[2])}))"
+    )
+    text = "你好，世界！Hello, world. <think>推理</think>"
+    out = subprocess.run(
+        [sys.executable, "-c", child, str(layer), text],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "shared")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = json.loads(out.stdout)
+    assert found["path"] == str(layer / LAYER_VOCABULARY)
+    assert found["tokens"] == QwenTokens.load().count(text)
+    script = (ROOT / "deploy" / "build.sh").read_text(encoding="utf-8")
+    assert "[fc]" in script and str(LAYER_VOCABULARY) in script and "VOCAB_SHA256" in script

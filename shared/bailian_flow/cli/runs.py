@@ -175,6 +175,11 @@ def _show(console: Any, detail: dict[str, Any]) -> None:
         console.print(f"  estimate  {line}")
     if (run.get("usage") or {}).get("tokens") is not None:
         console.print(f"  usage     {run['usage']['tokens']:,} tokens billed by Bailian")
+    if run.get("place_in_line") is not None and run.get("waiting"):
+        console.print(f"  waiting   for {run['waiting'].get('quota')}, place {run['place_in_line']} in line")
+    from bailian_flow.cli._facts import show_facts
+
+    show_facts(console, detail.get("facts") or {})
     results = batch_results(run)
     if results is not None:
         _show_results(console, run, results)
@@ -206,8 +211,10 @@ def _show(console: Any, detail: dict[str, Any]) -> None:
 @json_option
 @verbose_option
 def show(run_id: str, as_json: bool) -> None:
-    """A run: its stage, resources, error (object, line, field) and timeline with each stage's duration; for a
-    batch run also where its answers are, how many requests completed and failed, and its tokens.
+    """A run: its stage, resources, error (object, line, field) and timeline with each stage's duration; estimate
+    and actual (tokens, epochs, cost), a training run's step, epoch and losses, the deployed model with a call
+    example, and what the run still owns on Bailian; for a batch run also its shards, where its answers are, how
+    many requests completed and failed, and its tokens.
 
     \b
     Example:
@@ -219,6 +226,26 @@ def show(run_id: str, as_json: bool) -> None:
         print_json({**detail, "results": results} if results is not None else detail)
     else:
         _show(make_console(), detail)
+
+
+@runs.command("account")
+@json_option
+@verbose_option
+def account(as_json: bool) -> None:
+    """The account's quotas in use (fine-tune jobs x/20, files x/100 and GB, parallel batches), pending batch
+    requests per model, and the waiting line: each waiting run's place and what it waits for.
+
+    \b
+    Example:
+      bailian-flow runs account --json
+    """
+    answer = Api.from_profile().get("/account")
+    if as_json:
+        print_json(answer)
+        return
+    from bailian_flow.cli._facts import show_account
+
+    show_account(make_console(), answer)
 
 
 def _safe(run_id: str) -> str:

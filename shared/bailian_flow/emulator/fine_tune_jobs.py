@@ -165,10 +165,15 @@ class FineTuneJob:
         # Steps go first so that, at equal times, the last step precedes the final status lines.
         events: list[tuple[float, str]] = []
         total = STEPS_PER_EPOCH * self.n_epochs
+        # The docs show no training line (bailian-api.md, "Logs": free text); these follow the trainer convention
+        # (a dict per logged step, an `eval_loss` line per epoch), which is what the status page's chart reads.
         for at, step in self._steps():
             loss = 2.0 / (1.0 + step / STEPS_PER_EPOCH)
-            events.append((at, f"{{'step': {step}, 'total_steps': {total}, 'loss': {loss:.4f}}}"))
+            epoch = step / STEPS_PER_EPOCH
+            events.append((at, f"{{'step': {step}, 'total_steps': {total}, 'epoch': {epoch:.2f}, 'loss': {loss:.4f}}}"))
             if step % STEPS_PER_EPOCH == 0:
+                eval_loss = 2.2 / (1.0 + 0.8 * epoch)
+                events.append((at, f"{{'step': {step}, 'epoch': {epoch:.2f}, 'eval_loss': {eval_loss:.4f}}}"))
                 events.append((at, f"Saving checkpoint-{step}"))
         for phase in self.timeline.phases:
             events.extend((phase.start, text) for text in self._phase_lines(phase.status, now))

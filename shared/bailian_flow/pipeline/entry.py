@@ -17,6 +17,7 @@ from typing import Any
 # for nothing, since these functions use none (setdefault: an operator can still name plugins to load).
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
+from bailian_flow import obs
 from bailian_flow.config import Settings
 from bailian_flow.pipeline.protocol.runtime import Flow, open_flow
 from bailian_flow.runlog import is_run_id
@@ -30,8 +31,22 @@ def _invoke(work: Work, event: bytes | str, context: Any) -> dict[str, Any]:
     raw = event.encode() if isinstance(event, str) else bytes(event)
 
     async def main() -> dict[str, Any]:
+        from bailian_flow.store import CountingStore
+
         async with open_flow(context, Settings.from_env()) as flow:
-            return await work(flow, raw)
+            # The summary line's OSS reads and writes; the client is read through `flow.bailian`, never
+            # `flow.client`, which would make one (the webhook's reads never call Bailian).
+            counting = CountingStore(flow.store)
+            flow.store = flow.runs.store = counting
+            try:
+                return await work(flow, raw)
+            finally:
+                bailian = flow.bailian
+                obs.count(
+                    oss_reads=counting.reads,
+                    oss_writes=counting.writes,
+                    bailian_calls=bailian.requests_sent if bailian is not None else 0,
+                )
 
     return asyncio.run(main())
 
@@ -65,7 +80,8 @@ async def _chained(flow: Flow, raw: bytes, function: str, acts: frozenset[str]) 
         if run_id is None:
             log.warning("%s: ignoring %s (not a run entry)", function, record.object_key)
             continue
-        state = await advance(flow, run_id, acts)
+        with obs.bind(run_id=run_id):
+            state = await advance(flow, run_id, acts)
         if state is not None:
             runs.append(state.public())
     return {"runs": runs}
@@ -118,7 +134,8 @@ async def _upload(flow: Flow, raw: bytes) -> dict[str, Any]:
                 runs.append(opened.public())
                 continue
             run_id = opened.run_id
-        state = await advance(flow, run_id, ON_UPLOAD)
+        with obs.bind(run_id=run_id):
+            state = await advance(flow, run_id, ON_UPLOAD)
         if state is not None:
             runs.append(state.public())
     return {"runs": runs}

@@ -20,6 +20,7 @@ from bailian_flow.store._base import (
     StoreError,
     bare_etag,
 )
+from bailian_flow.store._counting import CountingStore
 from bailian_flow.store._file import FileStore
 from bailian_flow.store._open import open_store
 from bailian_flow.store._oss import OssCredentials, OssStore
@@ -27,6 +28,7 @@ from bailian_flow.store._oss import OssCredentials, OssStore
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "MAX_RANGE_BYTES",
+    "CountingStore",
     "FileStore",
     "InvalidKeyError",
     "ObjectChangedError",

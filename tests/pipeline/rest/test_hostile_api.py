@@ -190,6 +190,8 @@ def _sizes() -> list[Hostile]:
         Hostile("GET", "/runs", 400, "InvalidParameter", query={"stage": "s" * 300}),
         Hostile("GET", "/runs", 400, "InvalidParameter", query={"kind": "k" * 300}),
         Hostile("GET", "/" + "p" * 3000, 414, "URITooLong"),
+        Hostile("GET", "/account", 401, "Unauthorized", token=None),
+        Hostile("GET", "/account", 401, "Unauthorized", token=WRONG_TOKEN),
     ]
 
 
@@ -210,6 +212,9 @@ def _methods() -> list[Hostile]:
         Hostile("GET", "/nowhere", 404, "NotFound"),
         Hostile("POST", f"/runs/{DONE}/teardown-everything", 404, "NotFound"),
         Hostile("GET", "runs", 404, "NotFound"),
+        Hostile("POST", "/account", 405, "MethodNotAllowed", body={}),
+        Hostile("DELETE", "/account", 405, "MethodNotAllowed"),
+        Hostile("GET", "/account/x", 404, "NotFound"),
     ]
 
 
@@ -296,6 +301,18 @@ def test_hostile_requests_get_a_json_error_and_change_nothing(pipeline: Pipeline
             assert headers["Allow"], where
     assert not failures, "\n".join(failures)
     assert _world(pipeline) == before, "a hostile request created or changed something"
+
+
+@pytest.mark.parametrize(
+    "hint",
+    [b"not json", b"[1, 2]", b'{"quotas": {"files": {"used": "many"}}, "runs": {"../x": {"kind": "batch"}}}', b"{}"],
+)
+def test_a_damaged_timer_hint_shows_no_quota_use_never_an_error(pipeline: Pipeline, hint: bytes) -> None:
+    pipeline.put("runs/_timer-state.json", hint)
+    status, body = pipeline.api("GET", "/account")
+    assert status == 200, body
+    assert body["quotas"]["files"]["used"] is None and body["quotas"]["files"]["limit"] == 100
+    assert body["line"] == [] and body["pending_requests"] == {}
 
 
 # --- settings for a run that exists, and keys the function may not read -------------------------------------

@@ -112,7 +112,9 @@ class KindSpec:
         a REST body's settings; `settings_for(flow, key, metadata, explicit)`
         reads an object's settings as the state's update; `agrees(state, explicit)` tells a repeated request;
         `scale(flow, current, body) -> state | None` resizes what a DONE run serves (`POST /runs/{id}/scale`;
-        SettingsError for the body, HookRefused when the run cannot be scaled now, None when it lost a race)."""
+        SettingsError for the body, HookRefused when the run cannot be scaled now, None when it lost a race);
+        `shown(state) -> dict` the kind's own facts for the status page and `runs show` (bounded; its `owns`, a
+        list, adds to what the run still has on Bailian; its `pending_requests` counts in the account's view)."""
         spec = self.hooks.get(name)
         return None if spec is None else named(spec)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from bailian_flow import obs
 from bailian_flow.pipeline.protocol.kinds import handled_by, intents, named, polled, spec_of
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.state import RunState
@@ -71,7 +72,8 @@ async def drive(flow: Flow, current: Current | None, acts: frozenset[str], *, ma
             break
         state = current.state
         step = resume_intent if state.stage in intents() else step_of(state.kind, state.stage)
-        outcome = await step(flow, current)
+        with obs.bind(kind=state.kind, stage=state.stage):  # every line the step logs names where the run was
+            outcome = await step(flow, current)
         current = await load(flow, current.state.run_id)
         if outcome == "stop":
             break

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from bailian_flow import obs
 from bailian_flow.client.errors import (
     APIConnectionError,
     APIStatusError,
@@ -324,7 +325,21 @@ async def _write(flow: Flow, seq: int, state: RunState, changed: str, event: str
     if not won:
         log.info("run %s: seq %d already written by another delivery", state.run_id, seq)
         return None
-    log.info("run %s: #%d %s (%s)", state.run_id, seq, state.stage, changed)
+    fields: dict[str, Any] = {"transition": True, "seq": seq, "changed": changed}
+    failed = state.stage == "failed"
+    if failed and state.error is not None:
+        fields["code"] = state.error.code
+    with obs.bind(run_id=state.run_id, kind=state.kind, stage=state.stage):
+        # The README's alert and stage queries read these lines: `"stage": "failed"` at WARNING.
+        log.log(
+            logging.WARNING if failed else logging.INFO,
+            "run %s: #%d %s (%s)",
+            state.run_id,
+            seq,
+            state.stage,
+            changed,
+            extra={"fields": fields},
+        )
     if state.terminal:
         await settle_marker(flow, state.run_id)
     # Only the winner notifies, and the message id is stable, so a receiver can dedupe a repeated send.

@@ -150,6 +150,12 @@ async def _list(flow: Flow, request: Request) -> tuple[int, Any]:
     return 200, {"runs": runs, "next": next_cursor}
 
 
+async def _account(flow: Flow, request: Request) -> tuple[int, Any]:
+    from bailian_flow.pipeline.rest.account import account
+
+    return 200, await account(flow)
+
+
 async def _start(flow: Flow, request: Request) -> tuple[int, Any]:
     return await start_run(flow, request.body)
 
@@ -187,6 +193,7 @@ ROUTES: list[Route] = [
     Route("GET", "/", _health, authenticated=False),
     Route("GET", "/health", _health, authenticated=False),
     Route("GET", "/runs", _list),
+    Route("GET", "/account", _account),
     Route("POST", "/runs", _start),
     Route("GET", "/runs/{run_id}", _show),
     Route("POST", "/runs/{run_id}/cancel", _cancel),

@@ -15,7 +15,7 @@ from bailian_flow.pipeline.protocol.admission import places_in_line
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.settings import SettingsError, resolve_settings, with_overrides
 from bailian_flow.pipeline.protocol.state import RunState, Stage
-from bailian_flow.pipeline.protocol.transitions import commit, load
+from bailian_flow.pipeline.protocol.transitions import commit, current_of, load
 from bailian_flow.runlog import run_id_for
 from bailian_flow.store import bare_etag
 
@@ -74,12 +74,15 @@ async def show_run(flow: Flow, run_id: str) -> dict[str, Any]:
     history = await flow.runs.history(run_id)
     if not history:
         raise HttpError(404, "NotFound", f"run {run_id} does not exist")
-    latest = RunState.model_validate({**history[-1].state, "seq": history[-1].seq})
+    from bailian_flow.pipeline.rest.run_facts import run_facts
+
+    latest = current_of(history[-1]).state  # the kind's own state model: a batch run's shards
     return {
         "run": _shown(latest, await places_in_line(flow, [latest])),
         "history": [
             {"seq": entry.seq, "stage": entry.stage, "changed": entry.changed, "at": entry.at} for entry in history
         ],
+        "facts": await run_facts(flow, latest),
     }
 
 

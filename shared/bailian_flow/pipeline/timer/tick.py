@@ -13,15 +13,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
+from bailian_flow import obs
 from bailian_flow.pipeline.protocol import admission, bulk, cancel, kinds
+from bailian_flow.pipeline.protocol.admission import Room
 from bailian_flow.pipeline.protocol.bulk import Listed
 from bailian_flow.pipeline.protocol.runtime import MAX_REDRIVES, Flow, utc_now
 from bailian_flow.pipeline.protocol.state import RunError
 from bailian_flow.pipeline.protocol.steps import POLLING, drive
 from bailian_flow.pipeline.protocol.transitions import Current, commit, fail, load, settle_marker
-from bailian_flow.pipeline.timer.quotas import admit_waiting
+from bailian_flow.pipeline.timer.quotas import COUNTERS, LISTS, admit_waiting
 from bailian_flow.pipeline.timer.scan import adopt_orphans
 from bailian_flow.pipeline.timer.timer_state import (
     Brief,
@@ -67,6 +70,10 @@ class TickReport:
     oss_reads: int = 0
     oss_writes: int = 0
     seconds: float = 0.0
+    # For the metrics line: the active runs the hint knows, by stage and by kind, and each quota's use.
+    by_stage: dict[str, int] = field(default_factory=dict)
+    by_kind: dict[str, int] = field(default_factory=dict)
+    quotas: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -88,6 +95,12 @@ class TickReport:
                 "oss_reads": self.oss_reads,
                 "oss_writes": self.oss_writes,
                 "seconds": round(self.seconds, 3),
+                "waiting": self.by_stage.get("waiting", 0),
+                "redriven": len(self.redriven),
+                "finished": len(self.finished),
+                "by_stage": dict(self.by_stage),
+                "by_kind": dict(self.by_kind),
+                "quotas": {quota: dict(use) for quota, use in self.quotas.items()},
             },
         }
 
@@ -230,7 +243,8 @@ async def _tick(flow: Flow, report: TickReport) -> None:
         report.admitted = [state.run_id for state in admitted.states]
         for state in admitted.states:
             briefs[state.run_id] = Brief.of(state, utc_now())
-        hint.quotas = {quota: QuotaUse(used=room.used, limit=room.limit) for quota, room in admitted.rooms.items()}
+        rooms = {**await _listed_use(flow, list(briefs.values()), listed), **admitted.rooms}
+        hint.quotas = {quota: QuotaUse.of(room) for quota, room in rooms.items()}
     except Exception:
         log.exception("admission of waiting runs failed")
 
@@ -249,7 +263,28 @@ async def _tick(flow: Flow, report: TickReport) -> None:
     except Exception:
         log.exception("expiring deployments failed; the next tick tries again")
     hint.runs = {run_id: briefs[run_id] for run_id in run_ids if run_id in briefs}
+    report.by_stage = dict(Counter(brief.stage for brief in hint.runs.values()))
+    report.by_kind = dict(Counter(brief.kind for brief in hint.runs.values()))
+    report.quotas = {quota: use.counts() for quota, use in hint.quotas.items()}
     await write_timer_state(flow.store, prefix, hint)
+
+
+async def _listed_use(flow: Flow, briefs: list[Brief], listed: Listed) -> dict[str, Room]:
+    """The use of each quota whose list this tick read whole anyway (for the metrics line and the status page): no
+    list is read for it, and a kind's counter is loaded only when its list was read (its runs are in flight)."""
+    counters: dict[str, tuple[str, str | None]] = {quota: (LISTS[quota], None) for quota in COUNTERS}
+    for spec in kinds.all_specs():
+        for quota, declared in spec.quotas.items():
+            counters.setdefault(quota, (declared.family, declared.counter))
+    rooms: dict[str, Room] = {}
+    for quota, (family, named) in counters.items():
+        if family not in listed.complete:
+            continue
+        counter = COUNTERS[quota] if named is None else kinds.named(named)
+        room = await counter(flow, briefs, listed)
+        if room is not None:
+            rooms[quota] = room
+    return rooms
 
 
 async def _visit_all(flow: Flow, todo: list[str], briefs: dict[str, Brief], report: TickReport) -> str | None:
@@ -271,13 +306,17 @@ async def _visit_all(flow: Flow, todo: list[str], briefs: dict[str, Brief], repo
                 continue
             report.loaded += 1
             try:
-                current = await load(flow, run_id)
-                if current is None:
-                    continue
-                latest = await _visit(flow, run_id, current, report) or await load(flow, run_id)
+                with obs.bind(run_id=run_id):
+                    current = await load(flow, run_id)
+                    if current is None:
+                        continue
+                    with obs.bind(kind=current.state.kind, stage=current.state.stage):
+                        visited = await _visit(flow, run_id, current, report)
+                    latest = visited or await load(flow, run_id)
             except Exception:
                 # One run's trouble must not starve the others; the next tick tries it again.
-                log.exception("run %s: timer visit failed", run_id)
+                with obs.bind(run_id=run_id):
+                    log.exception("run %s: timer visit failed", run_id)
                 left.append(run_id)
                 continue
             if latest is None or (latest.state.terminal and run_id in report.finished):

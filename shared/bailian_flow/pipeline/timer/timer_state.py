@@ -10,25 +10,37 @@ Read once and written once per tick (overwritten: only the timer writes it, once
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, AsyncIterator
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ValidationError
 
 from bailian_flow.pipeline.protocol.kinds import spec_of
+from bailian_flow.pipeline.protocol.layout import TIMER_STATE_NAME
 from bailian_flow.pipeline.protocol.state import RunState
-from bailian_flow.store import ObjectInfo, ObjectStore
+from bailian_flow.store import CountingStore, ObjectStore
+
+if TYPE_CHECKING:
+    from bailian_flow.pipeline.protocol.admission import Room
 
 log = logging.getLogger("bailian_flow.pipeline")
 
-TIMER_STATE_NAME = "_timer-state.json"
+__all__ = [
+    "TIMER_STATE_NAME",
+    "Brief",
+    "CountingStore",
+    "QuotaUse",
+    "TimerState",
+    "read_timer_state",
+    "write_timer_state",
+]
 
 
 class Brief(BaseModel):
     """One run as the last tick saw it."""
 
     stage: str
+    kind: str = "fine-tune"
     seq: int
     at: str
     attempt: int = 1
@@ -53,6 +65,7 @@ class Brief(BaseModel):
             redo=waiting.redo if waiting is not None else None,
             size=state.source.size,
             stage=state.stage,
+            kind=state.kind,
             seq=state.seq,
             at=at.isoformat(),
             attempt=state.attempt,
@@ -82,6 +95,20 @@ class QuotaUse(BaseModel):
     used: int
     limit: int
     waiting: int = 0
+    # A size quota's bytes (the files quota's 5 GB), when counted.
+    bytes_used: int | None = None
+    bytes_limit: int | None = None
+
+    @classmethod
+    def of(cls, room: Room) -> QuotaUse:
+        return cls(used=room.used, limit=room.limit, bytes_used=room.bytes_used, bytes_limit=room.bytes_limit)
+
+    def counts(self) -> dict[str, int]:
+        """For the metrics line: the numbers it has."""
+        counts = {"used": self.used, "limit": self.limit}
+        if self.bytes_used is not None and self.bytes_limit is not None:
+            counts.update(bytes_used=self.bytes_used, bytes_limit=self.bytes_limit)
+        return counts
 
 
 class TimerState(BaseModel):
@@ -112,56 +139,3 @@ async def write_timer_state(store: ObjectStore, runs_prefix: str, state: TimerSt
     state.at = datetime.now(timezone.utc).isoformat()
     data = state.model_dump_json(exclude_defaults=True).encode()
     await store.put(timer_state_key(runs_prefix), data, content_type="application/json")
-
-
-class CountingStore:
-    """An ObjectStore that counts the reads (GET, HEAD, LIST pages) and writes made through it.
-
-    Options it does not know pass through untouched (`**options`), so it wraps any backend.
-    """
-
-    def __init__(self, inner: ObjectStore) -> None:
-        self.inner = inner
-        self.reads = 0
-        self.writes = 0
-
-    async def put(self, key: str, data: bytes, **options: Any) -> bool:
-        self.writes += 1
-        return await self.inner.put(key, data, **options)
-
-    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], **options: Any) -> None:
-        self.writes += 1
-        await self.inner.put_stream(key, chunks, **options)
-
-    async def get(self, key: str, **options: Any) -> bytes | None:
-        self.reads += 1
-        return await self.inner.get(key, **options)
-
-    async def head(self, key: str, **options: Any) -> ObjectInfo | None:
-        self.reads += 1
-        return await self.inner.head(key, **options)
-
-    def stream(self, key: str, **options: Any) -> AsyncIterator[bytes]:
-        self.reads += 1
-        return self.inner.stream(key, **options)
-
-    async def read_range(self, key: str, offset: int, length: int, **options: Any) -> bytes:
-        self.reads += 1
-        return await self.inner.read_range(key, offset, length, **options)
-
-    async def list(self, prefix: str, **options: Any) -> AsyncIterator[ObjectInfo]:
-        # One read per page of up to 1,000 keys, as OSS answers (and bills) them.
-        self.reads += 1
-        seen = 0
-        async for info in self.inner.list(prefix, **options):
-            seen += 1
-            if seen % 1000 == 0:
-                self.reads += 1
-            yield info
-
-    async def delete(self, key: str, **options: Any) -> None:
-        self.writes += 1
-        await self.inner.delete(key, **options)
-
-    async def close(self) -> None:
-        await self.inner.close()

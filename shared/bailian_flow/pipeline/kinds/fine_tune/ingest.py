@@ -55,25 +55,30 @@ async def ingest(
     flow: Flow, key: str, *, training_type: str, description: str, etag: str | None = None
 ) -> IngestResult:
     """Validate `key` while uploading it; with `etag`, only that version of it (SourceSuperseded otherwise)."""
+    from bailian_flow.estimate import QwenTokens, counter_loading
+
+    # Qwen tokens of every valid record, so that the run knows its cost before its job starts: the tokenizer loads
+    # in a thread meanwhile (bench/tokens.py).
+    loading = counter_loading()
     info = await flow.store.head(key)
     if info is None:
         raise SourceMissing(key)
     if etag is not None and bare_etag(etag).upper() != info.etag.upper():
         raise SourceSuperseded(key, info.etag)
     # Every problem of the file (up to the cap) goes on the failed run; none of its bytes after the first reach Bailian.
-    from bailian_flow.estimate import shared_counter
-
     kind = kind_for_training_type(training_type)
-    counter = shared_counter()
+    counter: QwenTokens | None = None
     tokens = 0
 
     def count(record: Any) -> None:
-        nonlocal tokens
+        nonlocal tokens, counter
+        if counter is None and loading is not None:
+            counter = loading()
         if counter is not None:
             tokens += counter.record_tokens(record, kind)
 
     validator = DatasetValidator(
-        kind, object_name=key, max_errors=MAX_REPORTED_ERRORS, on_record=count if counter is not None else None
+        kind, object_name=key, max_errors=MAX_REPORTED_ERRORS, on_record=count if loading is not None else None
     )
     failures: list[DatasetError | ObjectChangedError] = []
 
@@ -111,7 +116,7 @@ async def ingest(
         file_id=uploaded.file_id,
         records=stats.records,
         warnings=list(stats.warnings),
-        tokens=tokens if counter is not None else None,
+        tokens=tokens if loading is not None and (counter is not None or stats.records == 0) else None,
     )
 
 
