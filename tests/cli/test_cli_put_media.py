@@ -49,7 +49,7 @@ def test_put_of_the_wan_sample_zip_reaches_done(dev: DevStack) -> None:
     assert put.returncode == 0, put.stderr
     run = _done(dev, put.stdout.strip())
     assert run["stage"] == "DONE" and run["kind"] == "media-fine-tune", run
-    assert run["source"]["key"] == "datasets/wan-i2v-training-dataset.zip"  # type: ignore[index]
+    assert run["source"]["key"] == "datasets/wan/wan-i2v-training-dataset.zip"  # type: ignore[index]
 
 
 def test_put_of_the_vl_sample_packs_its_local_images_and_reaches_done(dev: DevStack, tmp_path: Path) -> None:
@@ -60,7 +60,7 @@ def test_put_of_the_vl_sample_packs_its_local_images_and_reaches_done(dev: DevSt
     assert "6 local image(s)" in put.stderr and "no 48-hour URL deadline" in put.stderr
     run = _done(dev, put.stdout.strip())
     assert run["stage"] == "DONE" and run["records"] == 6, run
-    assert run["source"]["key"] == "datasets/train.zip"  # type: ignore[index]
+    assert run["source"]["key"] == "datasets/vl/train.zip"  # type: ignore[index]
 
 
 def test_put_of_the_deploy_marker_deploys_and_reaches_done(dev: DevStack) -> None:
