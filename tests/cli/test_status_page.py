@@ -148,7 +148,9 @@ def _shot(page: Any, tmp_path: Path, name: str) -> None:
 
 
 def test_a_training_run_draws_its_loss_as_an_inline_svg_chart(dev: DevStack, browser: Any, tmp_path: Path) -> None:
-    run_id = dev.cli("put", str(SAMPLE), "--key", "datasets/page/progress.jsonl").stdout.strip()
+    # Three epochs asked for (Bailian's default is one): the chart has a validation loss past the first.
+    put = ("put", str(SAMPLE), "--key", "datasets/page/progress.jsonl", "--set", "hyper_parameters.n_epochs=3")
+    run_id = dev.cli(*put).stdout.strip()
     _wait_stage(dev, run_id, "training")
     _until_trained(dev, run_id, 12)  # past the first of three epochs: a validation loss too
 

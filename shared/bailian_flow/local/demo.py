@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,10 @@ TERMINAL = {"DONE", "FAILED", "CANCELED"}
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
+    if not args.verbose:
+        # The demo prints every entry of the run's history itself: the pipeline's own line for a failed transition
+        # would say the same twice (`-v` shows it).
+        logging.getLogger("bailian_flow.pipeline").setLevel(logging.ERROR)
     dataset = args.dataset or (DEFAULT_DATASET if DEFAULT_DATASET.exists() else REPO_ROOT / DEFAULT_DATASET)
     if not dataset.is_file():
         print(f"demo: no dataset at {dataset}", file=sys.stderr)
