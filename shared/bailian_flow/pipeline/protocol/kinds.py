@@ -66,6 +66,9 @@ class KindSpec:
     handled_by: Mapping[str, frozenset[str]]
     # Polled stage -> (bulk family, the state's id field, its status field or "" when any non-running status moves).
     follows: Mapping[str, tuple[str, str, str]] = field(default_factory=dict)
+    # Polled stage -> the recorded statuses on which its step leaves the stage: a run recording one is still
+    # there only because its commit was lost, so the timer looks at it even though the list shows no change.
+    settled: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Stages polled some other way (`RunState.followed`, e.g. a batch run's shards).
     polled: frozenset[str] = frozenset()
     # Stage -> the stage written to re-drive it when its event went unanswered.

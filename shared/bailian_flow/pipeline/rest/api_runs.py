@@ -74,9 +74,13 @@ async def show_run(flow: Flow, run_id: str) -> dict[str, Any]:
     history = await flow.runs.history(run_id)
     if not history:
         raise HttpError(404, "NotFound", f"run {run_id} does not exist")
-    latest = RunState.model_validate({**history[-1].state, "seq": history[-1].seq})
+    from bailian_flow.pipeline.protocol.kinds import state_model
+
+    raw = history[-1].state
+    latest = state_model(str(raw.get("kind", "fine-tune"))).model_validate({**raw, "seq": history[-1].seq})
+    # What the run still holds on Bailian by its records (a DONE run's deployment, an ending run's leftovers).
     return {
-        "run": _shown(latest, await places_in_line(flow, [latest])),
+        "run": {**_shown(latest, await places_in_line(flow, [latest])), "owns": latest.owned()},
         "history": [
             {"seq": entry.seq, "stage": entry.stage, "changed": entry.changed, "at": entry.at} for entry in history
         ],
@@ -193,7 +197,17 @@ async def cancel_run(flow: Flow, run_id: str) -> dict[str, Any]:
         if state.terminal:
             raise HttpError(409, "Conflict", f"run {run_id} is already {state.public()['stage']}")
         if state.stage == "canceling":
-            return state.public()  # asked twice: the first request's finalization stands
+            # Asked twice: the first request's end may never have landed (its sweep failed, its invocation
+            # died): try it again now when it may land, rather than answer "already canceling" and do nothing.
+            if cancel.finalizable(flow, current):
+                ended = await cancel.finalize(flow, current)
+                if ended is not None:
+                    return ended.public()
+                latest = await load(flow, run_id)
+                return (latest or current).state.public()
+            return state.public()
+        if state.stage == "cleaning-up":
+            return state.public()  # failing already: its end of life undoes everything, as a cancel's would
         begun = await cancel.begin(flow, current, "requested through the API")
         if begun is None:
             continue

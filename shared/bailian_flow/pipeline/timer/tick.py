@@ -17,10 +17,20 @@ from dataclasses import dataclass, field
 
 from bailian_flow.pipeline.protocol import admission, bulk, cancel, kinds
 from bailian_flow.pipeline.protocol.bulk import Listed
+from bailian_flow.pipeline.protocol.layout import ENDING_PREFIX
 from bailian_flow.pipeline.protocol.runtime import MAX_REDRIVES, Flow, utc_now
 from bailian_flow.pipeline.protocol.state import RunError
 from bailian_flow.pipeline.protocol.steps import POLLING, drive
-from bailian_flow.pipeline.protocol.transitions import Current, commit, fail, load, settle_marker
+from bailian_flow.pipeline.protocol.transitions import (
+    ENDING,
+    Current,
+    commit,
+    end_of_life,
+    ending_key,
+    fail,
+    load,
+    settle_marker,
+)
 from bailian_flow.pipeline.timer.quotas import admit_waiting
 from bailian_flow.pipeline.timer.scan import adopt_orphans
 from bailian_flow.pipeline.timer.timer_state import (
@@ -30,6 +40,7 @@ from bailian_flow.pipeline.timer.timer_state import (
     read_timer_state,
     write_timer_state,
 )
+from bailian_flow.runlog import is_run_id
 
 log = logging.getLogger("bailian_flow.pipeline")
 
@@ -58,6 +69,8 @@ class TickReport:
     redriven: list[str] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
+    audited: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
     undeployed: list[str] = field(default_factory=list)
     admitted: list[str] = field(default_factory=list)
@@ -75,6 +88,8 @@ class TickReport:
             "redriven": self.redriven,
             "adopted": self.adopted,
             "finished": self.finished,
+            "ended": self.ended,
+            "audited": self.audited,
             "deferred": self.deferred,
             "undeployed": self.undeployed,
             "admitted": self.admitted,
@@ -119,11 +134,16 @@ async def _redrive(flow: Flow, current: Current, report: TickReport) -> None:
         report.redriven.append(state.run_id)
 
 
-async def _visit(flow: Flow, run_id: str, current: Current, report: TickReport) -> Current | None:
+async def _visit(
+    flow: Flow, run_id: str, current: Current, report: TickReport, ending: frozenset[str] = frozenset()
+) -> Current | None:
     """Do what the run needs; returns its newest entry when the visit read it last (None: not read since)."""
     stage = current.state.stage
     if current.state.terminal:
-        # A retry may have revived the run since it was read: `settle_marker` keeps it active then.
+        # A retry may have revived the run since it was read: `settle_marker` keeps it active then. An `ending/`
+        # marker left by a crash after the terminal commit goes too.
+        if run_id in ending:
+            await flow.store.delete(ending_key(run_id))
         if await settle_marker(flow, run_id):
             report.finished.append(run_id)
     elif stage in POLLING:
@@ -133,9 +153,11 @@ async def _visit(flow: Flow, run_id: str, current: Current, report: TickReport) 
         return latest
     elif stage == "waiting":
         await admission.ensure_in_line(flow, current.state)  # its marker may have been lost to a crash
-    elif stage == "canceling":
-        if cancel.finalizable(flow, current) and await cancel.finalize(flow, current) is not None:
-            report.polled.append(run_id)
+    elif stage in ENDING:
+        # An end of life not landed yet (a refused or failed undo, a cancel waiting out a lease): tried every tick.
+        may_end = stage != "canceling" or cancel.finalizable(flow, current)
+        if may_end and await end_of_life(flow, current) is not None:
+            report.ended.append(run_id)
     elif _stale(flow, current):
         await _redrive(flow, current, report)
     return None
@@ -175,12 +197,16 @@ def _moved(flow: Flow, brief: Brief) -> bool:
     return False
 
 
-def _needs_look(flow: Flow, run_id: str, brief: Brief | None, listed: Listed, in_line: set[str]) -> bool:
+def _needs_look(
+    flow: Flow, run_id: str, brief: Brief | None, listed: Listed, in_line: set[str], ending: frozenset[str]
+) -> bool:
     """Whether a run must be loaded this tick. Only two kinds are skipped: a polled run whose status has not moved,
     and a waiting run still in its line (admission reads the lines; a run out of line was admitted or cancelled
     since, perhaps by another tick, or lost its marker). A run between two events is looked at every tick: it is
-    normally in that state for seconds, so few are, and an event chain may have moved it on since."""
-    if brief is None:
+    normally in that state for seconds, so few are, and an event chain may have moved it on since. A run whose end
+    of life has not landed (its `ending/` marker) is looked at every tick, whatever its brief remembers: a cancel
+    committed by the API after the last tick leaves a brief that still says `training`."""
+    if brief is None or run_id in ending:
         return True
     if brief.stage in POLLING:
         return _moved(flow, brief)
@@ -212,6 +238,10 @@ async def _tick(flow: Flow, report: TickReport) -> None:
     prefix = flow.settings.runs_prefix
     hint = await read_timer_state(flow.store, prefix)
     run_ids = await flow.runs.list_active()
+    # Runs whose end of life has not landed: looked at every tick (a marker without an active one is settled).
+    marked = [info.key[len(ENDING_PREFIX) :] async for info in flow.store.list(ENDING_PREFIX)]
+    ending = frozenset(filter(is_run_id, marked))
+    run_ids += sorted(ending - set(run_ids))
     report.active = len(run_ids)
     briefs = {run_id: hint.runs[run_id] for run_id in run_ids if run_id in hint.runs}
 
@@ -236,11 +266,11 @@ async def _tick(flow: Flow, report: TickReport) -> None:
 
     todo: list[str] = []
     for run_id in _rotated(run_ids, hint.cursor):
-        if _needs_look(flow, run_id, briefs.get(run_id), listed, in_line):
+        if _needs_look(flow, run_id, briefs.get(run_id), listed, in_line, ending):
             todo.append(run_id)
         elif briefs[run_id].stage in POLLING:
             report.polled.append(run_id)  # its status, read in bulk, has not moved
-    hint.cursor = await _visit_all(flow, todo, briefs, report)
+    hint.cursor = await _visit_all(flow, todo, briefs, report, ending)
     try:
         # DONE runs are off the active list; those whose deployment has a TTL wait in their own index.
         from bailian_flow.pipeline.delivery.lifecycle import expire_deployments
@@ -252,7 +282,9 @@ async def _tick(flow: Flow, report: TickReport) -> None:
     await write_timer_state(flow.store, prefix, hint)
 
 
-async def _visit_all(flow: Flow, todo: list[str], briefs: dict[str, Brief], report: TickReport) -> str | None:
+async def _visit_all(
+    flow: Flow, todo: list[str], briefs: dict[str, Brief], report: TickReport, ending: frozenset[str]
+) -> str | None:
     """Load and advance the runs that need a look, in order, until time or budget runs out.
 
     Returns the first run left for the next tick (its turn comes first then), or None when all were visited.
@@ -274,7 +306,7 @@ async def _visit_all(flow: Flow, todo: list[str], briefs: dict[str, Brief], repo
                 current = await load(flow, run_id)
                 if current is None:
                     continue
-                latest = await _visit(flow, run_id, current, report) or await load(flow, run_id)
+                latest = await _visit(flow, run_id, current, report, ending) or await load(flow, run_id)
             except Exception:
                 # One run's trouble must not starve the others; the next tick tries it again.
                 log.exception("run %s: timer visit failed", run_id)

@@ -13,14 +13,17 @@ from bailian_flow.pipeline.protocol.state import RunState
 
 
 async def find(flow: Flow, state: RunState, kinds: Collection[str]) -> list[Made]:
-    """The run's batches still running (every attempt and generation) and its shard files, by tag."""
+    """The run's batches still running (every attempt and generation) and its shard files, by tag and by record."""
     found: list[Made] = []
     if "batch" in kinds:
         batches = await reconcile.batches_of_run(flow, state.run_id)
         found += [Made("batch", batch.id) for batch in batches if batch.status in RUNNING_STATUSES]
     if "batch-file" in kinds:
         found += [Made("batch-file", item.id) for item in await reconcile.batch_files_of_run(flow, state.run_id)]
-    return found
+    # Lists lag creates: what the plan records goes by its id, listed yet or not (an answer file is untagged).
+    gone = set(state.undone)
+    found += [Made(kind, rid) for kind, rid in state.recorded() if kind in kinds and f"{kind}:{rid}" not in gone]
+    return list(dict.fromkeys(found))
 
 
 async def undo(flow: Flow, made: Made) -> str:

@@ -25,6 +25,7 @@ SPEC = KindSpec(
         "on_success": delivery.ON_SUCCESS,
     },
     follows={"training": ("fine-tune", "job_id", "job_status"), **delivery.FOLLOWS},
+    settled={"training": frozenset({"SUCCEEDED", "FAILED", "CANCELED"}), **delivery.SETTLED},
     reannounce={
         # `received` has no trigger of its own (on_upload writes it while already at work): re-announced as
         # `requested`, whose marker does.
