@@ -4,14 +4,11 @@ Two steps. `canceling` (not terminal) is committed first: results are committed 
 (`transitions.record`), so from that entry on every in-flight act loses and undoes what it made. Then the run's end
 of life (`transitions.end_of_life`, the same for every failure) undoes everything it made, by its records and by
 name, and commits `canceled`. When an act may still be in flight (the run was at an intent younger than its lease)
-a resource it makes may not be listed yet, so the end waits until `end_after`, stopping what it sees meanwhile. An
-undo Bailian refuses for now (an import still running) or a call that failed keeps the run `canceling`; the timer
-tries again every tick (its `ending/` marker), each try in the run's history.
+a resource it makes may not be listed yet, so the end waits out its lease (`act_since`). An undo Bailian refuses
+for now (an import still running) or a call that failed keeps the run `canceling`; the timer tries again every tick (its `ending/` marker), each try in the run's history.
 """
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 from bailian_flow.pipeline.protocol import cleanup
 from bailian_flow.pipeline.protocol.kinds import intents
@@ -29,24 +26,23 @@ def act_may_be_in_flight(flow: Flow, current: Current) -> bool:
 def finalizable(flow: Flow, current: Current) -> bool:
     """A `canceling` run whose end may land now: any act in flight when it was written has had its lease.
 
-    From the time written into the state (`end_after`), not the entry's age: every try of the end adds a history
-    entry, which must not push the end back."""
+    Measured from when that act's intent was written (`act_since`), not from the newest entry: every try of the
+    end adds a history entry, which must not push the end back."""
     state = current.state
     if state.stage != "canceling":
         return False
-    end_after = getattr(state, "end_after", None)
-    if not isinstance(end_after, str):
-        return current.age() >= flow.lease_seconds
-    return utc_now() >= parse_iso_z(end_after)
+    if state.act_since is None:
+        return True
+    return (utc_now() - parse_iso_z(state.act_since)).total_seconds() >= flow.lease_seconds
 
 
 async def begin(flow: Flow, current: Current, why: str) -> tuple[Current, bool] | None:
     """Commit `canceling` on top of `current`; the new entry and whether to wait before finalizing (None: lost)."""
     wait = act_may_be_in_flight(flow, current)
     changed = f"canceling: {why}" + (f"; waiting out the lease of {current.state.stage}" if wait else "")
-    end_after = utc_now() + timedelta(seconds=flow.lease_seconds - current.age() if wait else 0)
+    since = iso_z(current.at) if wait else None
     canceling = await begin_ending(
-        flow, current, "canceling", changed, canceled_from=current.state.stage, end_after=iso_z(end_after)
+        flow, current, "canceling", changed, canceled_from=current.state.stage, act_since=since
     )
     if canceling is None:
         return None

@@ -115,8 +115,8 @@ class RunState(BaseModel):
     redrives: int = 0
     # What the run's end of life undid ("kind:id"), so that `owned` tells what it still holds.
     undone: list[str] = Field(default_factory=list)
-    # A canceling run's end may land from then on (an act in flight when it was written has had its lease).
-    end_after: str | None = None
+    # When the act in flight at a cancel claimed its intent: the cancel's end waits out that act's lease.
+    act_since: str | None = None
     # The intent's actor knows its act did not happen (a definite refusal): the next delivery need not wait a lease.
     released: bool = False
 
