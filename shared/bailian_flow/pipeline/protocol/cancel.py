@@ -5,7 +5,8 @@ Two steps. `canceling` (not terminal) is committed first: results are committed 
 of life (`transitions.end_of_life`, the same for every failure) undoes everything it made, by its records and by
 name, and commits `canceled`. When an act may still be in flight (the run was at an intent younger than its lease)
 a resource it makes may not be listed yet, so the end waits out its lease (`act_since`). An undo Bailian refuses
-for now (an import still running) or a call that failed keeps the run `canceling`; the timer tries again every tick (its `ending/` marker), each try in the run's history.
+for now (an import still running) or a call that failed keeps the run `canceling`; the timer tries again every
+tick (its `ending/` marker), each try in the run's history.
 """
 
 from __future__ import annotations
