@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from bailian_flow.pipeline.kinds.batch.batch_state import RUNNING_STATUSES
+from bailian_flow.client.errors import APIStatusError
+from bailian_flow.pipeline.kinds.batch.batch_state import FINISHED_STATUSES, RUNNING_STATUSES
 from bailian_flow.pipeline.protocol import reconcile
 from bailian_flow.pipeline.protocol.cleanup import Made
 from bailian_flow.pipeline.protocol.runtime import Flow
@@ -29,7 +30,16 @@ async def find(flow: Flow, state: RunState, kinds: Collection[str]) -> list[Made
 async def undo(flow: Flow, made: Made) -> str:
     """Cancel a batch or delete a shard file; errors are the caller's (`cleanup.undo`) to read."""
     if made.kind == "batch":
-        await flow.client.batches.cancel(made.id)
+        try:
+            await flow.client.batches.cancel(made.id)
+        except APIStatusError as exc:
+            if exc.status is not None and exc.status >= 500:
+                raise
+            # A batch that ended before the cancel reached it cannot be cancelled: it runs no more, which is done.
+            seen = await flow.client.batches.get(made.id)
+            if seen.status in FINISHED_STATUSES:
+                return f"{made} had ended ({seen.status})"
+            raise
         return f"canceled {made}"
     await flow.client.compat_files.delete(made.id)
     return f"deleted {made}"
