@@ -20,6 +20,7 @@ from bailian_flow.pipeline.kinds.batch.batch_results import (
     collect_shard,
     finished_ids,
     merged,
+    part_name,
     results_key,
     summary,
 )
@@ -209,7 +210,7 @@ async def act_collect(flow: Flow, current: Current) -> None:
     assert batch.current is not None and state.source.key is not None
     shard = batch.shards[batch.current]
     resubmit = shard.status != "completed" and shard.generation <= batch.settings.resubmit_limit
-    part_key = results_key(flow, state.source.key, state.run_id, f"_parts/s{shard.root:05d}-g{shard.generation}.jsonl")
+    part_key = results_key(flow, state.source.key, state.run_id, part_name(state.attempt, shard))
     got = await collect_shard(flow, state.source.key, batch, shard, part_key, resubmit=resubmit, etag=state.source.etag)
     fields = {
         "part_key": part_key,
