@@ -8,6 +8,7 @@ emulator whose clock moves only when the test says, so the interleaving is held,
 
 from __future__ import annotations
 
+import json
 import urllib.error
 from collections.abc import Iterator
 from typing import Any
@@ -136,6 +137,57 @@ def test_a_cancel_while_the_file_list_lags_deletes_the_recorded_file(frozen: Pip
     assert status == 200 and body["run"]["stage"] == "CANCELED", body
     assert gone(frozen, f"/api/v1/files/{ready['file_id']}")
     assert frozen.run(run_id)["run"]["owns"] == []
+
+
+# --- case 4: a retry after a shard was refused keeps what was answered ------------------------------------------
+
+
+def batch_input(count: int) -> bytes:
+    lines = (
+        {
+            "custom_id": f"req-{n}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "qwen-plus", "messages": [{"role": "user", "content": f"question {n}"}]},
+        }
+        for n in range(1, count + 1)
+    )
+    return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+
+
+def test_a_retry_after_a_shard_was_refused_sends_only_the_lines_not_answered(
+    frozen_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frozen_emulator.reset()
+    # One batch at a time, on a clock that moves only when told: shard 1 is sent only after shard 0 has finished,
+    # and a delivery collects shard 0 before it sends shard 1, so the refusal always meets shard 0's answers.
+    pipeline = Pipeline(
+        frozen_emulator.url, monkeypatch, BAILIAN_FLOW_BATCH_SHARD_LINES="40", BAILIAN_FLOW_QUOTA_BATCHES="1"
+    )
+    http_json(f"{pipeline.url}/_emulator/config", "POST", {"quotas": {"batches": 1}})
+    key = "batches/end-of-life/questions.jsonl"
+    run_id = pipeline.upload(key, batch_input(80))
+    assert pipeline.created()["batches"] == 1
+    pipeline.fault(method="POST", path="/compatible-mode/v1/batches", status=400, code="Arrearage", times=1)
+    advance(pipeline, 60)  # shard 0 completes
+
+    failed = pipeline.pump(run_id)
+    assert failed["stage"] == "FAILED" and "Arrearage" in failed["error"]["reason"], failed
+    assert [shard["index"] for shard in failed["batch"]["shards"] if shard["part_key"]] == [0]
+
+    status, body = pipeline.api("POST", f"/runs/{run_id}/retry")
+    assert status == 202 and body["run"]["stage"] == "batch-ready", body
+    for _ in range(6):
+        pipeline.deliver_new()
+        advance(pipeline, 60)
+        pipeline.tick()
+    run = pipeline.run(run_id)["run"]
+
+    assert run["stage"] == "DONE", run
+    assert pipeline.created()["batches"] == 2, "shard 0's 40 lines are not sent (nor paid for) again"
+    output = pipeline.get(f"results/end-of-life/questions/{run_id}/output.jsonl") or b""
+    assert [json.loads(line)["custom_id"] for line in output.splitlines()] == [f"req-{n}" for n in range(1, 81)]
+    assert http_json(f"{pipeline.url}/_emulator/state")["live"]["compat_files"] == 0
 
 
 # --- case 5: a lost `done` commit, and a Stuck failure ------------------------------------------------------------

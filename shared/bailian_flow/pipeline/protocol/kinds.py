@@ -105,7 +105,8 @@ class KindSpec:
         `requests_fit(flow, needs, memo) -> bool` for a waiting run held back by other runs' pending requests;
         `start_request(flow, body)` opens a run from a REST body (`request_field`); `request_settings(value)` checks
         a REST body's settings; `settings_for(flow, key, metadata, explicit)`
-        reads an object's settings as the state's update; `agrees(state, explicit)` tells a repeated request."""
+        reads an object's settings as the state's update; `agrees(state, explicit)` tells a repeated request;
+        `retry_from(state) -> (stage, updates) | None` where a failed run's retry resumes, keeping what it can."""
         spec = self.hooks.get(name)
         return None if spec is None else named(spec)
 

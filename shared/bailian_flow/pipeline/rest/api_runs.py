@@ -12,6 +12,7 @@ from typing import Any
 from bailian_flow.client.errors import NotFoundError
 from bailian_flow.pipeline.protocol import inputs, kinds
 from bailian_flow.pipeline.protocol.admission import places_in_line
+from bailian_flow.pipeline.protocol.kinds import spec_of
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.settings import SettingsError, resolve_settings, with_overrides
 from bailian_flow.pipeline.protocol.state import RunState, Stage
@@ -283,6 +284,12 @@ async def retry_run(flow: Flow, run_id: str, given: Any = None) -> dict[str, Any
     if resume is None:
         raise HttpError(409, "Conflict", f"run {run_id} has no source to retry from")
     updates: dict[str, Any] = {"attempt": state.attempt + 1, "error": None, "claims": {}, "redrives": 0}
+    # A kind may keep what the failed attempt finished (a batch run its answered lines) unless new settings came.
+    retry_from = spec_of(state.kind).hook("retry_from")
+    kept = retry_from(state) if retry_from is not None and given is None else None
+    if kept is not None:
+        resume, extra = kept
+        updates.update(extra)
     info = await flow.store.head(state.source.key) if state.source.key else None
     _refuse_superseded(state, info.etag if info else None)
     if resume == "requested" and state.source.key:

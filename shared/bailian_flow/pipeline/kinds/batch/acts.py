@@ -7,6 +7,7 @@ it is when recorded (`on_newest_plan`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -275,7 +276,9 @@ async def delete_batch_files(flow: Flow, batch: BatchRun) -> None:
     for shard in batch.shards:
         for file_id in (shard.file_id, shard.output_file_id, shard.error_file_id):
             if file_id:
-                await flow.client.compat_files.delete(file_id)
+                # A failed attempt's end of life may have deleted them already (a retry keeps the shard).
+                with contextlib.suppress(NotFoundError):
+                    await flow.client.compat_files.delete(file_id)
 
 
 async def cancel_batches(flow: Flow, batch: BatchRun) -> None:
