@@ -82,6 +82,9 @@ class KindSpec:
     resources: Mapping[str, int] = field(default_factory=dict)
     # Of those, the ones swept only when the whole run goes (never for one act's result).
     whole_run_resources: frozenset[str] = frozenset()
+    # Family -> `"module:function"`, an auditor (`timer.audit.Auditor`) reading one slice of a list of this kind's
+    # resources and naming each one's run and attempt from its name, for the timer's backstop.
+    audits: Mapping[str, str] = field(default_factory=dict)
     openers: tuple[Opener, ...] = ()
     # A `POST /runs` body field that starts a run of this kind (e.g. `import`), handed to the hook `start_request`
     # `(flow, body) -> (state, created)`, which raises SettingsError for the caller's own mistakes (a 400).

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from bailian_flow.pipeline.protocol import admission, bulk, cancel, kinds
 from bailian_flow.pipeline.protocol.bulk import Listed
 from bailian_flow.pipeline.protocol.layout import ENDING_PREFIX
-from bailian_flow.pipeline.protocol.runtime import MAX_REDRIVES, Flow, utc_now
+from bailian_flow.pipeline.protocol.runtime import MAX_REDRIVES, Flow, iso_z, parse_iso_z, utc_now
 from bailian_flow.pipeline.protocol.state import RunError
 from bailian_flow.pipeline.protocol.steps import POLLING, drive
 from bailian_flow.pipeline.protocol.transitions import (
@@ -37,6 +37,7 @@ from bailian_flow.pipeline.timer.timer_state import (
     Brief,
     CountingStore,
     QuotaUse,
+    TimerState,
     read_timer_state,
     write_timer_state,
 )
@@ -271,6 +272,7 @@ async def _tick(flow: Flow, report: TickReport) -> None:
         elif briefs[run_id].stage in POLLING:
             report.polled.append(run_id)  # its status, read in bulk, has not moved
     hint.cursor = await _visit_all(flow, todo, briefs, report, ending)
+    await _audit(flow, hint, set(run_ids), report)
     try:
         # DONE runs are off the active list; those whose deployment has a TTL wait in their own index.
         from bailian_flow.pipeline.delivery.lifecycle import expire_deployments
@@ -280,6 +282,21 @@ async def _tick(flow: Flow, report: TickReport) -> None:
         log.exception("expiring deployments failed; the next tick tries again")
     hint.runs = {run_id: briefs[run_id] for run_id in run_ids if run_id in briefs}
     await write_timer_state(flow.store, prefix, hint)
+
+
+async def _audit(flow: Flow, hint: TimerState, active: set[str], report: TickReport) -> None:
+    """One slice of the backstop audit (`timer.audit`), at most every `audit_every_seconds`."""
+    from bailian_flow.pipeline.timer.audit import audit
+
+    last = parse_iso_z(hint.audited_at) if hint.audited_at else None
+    due = last is None or (utc_now() - last).total_seconds() >= flow.settings.audit_every_seconds
+    if not due or flow.remaining() < SAFETY_MARGIN_SECONDS:
+        return
+    try:
+        report.audited, hint.audit = await audit(flow, hint.audit, active)
+    except Exception:
+        log.exception("audit of Bailian's lists failed; the next one tries again")
+    hint.audited_at = iso_z()
 
 
 async def _visit_all(

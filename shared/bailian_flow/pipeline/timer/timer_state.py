@@ -95,6 +95,9 @@ class TimerState(BaseModel):
     cursor: str | None = None
     quotas: dict[str, QuotaUse] = {}
     at: str | None = None
+    # Where the next audit slice starts ("family:position", `timer.audit`) and when the last one ran.
+    audit: str | None = None
+    audited_at: str | None = None
 
 
 def timer_state_key(runs_prefix: str) -> str:

@@ -3,6 +3,7 @@ the shard's tag (`batch_state.shard_name`); what `cleanup` calls for them (`Kind
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 
 from bailian_flow.client.errors import APIStatusError
@@ -43,3 +44,30 @@ async def undo(flow: Flow, made: Made) -> str:
         return f"canceled {made}"
     await flow.client.compat_files.delete(made.id)
     return f"deleted {made}"
+
+
+_TAG = re.compile(r"^bf-(?P<run_id>[A-Za-z0-9_]+)-a(?P<attempt>\d+)-s\d+-g\d+")
+AUDIT_PAGE = 50
+
+
+def _tagged(name: str | None) -> tuple[str, int] | None:
+    match = _TAG.match(name or "")
+    return (match["run_id"], int(match["attempt"])) if match else None
+
+
+async def audit_batches(flow: Flow, cursor: str | None) -> tuple[list[tuple[Made, str, int]], str | None]:
+    """One page of Bailian's batches: those still running whose tag names a run (`KindSpec.audits`)."""
+    page = await flow.client.batches.list_page(after=cursor, limit=AUDIT_PAGE)
+    found = [
+        (Made("batch", batch.id), *tagged)
+        for batch in page.data
+        if batch.status in RUNNING_STATUSES and (tagged := _tagged(reconcile.batch_tag(batch))) is not None
+    ]
+    return found, page.last_id if page.has_more else None
+
+
+async def audit_files(flow: Flow, cursor: str | None) -> tuple[list[tuple[Made, str, int]], str | None]:
+    """One page of the batch files: shard inputs, named by their tags."""
+    page = await flow.client.compat_files.list_page(after=cursor, limit=AUDIT_PAGE, purpose="batch")
+    found = [(Made("batch-file", item.id), *tagged) for item in page.data if (tagged := _tagged(item.filename))]
+    return found, page.last_id if page.has_more else None
