@@ -108,11 +108,9 @@ async def audit(flow: Flow, cursor: str | None, active: set[str]) -> tuple[list[
     order = families()
     family, within = _position(cursor, order)
     found, following = await auditor(family)(flow, within)
-    if following is None:
-        # This family is through: the next audit starts the next family from its beginning.
-        next_cursor = f"{order[(order.index(family) + 1) % len(order)]}:"
-    else:
-        next_cursor = f"{family}:{following}"
+    # A family read through hands the next audit to the next family, from its beginning.
+    after = order[(order.index(family) + 1) % len(order)]
+    next_cursor = f"{after}:" if following is None else f"{family}:{following}"
     done: list[str] = []
     runs: dict[str, Current | None] = {}
     for made, run_id, attempt in found:
