@@ -249,3 +249,30 @@ def test_a_stuck_run_sweeps_what_it_made(frozen: Pipeline, monkeypatch: pytest.M
 def test_an_unknown_run_id_in_the_ending_markers_is_ignored(frozen: Pipeline) -> None:
     frozen.put("ending/not a run id", b"")
     assert frozen.tick()["ended"] == []
+
+
+# --- the backstop: the timer's audit ------------------------------------------------------------------------------
+
+
+def test_the_audit_undoes_what_lands_for_a_run_after_its_end(frozen: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BAILIAN_FLOW_AUDIT_EVERY", "0")
+    frozen.put(MARKER, MARKER_BODY)
+    frozen.deliver_new()
+    run_id = frozen.run_for_key(MARKER)["run_id"]
+    status, body = frozen.api("POST", f"/runs/{run_id}/cancel")
+    assert status == 200 and body["run"]["stage"] == "CANCELED", body
+    # An actor past every lease creates the run's import after all (its second claim's name).
+    storage = {"bucket_name": "flow-test", "object_key": "models/lora/"}
+    body = {"model_name": "qwen3-8b", "storage_info": storage, "display_name": f"bf-{run_id}-1-g2", "source": "oss"}
+    frozen.bailian("POST", "/api/v1/custom_models/import", body)
+    advance(frozen, 120)  # it has ended, so it may be deleted
+
+    audited = []
+    for _ in range(6):  # one family a tick: fine-tunes, then imports, ...
+        audited += frozen.tick()["audited"]
+        if audited:
+            break
+
+    assert imports(frozen) == [], audited
+    assert any(line.startswith("audit: deleted import") for line in changes(frozen, run_id))
+    assert frozen.run(run_id)["run"]["stage"] == "CANCELED"
