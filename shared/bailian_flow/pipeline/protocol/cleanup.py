@@ -213,8 +213,8 @@ async def sweep(
 
 
 def kept(state: RunState) -> list[Made]:
-    """What a run keeps on Bailian on purpose once it ends: a DONE run its deployment (until torn down or expired)
-    and its job (until job retention deletes it); a FAILED run its succeeded fine-tune, which a retry deploys
+    """What a run keeps on Bailian on purpose once it ends: a DONE run its deployment (until torn down or expired),
+    its job (until job retention deletes it) and its imported model; a FAILED run its succeeded fine-tune, which a retry deploys
     without training again. Everything else a terminal run made is undone."""
     keep: list[Made] = []
     finished_job = state.stage == "done" or (state.stage in ("failed", "cleaning-up") and state.finetuned_output)
@@ -222,6 +222,8 @@ def kept(state: RunState) -> list[Made]:
         keep.append(Made("job", state.job_id))
     if state.stage == "done" and state.deployed_model and not state.undeployed_at:
         keep.append(Made("deployment", state.deployed_model))
+    if state.stage == "done" and state.import_job_id:
+        keep.append(Made("import", state.import_job_id))  # the imported model is what is (or was) deployed
     return keep
 
 
