@@ -214,8 +214,8 @@ async def sweep(
 
 def kept(state: RunState) -> list[Made]:
     """What a run keeps on Bailian on purpose once it ends: a DONE run its deployment (until torn down or expired),
-    its job (until job retention deletes it) and its imported model; a FAILED run its succeeded fine-tune, which a retry deploys
-    without training again. Everything else a terminal run made is undone."""
+    its job (until job retention deletes it) and its imported model; a FAILED run its succeeded fine-tune, which a
+    retry deploys without training again. Everything else a terminal run made is undone."""
     keep: list[Made] = []
     finished_job = state.stage == "done" or (state.stage in ("failed", "cleaning-up") and state.finetuned_output)
     if finished_job and state.job_id and not state.job_deleted:

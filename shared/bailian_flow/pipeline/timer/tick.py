@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bailian_flow.pipeline.protocol import admission, bulk, cancel, kinds
@@ -54,6 +55,8 @@ SAFETY_MARGIN_SECONDS = 10.0
 # Listing may use at most this share of the time left: the runs whose status moved still need theirs.
 LISTING_SHARE = 0.5
 CONCURRENCY = 8
+# An `ending/` marker this old whose run is neither ending nor ended lost its commit's race: it goes.
+STRAY_AFTER = 300.0
 
 
 # What to list when some runs are unknown to the hint: every family a polled stage follows by one id. Not batches:
@@ -136,10 +139,15 @@ async def _redrive(flow: Flow, current: Current, report: TickReport) -> None:
 
 
 async def _visit(
-    flow: Flow, run_id: str, current: Current, report: TickReport, ending: frozenset[str] = frozenset()
+    flow: Flow, run_id: str, current: Current, report: TickReport, ending: Mapping[str, float] | None = None
 ) -> Current | None:
     """Do what the run needs; returns its newest entry when the visit read it last (None: not read since)."""
     stage = current.state.stage
+    ending = ending or {}
+    if run_id in ending and not current.state.terminal and stage not in ENDING and ending[run_id] > STRAY_AFTER:
+        # A marker whose ending commit lost its race (the run went on): not to be looked at every tick for ever.
+        # Only an old one: a young one may precede a commit still on its way.
+        await flow.store.delete(ending_key(run_id))
     if current.state.terminal:
         # A retry may have revived the run since it was read: `settle_marker` keeps it active then. An `ending/`
         # marker left by a crash after the terminal commit goes too.
@@ -199,7 +207,7 @@ def _moved(flow: Flow, brief: Brief) -> bool:
 
 
 def _needs_look(
-    flow: Flow, run_id: str, brief: Brief | None, listed: Listed, in_line: set[str], ending: frozenset[str]
+    flow: Flow, run_id: str, brief: Brief | None, listed: Listed, in_line: set[str], ending: Mapping[str, float]
 ) -> bool:
     """Whether a run must be loaded this tick. Only two kinds are skipped: a polled run whose status has not moved,
     and a waiting run still in its line (admission reads the lines; a run out of line was admitted or cancelled
@@ -240,9 +248,13 @@ async def _tick(flow: Flow, report: TickReport) -> None:
     hint = await read_timer_state(flow.store, prefix)
     run_ids = await flow.runs.list_active()
     # Runs whose end of life has not landed: looked at every tick (a marker without an active one is settled).
-    marked = [info.key[len(ENDING_PREFIX) :] async for info in flow.store.list(ENDING_PREFIX)]
-    ending = frozenset(filter(is_run_id, marked))
-    run_ids += sorted(ending - set(run_ids))
+    now = utc_now()
+    ending = {
+        info.key[len(ENDING_PREFIX) :]: (now - info.last_modified).total_seconds()
+        async for info in flow.store.list(ENDING_PREFIX)
+        if is_run_id(info.key[len(ENDING_PREFIX) :])
+    }
+    run_ids += sorted(set(ending) - set(run_ids))
     report.active = len(run_ids)
     briefs = {run_id: hint.runs[run_id] for run_id in run_ids if run_id in hint.runs}
 
@@ -300,7 +312,7 @@ async def _audit(flow: Flow, hint: TimerState, active: set[str], report: TickRep
 
 
 async def _visit_all(
-    flow: Flow, todo: list[str], briefs: dict[str, Brief], report: TickReport, ending: frozenset[str]
+    flow: Flow, todo: list[str], briefs: dict[str, Brief], report: TickReport, ending: Mapping[str, float]
 ) -> str | None:
     """Load and advance the runs that need a look, in order, until time or budget runs out.
 
