@@ -311,6 +311,19 @@ async def _audit(flow: Flow, hint: TimerState, active: set[str], report: TickRep
     hint.audited_at = iso_z()
 
 
+async def _clear_unborn(flow: Flow, run_id: str, ending: Mapping[str, float]) -> None:
+    """Markers of a run that never got its first entry (its invocation died between the marker and the commit, and
+    no retry came): once older than a lease, no create can still be on its way, so they go; a retry of the event
+    starts over and marks the run again."""
+    info = await flow.store.head(flow.runs.active_key(run_id))
+    if info is not None and (utc_now() - info.last_modified).total_seconds() > flow.lease_seconds:
+        await flow.runs.clear_active(run_id)
+        if await load(flow, run_id) is not None:
+            await flow.runs.mark_active(run_id)  # its first entry landed after all
+    if ending.get(run_id, 0.0) > STRAY_AFTER:
+        await flow.store.delete(ending_key(run_id))
+
+
 async def _visit_all(
     flow: Flow, todo: list[str], briefs: dict[str, Brief], report: TickReport, ending: Mapping[str, float]
 ) -> str | None:
@@ -334,6 +347,7 @@ async def _visit_all(
             try:
                 current = await load(flow, run_id)
                 if current is None:
+                    await _clear_unborn(flow, run_id, ending)
                     continue
                 latest = await _visit(flow, run_id, current, report, ending) or await load(flow, run_id)
             except Exception:
