@@ -237,12 +237,23 @@ def check_orphans(pipeline: Pipeline, runs: list[dict[str, Any]]) -> None:
         (f"file:{item['file_id']}", item.get("description"))
         for item in pipeline.bailian("GET", "/api/v1/files?page_size=100")["data"]["files"]
     ]
+    batches = _listed(pipeline, "batches")
+    tags = {batch["id"]: str((batch.get("metadata") or {}).get("ds_name", "")).split(" ")[-1] for batch in batches}
     live += [
-        (f"batch:{batch['id']}", str((batch.get("metadata") or {}).get("ds_name", "")).split(" ")[-1])
-        for batch in _listed(pipeline, "batches")
+        (f"batch:{batch['id']}", tags[batch["id"]])
+        for batch in batches
         if batch["status"] in ("validating", "in_progress", "finalizing")
     ]
-    live += [(f"batch-file:{item['id']}", item["filename"]) for item in _listed(pipeline, "files")]
+    # A batch's answer files are untagged: their batch names their run.
+    answers = {
+        file_id: tags[batch["id"]]
+        for batch in batches
+        for file_id in (batch.get("output_file_id"), batch.get("error_file_id"))
+        if file_id
+    }
+    live += [
+        (f"batch-file:{item['id']}", answers.get(item["id"], item["filename"])) for item in _listed(pipeline, "files")
+    ]
     for resource, name in live:
         owner = _owner(name, by_id)
         assert owner is not None, f"{resource} ({name}) belongs to no run"

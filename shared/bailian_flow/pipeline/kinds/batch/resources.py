@@ -3,10 +3,11 @@ the shard's tag (`batch_state.shard_name`); what `cleanup` calls for them (`Kind
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Collection
 
-from bailian_flow.client.errors import APIStatusError
+from bailian_flow.client.errors import APIStatusError, NotFoundError
 from bailian_flow.pipeline.kinds.batch.batch_state import FINISHED_STATUSES, RUNNING_STATUSES
 from bailian_flow.pipeline.protocol import reconcile
 from bailian_flow.pipeline.protocol.cleanup import Made
@@ -15,13 +16,26 @@ from bailian_flow.pipeline.protocol.state import RunState
 
 
 async def find(flow: Flow, state: RunState, kinds: Collection[str]) -> list[Made]:
-    """The run's batches still running (every attempt and generation) and its shard files, by tag and by record."""
+    """The run's batches still running (every attempt and generation), its shard files and the answer files of
+    its batches (untagged: found through their batch), by tag and by record."""
     found: list[Made] = []
+    batches = await reconcile.batches_of_run(flow, state.run_id) if {"batch", "batch-file"} & set(kinds) else []
     if "batch" in kinds:
-        batches = await reconcile.batches_of_run(flow, state.run_id)
         found += [Made("batch", batch.id) for batch in batches if batch.status in RUNNING_STATUSES]
     if "batch-file" in kinds:
         found += [Made("batch-file", item.id) for item in await reconcile.batch_files_of_run(flow, state.run_id)]
+        # A batch that ended before its answers were collected (or by an actor that died unrecorded) left them.
+        listed = {batch.id for batch in batches}
+        recorded = [rid for kind, rid in state.recorded() if kind == "batch" and rid not in listed]
+        for batch_id in recorded:  # lists lag creates: the plan's own, read by id
+            with contextlib.suppress(NotFoundError):
+                batches.append(await flow.client.batches.get(batch_id))
+        found += [
+            Made("batch-file", file_id)
+            for batch in batches
+            for file_id in (batch.output_file_id, batch.error_file_id)
+            if file_id
+        ]
     # Lists lag creates: what the plan records goes by its id, listed yet or not (an answer file is untagged).
     gone = set(state.undone)
     found += [Made(kind, rid) for kind, rid in state.recorded() if kind in kinds and f"{kind}:{rid}" not in gone]
