@@ -151,3 +151,24 @@ def test_piped_output_keeps_each_line_whole(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert f"{path}: invalid (1 problem(s)), 1 record(s)" in done.stdout.splitlines(), done.stdout
+
+
+def test_a_file_over_the_file_api_limit_is_warned_about_before_it_is_read(tmp_path: Path) -> None:
+    from bailian_flow.validate import FILE_API_MAX_BYTES
+
+    # Sparse: one good line, then zeros up to one byte past the limit (the rest is a line too long to read).
+    data = _write(tmp_path / "train.jsonl", [GOOD])
+    with data.open("r+b") as handle:
+        handle.truncate(FILE_API_MAX_BYTES + 1)
+    code, report = _validate(tmp_path, str(data), "--no-tokens")
+
+    assert code == 1 and report["errors"][0]["line"] == 2
+    assert report["warnings"][0] == (
+        f"train.jsonl is {FILE_API_MAX_BYTES + 1:,} bytes, more than the 300 MiB a file may have on Bailian's file API "
+        "(模型定制文件管理服务, 使用限制: 单个文件大小最大为300MB): the upload will be refused; split it"
+    )
+
+    with data.open("r+b") as handle:
+        handle.truncate(FILE_API_MAX_BYTES)
+    _, report = _validate(tmp_path, str(data), "--no-tokens")
+    assert not any("file API" in warning for warning in report["warnings"])

@@ -8,13 +8,16 @@ import pickle
 import signal
 import stat
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from emulator_support import TEST_API_KEY, start_emulator
 
 from bailian_flow.client import BailianClient
+from bailian_flow.emulator.persist import DataDirBusy, hold_data_dir
 from bailian_flow.emulator.process import spawn
 
 
@@ -38,7 +41,7 @@ def _state(url: str) -> dict[str, dict[str, int]]:
 
 async def test_jobs_files_and_clock_survive_a_restart(tmp_path: Path) -> None:
     data = b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
-    process, url = start_emulator(tmp_path)
+    process, url = start_emulator(tmp_path, "--profile", "default")
     try:
         async with BailianClient(api_key=TEST_API_KEY, base_url=url) as client:
             uploaded = await client.files.upload(data, purpose="fine-tune", filename="train.jsonl")
@@ -51,9 +54,9 @@ async def test_jobs_files_and_clock_survive_a_restart(tmp_path: Path) -> None:
         _stop(process)
     saved = tmp_path / "registries.json"
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
-    assert json.loads(saved.read_bytes())["format"] == 2
+    assert json.loads(saved.read_bytes())["format"] == 3
 
-    process, url = start_emulator(tmp_path)
+    process, url = start_emulator(tmp_path, "--profile", "default")
     try:
         async with BailianClient(api_key=TEST_API_KEY, base_url=url) as client:
             again = await client.fine_tunes.get(job.job_id)
@@ -81,10 +84,10 @@ def _batch_input(count: int) -> bytes:
 
 
 async def test_every_registry_reads_the_same_after_a_restart(tmp_path: Path) -> None:
-    process, url = start_emulator(tmp_path)
+    process, url = start_emulator(tmp_path, "--profile", "default")
     try:
         async with BailianClient(api_key=TEST_API_KEY, base_url=url) as client:
-            deployment = await client.deployments.create("qwen3-14b", capacity=1, plan="lora", suffix="keep")
+            deployment = await client.deployments.create("qwen3-14b", capacity=1, suffix="keep")
             storage = {"bucket_name": "weights", "object_key": "models/x/"}
             imported = await client.custom_models.create("qwen3-32b", storage, weight_type="lora")
             uploaded = await client.compat_files.upload(_batch_input(3), purpose="batch", filename="in.jsonl")
@@ -105,7 +108,7 @@ async def test_every_registry_reads_the_same_after_a_restart(tmp_path: Path) -> 
     finally:
         _stop(process)
 
-    process, url = start_emulator(tmp_path)
+    process, url = start_emulator(tmp_path, "--profile", "default")
     try:
         async with BailianClient(api_key=TEST_API_KEY, base_url=url) as client:
             after = (
@@ -156,11 +159,11 @@ def test_an_old_pickle_is_never_loaded_and_says_so_in_one_line(tmp_path: Path) -
     assert set(state["created"].values()) == {0}
     lines = said.strip().splitlines()
     assert len(lines) == 1 and "registries.pickle" in lines[0] and "starting empty" in lines[0], said
-    assert json.loads((data_dir / "registries.json").read_bytes())["format"] == 2, "the new format from now on"
+    assert json.loads((data_dir / "registries.json").read_bytes())["format"] == 3, "the new format from now on"
 
 
 def test_a_state_file_it_cannot_trust_gives_one_line_and_a_fresh_start(tmp_path: Path) -> None:
-    saved = {"format": 2, "clock": 10.0, "created": {"files": 1}, "registries": {}}
+    saved = {"format": 3, "clock": 10.0, "created": {"files": 1}, "registries": {}}
     outside = {
         "f1": {
             "id": "f1",
@@ -187,3 +190,60 @@ def test_a_state_file_it_cannot_trust_gives_one_line_and_a_fresh_start(tmp_path:
         assert state["created"]["files"] == 0 and state["live"]["compat_files"] == 0, case
         lines = said.strip().splitlines()
         assert len(lines) == 1 and "starting empty" in lines[0] and "Traceback" not in said, (case, said)
+
+
+def _put_object(url: str, key: str) -> None:
+    request = urllib.request.Request(f"{url}/events-bucket/{key}", data=b"{}\n", method="PUT")
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def _events(url: str) -> list[tuple[int, str]]:
+    with urllib.request.urlopen(f"{url}/_emulator/oss/events?after=0&wait=0", timeout=10) as response:
+        body = json.loads(response.read())
+    return [(item["seq"], item["record"]["oss"]["object"]["key"]) for item in body["events"]]
+
+
+def test_oss_events_outlive_a_killed_emulator_and_their_numbering_goes_on(tmp_path: Path) -> None:
+    process, url = start_emulator(tmp_path)
+    try:
+        _put_object(url, "datasets/a.jsonl")
+        _put_object(url, "datasets/b.jsonl")
+    finally:
+        process.kill()  # SIGKILL: no shutdown, no save; only what was written as it happened
+        process.wait(timeout=30)
+
+    process, url = start_emulator(tmp_path)
+    try:
+        assert _events(url) == [(1, "datasets/a.jsonl"), (2, "datasets/b.jsonl")]
+        _put_object(url, "datasets/c.jsonl")
+        # A poller's saved cursor (2) still means the same event: the next one is 3, not 1 again.
+        assert _events(url)[-1] == (3, "datasets/c.jsonl")
+    finally:
+        _stop(process)
+
+
+def test_an_emulator_whose_stdin_closes_saves_and_stops(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bailian_flow.emulator", "--port", "0", "--data-dir", str(tmp_path)]
+    process = subprocess.Popen(
+        [*command, "--stop-at-stdin-eof"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdin is not None and process.stdout is not None
+    url = process.stdout.readline().split()[-1]
+    _put_object(url, "datasets/a.jsonl")
+    process.stdin.close()  # what the kernel does when the parent holding the pipe dies, however it dies
+    assert process.wait(timeout=60) == 0
+    saved = json.loads((tmp_path / "registries.json").read_bytes())
+    assert saved["created"]["oss_objects"] == 1
+
+
+async def test_one_emulator_per_data_directory(tmp_path: Path) -> None:
+    first = await hold_data_dir(tmp_path)
+    assert first is not None
+    try:
+        with pytest.raises(DataDirBusy, match="another emulator is running"):
+            await hold_data_dir(tmp_path, wait=0.3)
+    finally:
+        first.close()
+    second = await hold_data_dir(tmp_path, wait=0.3)  # let go by the first: free at once
+    assert second is not None
+    second.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -11,10 +12,12 @@ import pathlib
 import signal
 import sys
 import tempfile
+import threading
 
 from aiohttp import web
 
 READY_PREFIX = "bailian-flow emulator ready"
+PROFILE_ENV = "BAILIAN_FLOW_EMULATOR_PROFILE"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +26,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=pathlib.Path, default=None, help="storage root (default: temp dir)")
     parser.add_argument("--time-scale", type=float, default=1.0, help="emulated seconds per real second (default 1)")
     parser.add_argument("--api-key", default=None, help="the only accepted key (default: any non-empty key)")
+    parser.add_argument(
+        "--profile",
+        choices=("default", "strict"),
+        # From the environment too, so that a whole test suite (every emulator it starts) runs strict in CI.
+        default=None,
+        help=f"undocumented behaviours: lenient (default) or their strictest reading (strict); default ${PROFILE_ENV}",
+    )
+    parser.add_argument(
+        "--region", choices=("cn", "intl"), default="cn", help="the region emulated: cn (Beijing, default) or intl"
+    )
+    parser.add_argument(
+        "--stop-at-stdin-eof",
+        action="store_true",
+        help="stop (saving state) when stdin closes: a parent that holds the pipe is gone, however it died",
+    )
 
 
 async def serve(
@@ -31,6 +49,8 @@ async def serve(
     data_dir: pathlib.Path | None = None,
     time_scale: float = 1.0,
     api_key: str | None = None,
+    profile: str = "default",
+    region: str = "cn",
 ) -> tuple[web.AppRunner, str]:
     """Start the emulator in the running loop; returns the runner (call ``cleanup()``) and its base URL."""
     from .app import create_app
@@ -42,12 +62,13 @@ async def serve(
     if data_dir is None:
         data_dir = pathlib.Path(tempfile.mkdtemp(prefix="bailian-flow-emulator-"))
     data_dir.mkdir(parents=True, exist_ok=True)
-    state = EmulatorState(data_dir=data_dir, clock=Clock(time_scale), api_key=api_key)
+    state = EmulatorState(data_dir=data_dir, clock=Clock(time_scale), api_key=api_key, profile=profile, region=region)
     app = create_app(state)
     if persistent:
-        from .persist import enable
+        from .persist import enable, hold_data_dir
 
-        if enable(app, data_dir):
+        lock = await hold_data_dir(data_dir)
+        if enable(app, data_dir, lock):
             logging.getLogger(__name__).info("restored the emulator's state from %s", data_dir)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -59,16 +80,39 @@ async def serve(
 
 
 async def _serve_forever(args: argparse.Namespace) -> None:
-    runner, url = await serve(args.host, args.port, args.data_dir, args.time_scale, args.api_key)
+    runner, url = await serve(
+        args.host,
+        args.port,
+        args.data_dir,
+        args.time_scale,
+        args.api_key,
+        getattr(args, "profile", None) or os.environ.get(PROFILE_ENV) or "default",
+        getattr(args, "region", None) or "cn",
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if getattr(args, "stop_at_stdin_eof", False):
+        _stop_at_stdin_eof(loop, stop)
     print(f"{READY_PREFIX} {url}", flush=True)
     try:
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def _stop_at_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """A SIGKILLed parent cannot stop its child, but the kernel closes its end of our stdin: stop then, cleanly
+    (the registries are saved), so that no orphan emulator keeps the data directory from the parent's successor."""
+
+    def read_until_eof() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(0, 4096):
+                pass
+        loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=read_until_eof, name="stdin-eof", daemon=True).start()
 
 
 class _QuietDisconnects(logging.Filter):

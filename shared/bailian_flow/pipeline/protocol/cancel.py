@@ -21,7 +21,7 @@ from bailian_flow.pipeline.protocol.transitions import Current, begin_ending, en
 def act_may_be_in_flight(flow: Flow, current: Current) -> bool:
     """Whether an actor may still be creating something for this run (an intent it holds, lease not run out)."""
     state = current.state
-    return state.stage in intents() and not state.released and current.age() < flow.lease_seconds
+    return state.stage in intents() and not state.released and not current.lease_over(flow)
 
 
 def finalizable(flow: Flow, current: Current) -> bool:
@@ -34,7 +34,8 @@ def finalizable(flow: Flow, current: Current) -> bool:
         return False
     if state.act_since is None:
         return True
-    return (utc_now() - parse_iso_z(state.act_since)).total_seconds() >= flow.lease_seconds
+    since = parse_iso_z(state.act_since)
+    return flow.settings.lease_over((utc_now() - since).total_seconds(), since)
 
 
 async def begin(flow: Flow, current: Current, why: str) -> tuple[Current, bool] | None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from bailian_flow.pipeline.kinds.batch.batch_settings import BatchSettings
 from bailian_flow.pipeline.kinds.batch.batch_state import Shard
 from bailian_flow.pipeline.kinds.batch.batch_unique import IdDigests, id_digest
-from bailian_flow.validate import MAX_BATCH_LINE_BYTES, DatasetError, check_batch_line
+from bailian_flow.validate import MAX_BATCH_LINE_BYTES, DatasetError, ThinkingModes, check_batch_line
 
 if TYPE_CHECKING:
     from bailian_flow.store import ObjectStore
@@ -129,6 +129,8 @@ async def _plan(
     done: list[_Filling] = []
     total = 0
     override = settings.model
+    # One thinking mode per input file (service-contract.md): a shard is one model's lines, so per model.
+    modes = ThinkingModes(key)
     try:
         async for line_no, offset, raw in iter_lines(store, key, etag=etag):
             if not raw.strip():
@@ -136,6 +138,7 @@ async def _plan(
             line = check_batch_line(
                 raw, object_name=key, line=line_no, endpoint=settings.endpoint, model_override=override
             )
+            modes.check(line, line=line_no)
             ids.add(line.custom_id)
             total += 1
             # A rewritten model name changes the line's length; count the longer of the two.

@@ -37,8 +37,8 @@ def agrees(state: RunState, explicit: dict[str, Any]) -> bool:
     return resolve_batch_settings(explicit=deep_merge(settings.model_dump(), explicit)) == settings
 
 
-def retry_from(state: RunState) -> tuple[str, dict[str, Any]] | None:
-    """Where a failed batch run's retry resumes (`KindSpec` hook `retry_from`): with the lines its collected shards
+def retry_keeping(state: RunState) -> tuple[str, dict[str, Any]] | None:
+    """Where a failed batch run's retry resumes (`KindSpec` hook `retry_keeping`): with the lines its collected shards
     answered kept (their parts are in the bucket, named by attempt) and only the other shards sent again, under the
     new attempt's names; None (plan again) when nothing was answered."""
     plan = plan_of(state)

@@ -61,6 +61,6 @@ SPEC = KindSpec(
         "request_settings": "kinds.batch.intake:request_settings",
         "settings_for": "kinds.batch.intake:settings_update",
         "agrees": "kinds.batch.intake:agrees",
-        "retry_from": "kinds.batch.intake:retry_from",
+        "retry_keeping": "kinds.batch.intake:retry_keeping",
     },
 )
