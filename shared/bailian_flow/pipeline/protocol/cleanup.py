@@ -75,6 +75,10 @@ def owner_of_job(job_name: str | None) -> str | None:
     return match["run_id"] if match and is_run_id(match["run_id"]) else None
 
 
+# How an undo that found nothing to undo ends its phrase (the audit writes no history for it).
+ALREADY_GONE = "was already gone"
+
+
 # -- undoing by name: compensation and cancel ------------------------------------------------------------------------
 
 # A resource kind: the protocol's own below; a run kind adds its own (`KindSpec.resources`), found and undone by
@@ -144,7 +148,7 @@ async def _undo(flow: Flow, made: Made) -> tuple[str, bool]:
         else:
             await flow.client.custom_models.delete(made.id)
     except NotFoundError:
-        return f"{made} was already gone", True
+        return f"{made} {ALREADY_GONE}", True
     except APIStatusError as exc:
         if exc.status is not None and exc.status >= 500:
             raise

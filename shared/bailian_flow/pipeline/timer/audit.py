@@ -126,6 +126,8 @@ async def audit(flow: Flow, cursor: str | None, active: set[str]) -> tuple[list[
         if not state.terminal or attempt > state.attempt or made in cleanup.kept(state):
             continue
         phrase, _ = await cleanup.try_undo(flow, made)
+        if phrase.endswith(cleanup.ALREADY_GONE):
+            continue  # e.g. the answer files of a batch Bailian still lists: nothing happened, nothing to note
         stage = state.public()["stage"]
         await note(flow, run_id, f"audit: {phrase} (found by name; the run is {stage})")
         done.append(f"{run_id}: {phrase}")

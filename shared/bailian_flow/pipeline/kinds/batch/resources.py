@@ -70,13 +70,19 @@ def _tagged(name: str | None) -> tuple[str, int] | None:
 
 
 async def audit_batches(flow: Flow, cursor: str | None) -> tuple[list[tuple[Made, str, int]], str | None]:
-    """One page of Bailian's batches: those still running whose tag names a run (`KindSpec.audits`)."""
+    """One page of Bailian's batches whose tag names a run (`KindSpec.audits`): those still running, and the answer
+    files of those that ended (untagged themselves; a duplicate canceled by its maker may write them afterwards)."""
     page = await flow.client.batches.list_page(after=cursor, limit=AUDIT_PAGE)
-    found = [
-        (Made("batch", batch.id), *tagged)
-        for batch in page.data
-        if batch.status in RUNNING_STATUSES and (tagged := _tagged(reconcile.batch_tag(batch))) is not None
-    ]
+    found: list[tuple[Made, str, int]] = []
+    for batch in page.data:
+        tagged = _tagged(reconcile.batch_tag(batch))
+        if tagged is None:
+            continue
+        if batch.status in RUNNING_STATUSES:
+            found.append((Made("batch", batch.id), *tagged))
+        elif batch.status in FINISHED_STATUSES:
+            answers = (batch.output_file_id, batch.error_file_id)
+            found += [(Made("batch-file", file_id), *tagged) for file_id in answers if file_id]
     return found, page.last_id if page.has_more else None
 
 
