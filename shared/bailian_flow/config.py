@@ -88,6 +88,8 @@ class Settings(BaseModel):
     # as many as its time allows); both exist to exercise paging and rotation with few runs.
     timer_page_size: int | None = Field(default=None, ge=1, le=100)
     timer_visit_budget: int | None = Field(default=None, ge=1)
+    # How often the timer audits one slice of Bailian's lists for what terminal runs still own (seconds).
+    audit_every_seconds: float = Field(default=300.0, ge=0)
 
     access_key_id: str | None = None
     access_key_secret: SecretStr | None = None
@@ -157,6 +159,7 @@ class Settings(BaseModel):
             "quota_batches": get("BAILIAN_FLOW_QUOTA_BATCHES"),
             "timer_page_size": get("BAILIAN_FLOW_TIMER_PAGE_SIZE"),
             "timer_visit_budget": get("BAILIAN_FLOW_TIMER_VISIT_BUDGET"),
+            "audit_every_seconds": get("BAILIAN_FLOW_AUDIT_EVERY"),
             "access_key_id": get("ALIBABA_CLOUD_ACCESS_KEY_ID"),
             "access_key_secret": get("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
             "security_token": get("ALIBABA_CLOUD_SECURITY_TOKEN"),

@@ -157,7 +157,8 @@ def test_an_unknown_model_fails_at_job_start_quoting_bailian(pipeline: Pipeline)
     assert "no-such-model" in error["reason"]
     assert "Model not found" in error["reason"], "the emulator's own message is quoted"
     assert error["retryable"] is False
-    assert [e["stage"] for e in pipeline.history(run_id)][-2:] == ["starting-job", "failed"]
+    # Failed through its end of life: `cleaning-up` (the error already recorded), then `failed`.
+    assert [e["stage"] for e in pipeline.history(run_id)][-3:] == ["starting-job", "cleaning-up", "failed"]
     assert pipeline.created()["fine_tunes"] == 0
 
 

@@ -1,6 +1,10 @@
 """Randomized schedules: deliveries, redeliveries, drops, ticks, cancels, retries, overwrites and faults in random
 order and timing, through the real functions; then everything settles and the promises are checked. Fine-tune
-datasets and batch inference inputs (several shards each, more batches than the account runs at once) take turns.
+datasets, import markers and batch inference inputs (several shards each, more batches than the account runs at
+once) take turns. Faults include refused creates (a shard refused fails its run), refused or failing undos (an end
+of life that must be tried again), lagging lists, and a function killed mid-act (its commit refused). Each schedule
+ends with the timer's audit and an orphan check: no terminal run owns a live resource it does not keep on purpose,
+and no resource is owned by no run.
 
 `BAILIAN_FLOW_SCHEDULES` sets how many schedules run (a few by default, hundreds on demand) and
 `BAILIAN_FLOW_SEED` the first seed; a failing schedule names its seed, and `BAILIAN_FLOW_SEED=<seed>
@@ -26,7 +30,8 @@ SCHEDULES = int(os.environ.get("BAILIAN_FLOW_SCHEDULES", "30"))
 FIRST_SEED = int(os.environ.get("BAILIAN_FLOW_SEED", str(random.SystemRandom().randrange(10**6))))
 STEPS = 20
 BATCH_KEY = "batches/schedules/c.jsonl"
-KEYS = ("datasets/schedules/a.jsonl", "datasets/schedules/b.jsonl", BATCH_KEY)
+IMPORT_KEY = "imports/schedules/m.import.yaml"
+KEYS = ("datasets/schedules/a.jsonl", "datasets/schedules/b.jsonl", BATCH_KEY, IMPORT_KEY)
 LINES = SFT_SAMPLE.splitlines(keepends=True)
 REQUESTS = [
     json.dumps(
@@ -49,6 +54,17 @@ CREATES = (
     "/api/v1/deployments",
     "/compatible-mode/v1/files",
     "/compatible-mode/v1/batches",
+    "/api/v1/custom_models/import",
+)
+# What an end of life calls to undo a run's resources: a refusal for now (an import still running) or a failure
+# keeps the run ending until a later try lands.
+UNDOES = (
+    ("DELETE", "/api/v1/files/*"),
+    ("POST", "/api/v1/fine-tunes/*/cancel"),
+    ("DELETE", "/api/v1/deployments/*"),
+    ("DELETE", "/api/v1/custom_models/import/*"),
+    ("POST", "/compatible-mode/v1/batches/*/cancel"),
+    ("DELETE", "/compatible-mode/v1/files/*"),
 )
 ENDED = ("DONE", "FAILED", "CANCELED")
 # A batch that runs (or may still run) its lines; `cancelling` and `cancelled` ones were stopped.
@@ -80,8 +96,8 @@ class Schedule:
         self.collect()
         rng, pipeline = self.rng, self.pipeline
         action = rng.choices(
-            ("upload", "deliver", "drop", "tick", "burst", "cancel", "retry", "fault", "lease", "lag"),
-            weights=(2, 8, 1, 3, 3, 1, 1, 2, 1, 1),
+            ("upload", "deliver", "drop", "tick", "burst", "cancel", "retry", "fault", "lease", "lag", "undo", "kill"),
+            weights=(2, 8, 1, 3, 3, 1, 1, 2, 1, 1, 1, 1),
         )[0]
         self.log.append(action)
         if action == "upload":
@@ -89,6 +105,8 @@ class Schedule:
             # A different version each time: an overwrite of a key mid-run is one of the interleavings.
             if key == BATCH_KEY:
                 self.put_requests(rng.sample(REQUESTS, rng.randint(3, len(REQUESTS))))
+            elif key == IMPORT_KEY:
+                self.quietly(pipeline.put, key, import_marker(rng.randint(1, 3)))
             else:
                 body = b"".join(rng.sample(LINES, rng.randint(10, len(LINES))))
                 self.quietly(pipeline.put, key, body)
@@ -118,9 +136,28 @@ class Schedule:
                 self.quietly(pipeline.api, "POST", f"/runs/{run_id}/{action}")
         elif action == "fault":
             path = rng.choice(CREATES)
-            rule = rng.choice(({"drop": "after"}, {"drop": "before"}, {"status": 503}, {"latency": 0.4}))
+            rule = rng.choice(
+                (
+                    {"drop": "after"},
+                    {"drop": "before"},
+                    {"status": 503},
+                    {"latency": 0.4},
+                    # A refusal that is a verdict: the run fails (a batch shard refused fails its whole run).
+                    {"status": 403, "code": "AccessDenied"},
+                )
+            )
             pipeline.fault(method="POST", path=path, times=1, **rule)
             self.log.append(f"  {path} {rule}")
+        elif action == "undo":
+            method, path = rng.choice(UNDOES)
+            # Refused for now (no retry, so cheap in time); the end of life must try again later.
+            rule = {"status": 400, "code": "OperationDenied"}
+            pipeline.fault(method=method, path=path, times=rng.randint(1, 3), **rule)
+            self.log.append(f"  {method} {path} {rule}")
+        elif action == "kill":
+            # The function dies between two requests: its next commit never reaches the bucket (whatever it just
+            # did on Bailian stays unrecorded until a re-claim, a sweep or the audit finds it).
+            pipeline.fault(method="PUT", path="/flow-test/runs/r*", status=403, code="AccessDenied", times=1)
         elif action == "lease" and not self.lagging:
             # A lease that runs out at once: re-claims race live actors (the log's fence must hold).
             self.monkeypatch.setenv("BAILIAN_FLOW_LEASE_SECONDS", rng.choice(("0", "660")))
@@ -153,6 +190,76 @@ class Schedule:
             if report["active"] == 0 and all(run["stage"] in ENDED for run in runs):
                 return runs
         raise AssertionError("runs left open: " + ", ".join(f"{r['run_id']} {r['stage']}" for r in pipeline.runs()))
+
+
+def import_marker(capacity: int) -> bytes:
+    return (
+        b"import: {object_key: models/schedules/, model_name: qwen3-8b, weight_type: lora}\n"
+        + f"settings: {{on_success: {{capacity: {capacity}}}}}\n".encode()
+    )
+
+
+def audit_everything(schedule: Schedule) -> None:
+    """The timer's backstop over every family (one slice a tick), with nothing else left to do."""
+    schedule.monkeypatch.setenv("BAILIAN_FLOW_AUDIT_EVERY", "0")
+    for _ in range(6):
+        schedule.pipeline.tick()
+
+
+def _kept(run: dict[str, Any]) -> set[str]:
+    """What a terminal run keeps on purpose ("kind:id"): a DONE run its deployment, job and imported model, a
+    FAILED run its succeeded fine-tune."""
+    kept = set()
+    if run["stage"] == "DONE":
+        kept |= {f"deployment:{run['deployed_model']}", f"job:{run['job_id']}", f"import:{run['import_job_id']}"}
+    if run["stage"] == "FAILED" and run.get("finetuned_output"):
+        kept.add(f"job:{run['job_id']}")
+    return kept
+
+
+def check_orphans(pipeline: Pipeline, runs: list[dict[str, Any]]) -> None:
+    """No terminal run owns a live resource it does not keep; no resource named by the pipeline is owned by no
+    run (a live fine-tune, import, file, running batch or shard file)."""
+    by_id = {run["run_id"]: pipeline.run(run["run_id"])["run"] for run in runs}
+    for run in by_id.values():
+        assert set(run["owns"]) <= _kept(run), f"terminal run {run['run_id']} still owns {run['owns']}"
+    live: list[tuple[str, str | None]] = []
+    live += [
+        (f"job:{job['job_id']}", job.get("job_name"))
+        for job in pipeline.bailian("GET", "/api/v1/fine-tunes?page_size=100")["output"]["jobs"]
+        if job["status"] not in ("CANCELED", "CANCELING", "FAILED")
+    ]
+    live += [
+        (f"import:{job['job_id']}", job.get("display_name"))
+        for job in pipeline.bailian("GET", "/api/v1/custom_models/import?page_size=100")["output"]["list"]
+    ]
+    live += [
+        (f"file:{item['file_id']}", item.get("description"))
+        for item in pipeline.bailian("GET", "/api/v1/files?page_size=100")["data"]["files"]
+    ]
+    batches = _listed(pipeline, "batches")
+    tags = {batch["id"]: str((batch.get("metadata") or {}).get("ds_name", "")).split(" ")[-1] for batch in batches}
+    live += [
+        (f"batch:{batch['id']}", tags[batch["id"]])
+        for batch in batches
+        if batch["status"] in ("validating", "in_progress", "finalizing")
+    ]
+    # A batch's answer files are untagged: their batch names their run.
+    answers = {
+        file_id: tags[batch["id"]]
+        for batch in batches
+        for file_id in (batch.get("output_file_id"), batch.get("error_file_id"))
+        if file_id
+    }
+    live += [
+        (f"batch-file:{item['id']}", answers.get(item["id"], item["filename"])) for item in _listed(pipeline, "files")
+    ]
+    for resource, name in live:
+        owner = _owner(name, by_id)
+        assert owner is not None, f"{resource} ({name}) belongs to no run"
+        run = by_id[owner]
+        if run["stage"] in ENDED:
+            assert resource in _kept(run), f"{run['stage']} run {owner} left {resource} ({name}) live"
 
 
 def _owner(name: str | None, runs: dict[str, dict[str, Any]]) -> str | None:
@@ -258,6 +365,8 @@ def test_random_schedules_keep_every_promise(
         runs = schedule.settle()
         check_promises(pipeline, runs)
         check_batch_promises(pipeline, runs, schedule.versions)
+        audit_everything(schedule)
+        check_orphans(pipeline, runs)
     except BaseException:
         print(f"schedule seed {seed} (replay: BAILIAN_FLOW_SEED={seed} BAILIAN_FLOW_SCHEDULES=1): {schedule.log}")
         for run in pipeline.runs():

@@ -20,6 +20,7 @@ FOLLOWS: dict[str, tuple[str, str, str]] = {
     "import-running": ("import", "import_job_id", ""),
     "deployment-pending": ("deployment", "deployed_model", "deployment_status"),
 }
+SETTLED: dict[str, frozenset[str]] = {"deployment-pending": frozenset({"RUNNING", "FAILED"})}
 REANNOUNCE: dict[str, str] = {
     "job-succeeded": "job-succeeded",
     "importing": "job-succeeded",

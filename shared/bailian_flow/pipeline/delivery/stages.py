@@ -121,7 +121,9 @@ async def poll_deployment(flow: Flow, current: Current) -> Outcome:
     if status == "RUNNING":
         changed, warnings = await _apply_limits(flow, state)
         changed = f"deployed {deployment.deployed_model}{changed}"
-        await finish(flow, current, changed, deployment_status=status, warnings=state.warnings + warnings)
+        if await finish(flow, current, changed, deployment_status=status, warnings=state.warnings + warnings) is None:
+            # Lost to another writer (another run's retention note, a re-claim): read again and finish on top.
+            return "again"
     elif status == "FAILED":
         reason = f"deployment {deployment.deployed_model} FAILED"
         await fail(flow, current, RunError(reason=reason, code="DeploymentFailed", retryable=True))

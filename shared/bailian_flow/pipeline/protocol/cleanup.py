@@ -17,9 +17,9 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from bailian_flow.client.errors import APIStatusError, BadRequestError, NotFoundError
+from bailian_flow.client.errors import APIStatusError, BadRequestError, BailianError, NotFoundError
 from bailian_flow.pipeline.protocol import reconcile
-from bailian_flow.pipeline.protocol.kinds import all_specs, owner_of_resource
+from bailian_flow.pipeline.protocol.kinds import all_specs, owner_of_resource, spec_of
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.state import RunState
 from bailian_flow.runlog import is_run_id
@@ -75,6 +75,10 @@ def owner_of_job(job_name: str | None) -> str | None:
     return match["run_id"] if match and is_run_id(match["run_id"]) else None
 
 
+# How an undo that found nothing to undo ends its phrase (the audit writes no history for it).
+ALREADY_GONE = "was already gone"
+
+
 # -- undoing by name: compensation and cancel ------------------------------------------------------------------------
 
 # A resource kind: the protocol's own below; a run kind adds its own (`KindSpec.resources`), found and undone by
@@ -105,19 +109,38 @@ class Made:
 
 
 async def undo(flow: Flow, made: Made) -> str:
-    """Cancel (a fine-tune) or delete (anything else) `made`; what was done, as a phrase for the history."""
+    """Cancel (a fine-tune) or delete (anything else) `made`; what was done, as a phrase for the history.
+
+    Bailian's 5xx escape (a compensating actor's caller retries); a refusal for now is said in the phrase."""
+    phrase, _ = await _undo(flow, made)
+    return phrase
+
+
+async def try_undo(flow: Flow, made: Made) -> tuple[str, bool]:
+    """`undo` for an end of life: (phrase, done). Not done: refused for now (an import still running, a job not
+    ended yet) or a call that failed after its retries; the caller keeps the run ending and tries again."""
+    try:
+        return await _undo(flow, made)
+    except BailianError as exc:
+        log.info("undo of %s failed: %s", made, exc)
+        return f"{made} not undone yet ({type(exc).__name__})", False
+
+
+async def _undo(flow: Flow, made: Made) -> tuple[str, bool]:
     owner = owner_of_resource(made.kind)
     try:
         if owner is not None:
             phrase: str = await owner.required("undo")(flow, made)
-            return phrase
+            return phrase, True
         if made.kind == "job":
             try:
                 await flow.client.fine_tunes.cancel(made.id)
             except BadRequestError:
                 # It ended already (a job only ended jobs may be deleted): a finished model nobody records goes.
-                return f"deleted {made}" if await delete_job(flow, made.id) else f"{made} left as it is (ended)"
-            return f"canceled {made}"
+                if await delete_job(flow, made.id):
+                    return f"deleted {made}", True
+                return f"{made} not undone yet (neither cancelable nor deletable now)", False
+            return f"canceled {made}", True
         if made.kind == "file":
             await delete_file(flow, made.id)
         elif made.kind == "deployment":
@@ -125,14 +148,15 @@ async def undo(flow: Flow, made: Made) -> str:
         else:
             await flow.client.custom_models.delete(made.id)
     except NotFoundError:
-        return f"{made} was already gone"
+        return f"{made} {ALREADY_GONE}", True
     except APIStatusError as exc:
         if exc.status is not None and exc.status >= 500:
             raise
-        # A fine-tune that already ended cannot be canceled, an import still running cannot be deleted yet.
+        # An import still running cannot be deleted yet (OperationDenied), a deployment may have to finish
+        # starting first: never "done", the end of life tries again until it lands.
         log.info("undo of %s refused: %s %s", made, exc.status, exc.code)
-        return f"{made} left as it is ({exc.code})"
-    return f"deleted {made}"
+        return f"{made} not undone yet ({exc.code})", False
+    return f"deleted {made}", True
 
 
 async def made_by(
@@ -146,6 +170,8 @@ async def made_by(
     found: list[Made] = []
     if "file" in kinds:
         found += [Made("file", info.file_id) for info in await reconcile.files_of_run(flow, state.run_id)]
+        # Lists lag creates: the files the run records go by their ids, listed yet or not.
+        found += [Made("file", file_id) for file_id in run_files(state) if file_id not in state.files_deleted]
     if "job" in kinds:
         jobs = await reconcile.jobs_of_run(flow, state.run_id)
         # A failed or canceled job costs nothing more; a running one is canceled, a succeeded one deleted. The
@@ -180,10 +206,74 @@ async def sweep(
 
     Fine-tunes go first: a file still in use by a running job is not deleted from under it.
     """
-    order = {"job": 0, "import": 1, "deployment": 2, "file": 3}
-    for spec in all_specs():
-        order.update(spec.resources)
+    order = _sweep_order()
     targets = sorted(
         (made for made in await made_by(flow, state, kinds) if made not in keep), key=lambda m: order[m.kind]
     )
     return [await undo(flow, made) for made in targets]
+
+
+# -- the end of life: everything a run made goes, but what it keeps on purpose -----------------------------------
+
+
+def kept(state: RunState) -> list[Made]:
+    """What a run keeps on Bailian on purpose once it ends: a DONE run its deployment (until torn down or expired),
+    its job (until job retention deletes it) and its imported model; a FAILED run its succeeded fine-tune, which a
+    retry deploys without training again. Everything else a terminal run made is undone."""
+    keep: list[Made] = []
+    finished_job = state.stage == "done" or (state.stage in ("failed", "cleaning-up") and state.finetuned_output)
+    if finished_job and state.job_id and not state.job_deleted:
+        keep.append(Made("job", state.job_id))
+    if state.stage == "done" and state.deployed_model and not state.undeployed_at:
+        keep.append(Made("deployment", state.deployed_model))
+    if state.stage == "done" and state.import_job_id:
+        keep.append(Made("import", state.import_job_id))  # the imported model is what is (or was) deployed
+    return keep
+
+
+@dataclass
+class Swept:
+    """One try of a run's end of life: what was done (phrases), what was undone, and whether anything is left."""
+
+    acts: list[str]
+    undone: list[Made]
+    pending: bool
+
+
+async def undo_all(
+    flow: Flow, state: RunState, *, keep: Collection[Made] = (), kinds: tuple[Kind, ...] = PROTOCOL_RESOURCES
+) -> Swept:
+    """Stop and undo everything the run made, by its records and by name, except `keep`; never raises for
+    Bailian's sake: what could not be undone now makes the result `pending`, for the next try."""
+    acts: list[str] = []
+    pending = False
+    # The run's kind first stops what its own records name, and says which of its resources to find by name.
+    stop = spec_of(state.kind).hook("stop")
+    if stop is not None:
+        try:
+            kinds = await stop(flow, state, kinds)
+        except BailianError as exc:
+            acts.append(f"stopping what the run records failed ({type(exc).__name__})")
+            pending = True
+            kinds = (*kinds, *spec_of(state.kind).resources)
+    try:
+        found = await made_by(flow, state, kinds)
+    except BailianError as exc:
+        acts.append(f"listing what the run made failed ({type(exc).__name__})")
+        return Swept(acts, [], True)
+    order = _sweep_order()
+    undone: list[Made] = []
+    for made in sorted((m for m in found if m not in keep), key=lambda m: order[m.kind]):
+        phrase, done = await try_undo(flow, made)
+        acts.append(phrase)
+        if done:
+            undone.append(made)
+        pending = pending or not done
+    return Swept(acts, undone, pending)
+
+
+def _sweep_order() -> dict[str, int]:
+    order = {"job": 0, "import": 1, "deployment": 2, "file": 3}
+    for spec in all_specs():
+        order.update(spec.resources)
+    return order

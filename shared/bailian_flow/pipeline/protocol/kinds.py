@@ -72,6 +72,9 @@ class KindSpec:
     handled_by: Mapping[str, frozenset[str]]
     # Polled stage -> (bulk family, the state's id field, its status field or "" when any non-running status moves).
     follows: Mapping[str, tuple[str, str, str]] = field(default_factory=dict)
+    # Polled stage -> the recorded statuses on which its step leaves the stage: a run recording one is still
+    # there only because its commit was lost, so the timer looks at it even though the list shows no change.
+    settled: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Stages polled some other way (`RunState.followed`, e.g. a batch run's shards).
     polled: frozenset[str] = frozenset()
     # Stage -> the stage written to re-drive it when its event went unanswered.
@@ -85,6 +88,9 @@ class KindSpec:
     resources: Mapping[str, int] = field(default_factory=dict)
     # Of those, the ones swept only when the whole run goes (never for one act's result).
     whole_run_resources: frozenset[str] = frozenset()
+    # Family -> `"module:function"`, an auditor (`timer.audit.Auditor`) reading one slice of a list of this kind's
+    # resources and naming each one's run and attempt from its name, for the timer's backstop.
+    audits: Mapping[str, str] = field(default_factory=dict)
     openers: tuple[Opener, ...] = ()
     # A `POST /runs` body field that starts a run of this kind (e.g. `import`), handed to the hook `start_request`
     # `(flow, body) -> (state, created)`, which raises SettingsError for the caller's own mistakes (a 400).
@@ -111,6 +117,7 @@ class KindSpec:
         `start_request(flow, body)` opens a run from a REST body (`request_field`); `request_settings(value)` checks
         a REST body's settings; `settings_for(flow, key, metadata, explicit)`
         reads an object's settings as the state's update; `agrees(state, explicit)` tells a repeated request;
+        `retry_keeping(state) -> (stage, updates) | None` where a failed run's retry resumes, keeping what it can;
         `scale(flow, current, body) -> state | None` resizes what a DONE run serves (`POST /runs/{id}/scale`;
         SettingsError for the body, HookRefused when the run cannot be scaled now, None when it lost a race);
         `shown(state) -> dict` the kind's own facts for the status page and `runs show` (bounded; its `owns`, a

@@ -33,6 +33,8 @@ INDEX_PREFIX = "index/"  # newest-first index of runs, for listing
 TTL_PREFIX = "ttl/"  # deployments to undeploy, soonest first: `ttl/<expiry>-<run_id>`
 # The timer's hint, under the runs prefix (timer/timer_state.py writes it; the REST API reads its quota use).
 TIMER_STATE_NAME = "_timer-state.json"
+# ending/<run_id>: a run whose end of life (cancel or failure) has not landed yet; the timer looks at each every tick.
+ENDING_PREFIX = "ending/"
 WAITING_PREFIX = "waiting/"  # waiting/<quota>/<since ms>-<run_id>: the line of runs waiting for a quota
 
 # Stage markers: the entry that records a stage carries it in its key, so an OSS suffix filter can chain the

@@ -113,6 +113,10 @@ class RunState(BaseModel):
     claims: dict[str, int] = Field(default_factory=dict)
     # How often the timer re-announced a stage whose event went unanswered.
     redrives: int = 0
+    # What the run's end of life undid ("kind:id"), so that `owned` tells what it still holds.
+    undone: list[str] = Field(default_factory=list)
+    # When the act in flight at a cancel claimed its intent: the cancel's end waits out that act's lease.
+    act_since: str | None = None
     # The intent's actor knows its act did not happen (a definite refusal): the next delivery need not wait a lease.
     released: bool = False
 
@@ -139,6 +143,29 @@ class RunState(BaseModel):
         if resource == "import":
             return resource_id == self.import_job_id
         return False
+
+    def recorded(self) -> list[tuple[str, str]]:
+        """(resource kind, id) of every Bailian resource the state records as the run's."""
+        found: list[tuple[str, str]] = []
+        if self.source.key is not None:
+            found += [("file", file_id) for file_id in (self.file_id, self.validation_file_id) if file_id]
+        if self.job_id:
+            found.append(("job", self.job_id))
+        if self.import_job_id:
+            found.append(("import", self.import_job_id))
+        if self.deployed_model:
+            found.append(("deployment", self.deployed_model))
+        return found
+
+    def owned(self) -> list[str]:
+        """What the run still holds on Bailian as far as its records tell ("kind:id"): recorded and not undone."""
+        gone = set(self.undone) | {f"file:{file_id}" for file_id in self.files_deleted}
+        if self.job_deleted and self.job_id:
+            gone.add(f"job:{self.job_id}")
+        if self.undeployed_at and self.deployed_model:
+            gone.add(f"deployment:{self.deployed_model}")
+        named = (f"{kind}:{resource_id}" for kind, resource_id in self.recorded())
+        return [item for item in dict.fromkeys(named) if item not in gone]
 
     def public(self) -> dict[str, Any]:
         """The state as the REST API and notifications show it (terminal stages upper-cased)."""

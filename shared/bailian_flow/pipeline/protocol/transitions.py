@@ -19,7 +19,7 @@ from bailian_flow.client.errors import (
 )
 from bailian_flow.pipeline.protocol import cleanup
 from bailian_flow.pipeline.protocol.cleanup import Made
-from bailian_flow.pipeline.protocol.kinds import state_model
+from bailian_flow.pipeline.protocol.kinds import polled, state_model
 from bailian_flow.pipeline.protocol.runtime import Flow, parse_iso_z, utc_now
 from bailian_flow.pipeline.protocol.state import RunError, RunState, Stage
 
@@ -77,6 +77,9 @@ async def commit(
 
     `event` names the notification when it is not the stage's own (`run.<stage>`), e.g. `run.undeployed`.
     """
+    if "redrives" not in updates and stage != current.state.stage and stage in polled():
+        # Reaching a polled stage is progress: the re-drives of the stages before it do not count against the next.
+        updates["redrives"] = 0
     state = current.state.model_copy(update={"stage": stage, **updates})
     revived = current.state.terminal and not state.terminal
     if revived:
@@ -311,10 +314,69 @@ async def settle_marker(flow: Flow, run_id: str) -> bool:
     return True
 
 
+# The ending stages (not terminal, visible) and the terminal stage each ends in once nothing the run made is left.
+ENDING: dict[str, Stage] = {"canceling": "canceled", "cleaning-up": "failed"}
+
+
 async def fail(
     flow: Flow, current: Current, error: RunError, changed: str | None = None, **updates: Any
 ) -> RunState | None:
-    return await commit(flow, current, "failed", changed or f"failed: {error.reason}", error=error, **updates)
+    """Fail the run through its end of life: `cleaning-up` (the error recorded at once), then `failed` once what
+    it made is undone; None when another writer came first."""
+    changed = changed or f"failed: {error.reason}"
+    ending = await begin_ending(flow, current, "cleaning-up", changed, error=error, **updates)
+    if ending is None:
+        return None
+    return await end_of_life(flow, ending) or ending.state
+
+
+def ending_key(run_id: str) -> str:
+    from bailian_flow.pipeline.protocol.layout import ENDING_PREFIX
+
+    return f"{ENDING_PREFIX}{run_id}"
+
+
+async def begin_ending(flow: Flow, current: Current, stage: Stage, changed: str, **updates: Any) -> Current | None:
+    """Commit an ending stage on top of `current` (fencing out every act in flight); None when another writer won.
+
+    Its `ending/` marker is written first, so that the timer looks at the run every tick until its end lands,
+    whatever its hint remembers (a crash after this commit loses nothing).
+    """
+    await flow.store.put(ending_key(current.state.run_id), b"", content_type="text/plain")
+    written = await commit(flow, current, stage, changed, **updates)
+    if written is None:
+        return None
+    return Current(seq=current.seq + 1, state=written, at=utc_now(), writer=flow.writer)
+
+
+async def end_of_life(flow: Flow, current: Current) -> RunState | None:
+    """One try at ending a run at an ending stage: undo what it made (by its records and by name), then commit
+    the terminal stage. Anything Bailian refuses for now (an import still running) or a call that failed keeps
+    the run where it is, with this try in its history; the timer tries again every tick. None: not ended now."""
+    state = current.state
+    final = ENDING[state.stage]
+    swept = await cleanup.undo_all(flow, state, keep=cleanup.kept(state))
+    if swept.pending:
+        await note(flow, state.run_id, f"{state.stage}: {'; '.join(swept.acts)}; tried again at the next tick")
+        return None
+    latest = await load(flow, state.run_id)
+    if latest is None or latest.state.stage != state.stage:
+        return None
+    files = [made.id for made in swept.undone if made.kind == "file"]
+    error = latest.state.error
+    acts = "; ".join(swept.acts) if swept.acts else "nothing on Bailian to undo"
+    changed = f"failed: {error.reason}; {acts}" if final == "failed" and error is not None else f"{final}: {acts}"
+    written = await commit(
+        flow,
+        latest,
+        final,
+        changed,
+        files_deleted=sorted({*latest.state.files_deleted, *files}),
+        undone=sorted({*latest.state.undone, *(f"{made.kind}:{made.id}" for made in swept.undone)}),
+    )
+    if written is not None:
+        await flow.store.delete(ending_key(state.run_id))
+    return written
 
 
 async def _write(flow: Flow, seq: int, state: RunState, changed: str, event: str | None = None) -> RunState | None:

@@ -77,8 +77,9 @@ async def show_run(flow: Flow, run_id: str) -> dict[str, Any]:
     from bailian_flow.pipeline.rest.run_facts import run_facts
 
     latest = current_of(history[-1]).state  # the kind's own state model: a batch run's shards
+    # What the run still holds on Bailian by its records (a DONE run's deployment, an ending run's leftovers).
     return {
-        "run": _shown(latest, await places_in_line(flow, [latest])),
+        "run": {**_shown(latest, await places_in_line(flow, [latest])), "owns": latest.owned()},
         "history": [
             {"seq": entry.seq, "stage": entry.stage, "changed": entry.changed, "at": entry.at} for entry in history
         ],
@@ -198,7 +199,17 @@ async def cancel_run(flow: Flow, run_id: str) -> dict[str, Any]:
         if state.terminal:
             raise HttpError(409, "Conflict", f"run {run_id} is already {state.public()['stage']}")
         if state.stage == "canceling":
-            return state.public()  # asked twice: the first request's finalization stands
+            # Asked twice: the first request's end may never have landed (its sweep failed, its invocation
+            # died): try it again now when it may land, rather than answer "already canceling" and do nothing.
+            if cancel.finalizable(flow, current):
+                ended = await cancel.finalize(flow, current)
+                if ended is not None:
+                    return ended.public()
+                latest = await load(flow, run_id)
+                return (latest or current).state.public()
+            return state.public()
+        if state.stage == "cleaning-up":
+            return state.public()  # failing already: its end of life undoes everything, as a cancel's would
         begun = await cancel.begin(flow, current, "requested through the API")
         if begun is None:
             continue
@@ -299,6 +310,12 @@ async def retry_run(flow: Flow, run_id: str, given: Any = None) -> dict[str, Any
     if resume is None:
         raise HttpError(409, "Conflict", f"run {run_id} has no source to retry from")
     updates: dict[str, Any] = {"attempt": state.attempt + 1, "error": None, "claims": {}, "redrives": 0}
+    # A kind may keep what the failed attempt finished (a batch run its answered lines) unless new settings came.
+    keeping = kinds.spec_of(state.kind).hook("retry_keeping")
+    kept = keeping(state) if keeping is not None and given is None else None
+    if kept is not None:
+        resume, extra = kept
+        updates.update(extra)
     info = await flow.store.head(state.source.key) if state.source.key else None
     _refuse_superseded(state, info.etag if info else None)
     if resume == "requested" and state.source.key:

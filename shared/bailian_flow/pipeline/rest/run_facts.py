@@ -92,7 +92,9 @@ def owned(state: RunState) -> list[dict[str, Any]]:
         items.append({"resource": "deployment", "id": state.deployed_model, "what": what})
     if state.imported_model and not state.undeployed_at:
         items.append({"resource": "imported model", "id": state.imported_model, "what": "custom model"})
-    return items[:MAX_OWNED]
+    # What the run's end of life undid (`RunState.undone`, "kind:id") is gone whatever the other records say.
+    undone = {item.partition(":")[2] for item in state.undone}
+    return [item for item in items if item["id"] not in undone][:MAX_OWNED]
 
 
 def call_example(flow: Flow, model: str) -> dict[str, str]:

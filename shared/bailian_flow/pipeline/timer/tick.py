@@ -14,25 +14,38 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bailian_flow import obs
 from bailian_flow.pipeline.protocol import admission, bulk, cancel, kinds
 from bailian_flow.pipeline.protocol.admission import Room
 from bailian_flow.pipeline.protocol.bulk import Listed
-from bailian_flow.pipeline.protocol.runtime import MAX_REDRIVES, Flow, utc_now
+from bailian_flow.pipeline.protocol.layout import ENDING_PREFIX
+from bailian_flow.pipeline.protocol.runtime import MAX_REDRIVES, Flow, iso_z, parse_iso_z, utc_now
 from bailian_flow.pipeline.protocol.state import RunError
 from bailian_flow.pipeline.protocol.steps import POLLING, drive
-from bailian_flow.pipeline.protocol.transitions import Current, commit, fail, load, settle_marker
+from bailian_flow.pipeline.protocol.transitions import (
+    ENDING,
+    Current,
+    commit,
+    end_of_life,
+    ending_key,
+    fail,
+    load,
+    settle_marker,
+)
 from bailian_flow.pipeline.timer.quotas import COUNTERS, LISTS, admit_waiting
 from bailian_flow.pipeline.timer.scan import adopt_orphans
 from bailian_flow.pipeline.timer.timer_state import (
     Brief,
     CountingStore,
     QuotaUse,
+    TimerState,
     read_timer_state,
     write_timer_state,
 )
+from bailian_flow.runlog import is_run_id
 
 log = logging.getLogger("bailian_flow.pipeline")
 
@@ -45,6 +58,8 @@ SAFETY_MARGIN_SECONDS = 10.0
 # Listing may use at most this share of the time left: the runs whose status moved still need theirs.
 LISTING_SHARE = 0.5
 CONCURRENCY = 8
+# An `ending/` marker this old whose run is neither ending nor ended lost its commit's race: it goes.
+STRAY_AFTER = 300.0
 
 
 # What to list when some runs are unknown to the hint: every family a polled stage follows by one id. Not batches:
@@ -61,6 +76,8 @@ class TickReport:
     redriven: list[str] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
+    audited: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
     undeployed: list[str] = field(default_factory=list)
     admitted: list[str] = field(default_factory=list)
@@ -82,6 +99,8 @@ class TickReport:
             "redriven": self.redriven,
             "adopted": self.adopted,
             "finished": self.finished,
+            "ended": self.ended,
+            "audited": self.audited,
             "deferred": self.deferred,
             "undeployed": self.undeployed,
             "admitted": self.admitted,
@@ -132,11 +151,21 @@ async def _redrive(flow: Flow, current: Current, report: TickReport) -> None:
         report.redriven.append(state.run_id)
 
 
-async def _visit(flow: Flow, run_id: str, current: Current, report: TickReport) -> Current | None:
+async def _visit(
+    flow: Flow, run_id: str, current: Current, report: TickReport, ending: Mapping[str, float] | None = None
+) -> Current | None:
     """Do what the run needs; returns its newest entry when the visit read it last (None: not read since)."""
     stage = current.state.stage
+    ending = ending or {}
+    if run_id in ending and not current.state.terminal and stage not in ENDING and ending[run_id] > STRAY_AFTER:
+        # A marker whose ending commit lost its race (the run went on): not to be looked at every tick for ever.
+        # Only an old one: a young one may precede a commit still on its way.
+        await flow.store.delete(ending_key(run_id))
     if current.state.terminal:
-        # A retry may have revived the run since it was read: `settle_marker` keeps it active then.
+        # A retry may have revived the run since it was read: `settle_marker` keeps it active then. An `ending/`
+        # marker left by a crash after the terminal commit goes too.
+        if run_id in ending:
+            await flow.store.delete(ending_key(run_id))
         if await settle_marker(flow, run_id):
             report.finished.append(run_id)
     elif stage in POLLING:
@@ -146,9 +175,11 @@ async def _visit(flow: Flow, run_id: str, current: Current, report: TickReport) 
         return latest
     elif stage == "waiting":
         await admission.ensure_in_line(flow, current.state)  # its marker may have been lost to a crash
-    elif stage == "canceling":
-        if cancel.finalizable(flow, current) and await cancel.finalize(flow, current) is not None:
-            report.polled.append(run_id)
+    elif stage in ENDING:
+        # An end of life not landed yet (a refused or failed undo, a cancel waiting out a lease): tried every tick.
+        may_end = stage != "canceling" or cancel.finalizable(flow, current)
+        if may_end and await end_of_life(flow, current) is not None:
+            report.ended.append(run_id)
     elif _stale(flow, current):
         await _redrive(flow, current, report)
     return None
@@ -188,12 +219,16 @@ def _moved(flow: Flow, brief: Brief) -> bool:
     return False
 
 
-def _needs_look(flow: Flow, run_id: str, brief: Brief | None, listed: Listed, in_line: set[str]) -> bool:
+def _needs_look(
+    flow: Flow, run_id: str, brief: Brief | None, listed: Listed, in_line: set[str], ending: Mapping[str, float]
+) -> bool:
     """Whether a run must be loaded this tick. Only two kinds are skipped: a polled run whose status has not moved,
     and a waiting run still in its line (admission reads the lines; a run out of line was admitted or cancelled
     since, perhaps by another tick, or lost its marker). A run between two events is looked at every tick: it is
-    normally in that state for seconds, so few are, and an event chain may have moved it on since."""
-    if brief is None:
+    normally in that state for seconds, so few are, and an event chain may have moved it on since. A run whose end
+    of life has not landed (its `ending/` marker) is looked at every tick, whatever its brief remembers: a cancel
+    committed by the API after the last tick leaves a brief that still says `training`."""
+    if brief is None or run_id in ending:
         return True
     if brief.stage in POLLING:
         return _moved(flow, brief)
@@ -225,6 +260,14 @@ async def _tick(flow: Flow, report: TickReport) -> None:
     prefix = flow.settings.runs_prefix
     hint = await read_timer_state(flow.store, prefix)
     run_ids = await flow.runs.list_active()
+    # Runs whose end of life has not landed: looked at every tick (a marker without an active one is settled).
+    now = utc_now()
+    ending = {
+        info.key[len(ENDING_PREFIX) :]: (now - info.last_modified).total_seconds()
+        async for info in flow.store.list(ENDING_PREFIX)
+        if is_run_id(info.key[len(ENDING_PREFIX) :])
+    }
+    run_ids += sorted(set(ending) - set(run_ids))
     report.active = len(run_ids)
     briefs = {run_id: hint.runs[run_id] for run_id in run_ids if run_id in hint.runs}
 
@@ -250,11 +293,12 @@ async def _tick(flow: Flow, report: TickReport) -> None:
 
     todo: list[str] = []
     for run_id in _rotated(run_ids, hint.cursor):
-        if _needs_look(flow, run_id, briefs.get(run_id), listed, in_line):
+        if _needs_look(flow, run_id, briefs.get(run_id), listed, in_line, ending):
             todo.append(run_id)
         elif briefs[run_id].stage in POLLING:
             report.polled.append(run_id)  # its status, read in bulk, has not moved
-    hint.cursor = await _visit_all(flow, todo, briefs, report)
+    hint.cursor = await _visit_all(flow, todo, briefs, report, ending)
+    await _audit(flow, hint, set(run_ids), report)
     try:
         # DONE runs are off the active list; those whose deployment has a TTL wait in their own index.
         from bailian_flow.pipeline.delivery.lifecycle import expire_deployments
@@ -287,7 +331,37 @@ async def _listed_use(flow: Flow, briefs: list[Brief], listed: Listed) -> dict[s
     return rooms
 
 
-async def _visit_all(flow: Flow, todo: list[str], briefs: dict[str, Brief], report: TickReport) -> str | None:
+async def _audit(flow: Flow, hint: TimerState, active: set[str], report: TickReport) -> None:
+    """One slice of the backstop audit (`timer.audit`), at most every `audit_every_seconds`."""
+    from bailian_flow.pipeline.timer.audit import audit
+
+    last = parse_iso_z(hint.audited_at) if hint.audited_at else None
+    due = last is None or (utc_now() - last).total_seconds() >= flow.settings.audit_every_seconds
+    if not due or flow.remaining() < SAFETY_MARGIN_SECONDS:
+        return
+    try:
+        report.audited, hint.audit = await audit(flow, hint.audit, active)
+    except Exception:
+        log.exception("audit of Bailian's lists failed; the next one tries again")
+    hint.audited_at = iso_z()
+
+
+async def _clear_unborn(flow: Flow, run_id: str, ending: Mapping[str, float]) -> None:
+    """Markers of a run that never got its first entry (its invocation died between the marker and the commit, and
+    no retry came): once older than a lease, no create can still be on its way, so they go; a retry of the event
+    starts over and marks the run again."""
+    info = await flow.store.head(flow.runs.active_key(run_id))
+    if info is not None and (utc_now() - info.last_modified).total_seconds() > flow.lease_seconds:
+        await flow.runs.clear_active(run_id)
+        if await load(flow, run_id) is not None:
+            await flow.runs.mark_active(run_id)  # its first entry landed after all
+    if ending.get(run_id, 0.0) > STRAY_AFTER:
+        await flow.store.delete(ending_key(run_id))
+
+
+async def _visit_all(
+    flow: Flow, todo: list[str], briefs: dict[str, Brief], report: TickReport, ending: Mapping[str, float]
+) -> str | None:
     """Load and advance the runs that need a look, in order, until time or budget runs out.
 
     Returns the first run left for the next tick (its turn comes first then), or None when all were visited.
@@ -309,9 +383,10 @@ async def _visit_all(flow: Flow, todo: list[str], briefs: dict[str, Brief], repo
                 with obs.bind(run_id=run_id):
                     current = await load(flow, run_id)
                     if current is None:
+                        await _clear_unborn(flow, run_id, ending)
                         continue
                     with obs.bind(kind=current.state.kind, stage=current.state.stage):
-                        visited = await _visit(flow, run_id, current, report)
+                        visited = await _visit(flow, run_id, current, report, ending)
                     latest = visited or await load(flow, run_id)
             except Exception:
                 # One run's trouble must not starve the others; the next tick tries it again.

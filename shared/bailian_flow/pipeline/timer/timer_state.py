@@ -85,7 +85,12 @@ def _follows(state: RunState) -> dict[str, str | None]:
         family, id_field, status_field = spec.follows[state.stage]
         resource_id = getattr(state, id_field, None)
         if resource_id:
-            follows[f"{family}:{resource_id}"] = getattr(state, status_field, None) if status_field else None
+            status = getattr(state, status_field, None) if status_field else None
+            if status in spec.settled.get(state.stage, frozenset()):
+                # The run should have left this stage (its commit lost a race): a status no list shows, so the
+                # timer looks at it every tick until it has.
+                status = ""
+            follows[f"{family}:{resource_id}"] = status
     elif state.stage in spec.polled:
         follows.update(state.followed())
     return follows
@@ -117,6 +122,9 @@ class TimerState(BaseModel):
     cursor: str | None = None
     quotas: dict[str, QuotaUse] = {}
     at: str | None = None
+    # Where the next audit slice starts ("family:position", `timer.audit`) and when the last one ran.
+    audit: str | None = None
+    audited_at: str | None = None
 
 
 def timer_state_key(runs_prefix: str) -> str:

@@ -9,5 +9,7 @@ FACTS: dict[str, str] = {
 ACTS: dict[str, str] = {"starting-job": "training.stages:act_start_job"}
 ON_FILE_READY: frozenset[str] = frozenset({"file-ready", "starting-job"})
 FOLLOWS: dict[str, tuple[str, str, str]] = {"training": ("fine-tune", "job_id", "job_status")}
+# A run recording one of these is still at `training` only because its commit was lost (`KindSpec.settled`).
+SETTLED: dict[str, frozenset[str]] = {"training": frozenset({"SUCCEEDED", "FAILED", "CANCELED"})}
 REANNOUNCE: dict[str, str] = {"file-ready": "file-ready", "starting-job": "file-ready"}
 TRIGGERING: frozenset[str] = frozenset({"file-ready"})

@@ -606,11 +606,14 @@ def test_pending_requests_of_a_model_are_counted_across_runs(pipeline: Pipeline)
 
 
 def test_an_input_overwritten_mid_run_fails_it_and_leaves_nothing_running_or_stored(batch_pipeline: Pipeline) -> None:
-    # 3 shards of 40 lines, 2 batches at once: the third shard is read after the overwrite and fails the run.
+    # 3 shards of 40 lines, 2 batches at once: the third shard is read after the overwrite and fails the run. The
+    # first two are scripted slow, so none can finish (and free a slot for the third) before the overwrite lands.
+    batch_pipeline.script("batch", "SLOW:3600", count=2)
     run_id = batch_pipeline.upload(KEY, batch_input(120))
     submitted = batch_pipeline.run(run_id)["run"]["batch"]["shards"]
-    assert sum(1 for shard in submitted if shard["batch_id"]) >= 1
+    assert sum(1 for shard in submitted if shard["batch_id"]) == 2
     batch_pipeline.put(KEY, batch_input(30))  # its event is delivered by pump: the new version gets its own run
+    http_json(f"{batch_pipeline.url}/_emulator/clock", "POST", {"advance": 3700})  # now the slow two finish
 
     run = batch_pipeline.pump(run_id, timeout=120)
 
@@ -656,3 +659,33 @@ def test_a_run_held_back_by_other_runs_requests_is_not_admitted_at_every_free_sl
     assert pipeline.pump(timeout=120)["active"] == 0
     assert [pipeline.run(run_id)["run"]["stage"] for run_id in (first, second)] == ["DONE", "DONE"]
     assert pipeline.created()["batches"] == 2
+
+
+def test_a_shard_refused_fails_the_run_and_stops_its_other_shards(batch_pipeline: Pipeline) -> None:
+    # Shard 0 runs (slowly); shard 1 waits for a batch slot (its file uploaded), then Bailian refuses its batch
+    # (a model the account may not use: 403).
+    http_json(f"{batch_pipeline.url}/_emulator/config", "POST", {"quotas": {"batches": 1}})
+    batch_pipeline.script("batch", "SLOW:36000", count=1)
+    run_id = batch_pipeline.upload(KEY, batch_input(80))
+    run = batch_pipeline.run(run_id)["run"]
+    (in_flight,) = [shard for shard in run["batch"]["shards"] if shard["batch_id"]]
+    assert run["stage"] == "waiting", run
+    http_json(f"{batch_pipeline.url}/_emulator/config", "POST", {"quotas": {"batches": 2}})
+    batch_pipeline.fault(
+        method="POST",
+        path="/compatible-mode/v1/batches",
+        status=403,
+        code="AccessDenied",
+        message="The model is not authorized for this account.",
+        times=1,
+    )
+
+    run = batch_pipeline.pump(run_id)
+
+    assert run["stage"] == "FAILED", run
+    assert "AccessDenied" in run["error"]["reason"], run["error"]
+    assert service_batch(batch_pipeline, in_flight["batch_id"])["status"] in ("cancelling", "cancelled")
+    assert pipeline_live(batch_pipeline)["compat_files"] == 0, "the failed run's files do not stay"
+    stages = [entry["stage"] for entry in batch_pipeline.history(run_id)]
+    assert stages[-2:] == ["cleaning-up", "failed"], stages
+    assert batch_pipeline.run(run_id)["run"]["owns"] == []

@@ -7,6 +7,7 @@ it is when recorded (`on_newest_plan`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from bailian_flow.pipeline.kinds.batch.batch_results import (
     collect_shard,
     finished_ids,
     merged,
+    part_name,
     results_key,
     summary,
 )
@@ -209,7 +211,7 @@ async def act_collect(flow: Flow, current: Current) -> None:
     assert batch.current is not None and state.source.key is not None
     shard = batch.shards[batch.current]
     resubmit = shard.status != "completed" and shard.generation <= batch.settings.resubmit_limit
-    part_key = results_key(flow, state.source.key, state.run_id, f"_parts/s{shard.root:05d}-g{shard.generation}.jsonl")
+    part_key = results_key(flow, state.source.key, state.run_id, part_name(state.attempt, shard))
     got = await collect_shard(flow, state.source.key, batch, shard, part_key, resubmit=resubmit, etag=state.source.etag)
     fields = {
         "part_key": part_key,
@@ -274,7 +276,9 @@ async def delete_batch_files(flow: Flow, batch: BatchRun) -> None:
     for shard in batch.shards:
         for file_id in (shard.file_id, shard.output_file_id, shard.error_file_id):
             if file_id:
-                await flow.client.compat_files.delete(file_id)
+                # A failed attempt's end of life may have deleted them already (a retry keeps the shard).
+                with contextlib.suppress(NotFoundError):
+                    await flow.client.compat_files.delete(file_id)
 
 
 async def cancel_batches(flow: Flow, batch: BatchRun) -> None:

@@ -45,6 +45,12 @@ class Collected:
     unfinished: dict[str, int] = field(default_factory=dict)
 
 
+def part_name(attempt: int, shard: Shard) -> str:
+    """A shard's part object under the run's results: named by attempt too, so a late collect of an earlier
+    attempt (its actor past its lease) writes beside a newer attempt's part, never over it."""
+    return f"_parts/a{attempt}-s{shard.root:05d}-g{shard.generation}.jsonl"
+
+
 async def finished_ids(flow: Flow, batch: BatchRun, root: int) -> frozenset[str]:
     """The custom_ids earlier generations of a shard already answered (read back from their parts)."""
     ids: set[str] = set()

@@ -77,6 +77,17 @@ class BatchRunState(RunState):
     def followed(self) -> dict[str, str]:
         return {f"batch:{shard.batch_id}": shard.status for shard in self.batch.in_flight() if shard.batch_id}
 
+    def recorded(self) -> list[tuple[str, str]]:
+        # The merge deletes every shard file (`results_at`); a finished batch holds nothing that bills.
+        found = super().recorded()
+        for shard in self.batch.shards:
+            if shard.batch_id and shard.status not in FINISHED_STATUSES:
+                found.append(("batch", shard.batch_id))
+            if self.batch.results_at is None:
+                ids = (shard.file_id, shard.output_file_id, shard.error_file_id)
+                found += [("batch-file", file_id) for file_id in ids if file_id]
+        return found
+
     def owns(self, resource: str, resource_id: str) -> bool:
         if resource in ("batch-file", "batch"):
             return any(resource_id in (shard.file_id, shard.batch_id) for shard in self.batch.shards)

@@ -35,3 +35,28 @@ def agrees(state: RunState, explicit: dict[str, Any]) -> bool:
     """Whether the run already has these settings (a repeated request is the same request)."""
     settings = plan_of(state).settings
     return resolve_batch_settings(explicit=deep_merge(settings.model_dump(), explicit)) == settings
+
+
+def retry_keeping(state: RunState) -> tuple[str, dict[str, Any]] | None:
+    """Where a failed batch run's retry resumes (`KindSpec` hook `retry_keeping`): with the lines its collected shards
+    answered kept (their parts are in the bucket, named by attempt) and only the other shards sent again, under the
+    new attempt's names; None (plan again) when nothing was answered."""
+    plan = plan_of(state)
+    if not any(shard.part_key for shard in plan.shards):
+        return None
+    fresh = {
+        "status": "planned",
+        "file_id": None,
+        "batch_id": None,
+        "output_file_id": None,
+        "error_file_id": None,
+        "completed": 0,
+        "failed": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "submitted_at": None,
+        "finished_at": None,
+    }
+    shards = [shard if shard.part_key else shard.model_copy(update=fresh) for shard in plan.shards]
+    kept = plan.model_copy(update={"shards": shards, "current": None, "waiting": None, "results_at": None})
+    return "batch-ready", {"batch": kept}

@@ -50,6 +50,7 @@ SPEC = KindSpec(
     # Found for every shard at once: never swept for one shard's result (a re-claim of the shard adopts what an
     # earlier claim made by its tag instead), only when the whole run goes.
     whole_run_resources=frozenset({"batch", "batch-file"}),
+    audits={"batch": "kinds.batch.resources:audit_batches", "batch-file": "kinds.batch.resources:audit_files"},
     openers=(Opener(prefix_setting="batches_prefix", suffix=".jsonl", open="protocol.intake:open_run_for_object"),),
     quotas={"batches": Quota(counter="kinds.batch.quota:count_batches", family="batch")},
     hooks={
@@ -61,5 +62,6 @@ SPEC = KindSpec(
         "settings_for": "kinds.batch.intake:settings_update",
         "agrees": "kinds.batch.intake:agrees",
         "shown": "kinds.batch.shown:facts",
+        "retry_keeping": "kinds.batch.intake:retry_keeping",
     },
 )

@@ -290,16 +290,11 @@ def _pinned(act: Act) -> Act:
         try:
             await act(flow, current)
         except ObjectChangedError:
-            from bailian_flow.pipeline.protocol.cancel import stop_all
-
             key = current.state.source.key
             reason = f"object {key} was overwritten while the run read it; the new version has a run of its own"
-            # This run can never finish, and its other shards would run (and bill) on: stop them and delete its
-            # files first, while its intent holds the lease. Both are idempotent, so a retry after a crash between
-            # them and the commit does them again and then fails the run.
-            acts = await stop_all(flow, current.state)
-            changed = f"failed: {reason}" + (f"; {'; '.join(acts)}" if acts else "")
-            await fail(flow, current, RunError(reason=reason, object=key, code="Superseded"), changed)
+            # This run can never finish, and its other shards would run (and bill) on: its end of life
+            # (`transitions.fail`) stops them and deletes its files before the run is `failed`.
+            await fail(flow, current, RunError(reason=reason, object=key, code="Superseded"))
 
     return acting
 

@@ -15,6 +15,7 @@ SPEC = KindSpec(
     acts={"deploying": "kinds.deployment.stages:act_deploy"},
     handled_by={"on_upload": frozenset({"requested", "deploying"})},
     follows={"deployment-pending": delivery.FOLLOWS["deployment-pending"]},
+    settled=delivery.SETTLED,
     reannounce={"requested": "requested", "deploying": "requested"},
     triggering=frozenset({"requested"}),
     state_model="kinds.deployment.state:DeployState",

@@ -25,6 +25,7 @@ SPEC = KindSpec(
         "on_success": delivery.ON_SUCCESS,
     },
     follows={**training.FOLLOWS, **delivery.FOLLOWS},
+    settled={**training.SETTLED, **delivery.SETTLED},
     reannounce={
         # `received` has no trigger of its own (on_upload writes it while already at work): re-announced as
         # `requested`, whose marker does.

@@ -12,6 +12,7 @@ SPEC = KindSpec(
     acts=delivery.ACTS,
     handled_by={"on_success": delivery.ON_SUCCESS},
     follows=delivery.FOLLOWS,
+    settled=delivery.SETTLED,
     reannounce=delivery.REANNOUNCE,
     triggering=delivery.TRIGGERING,
     request_field="import",

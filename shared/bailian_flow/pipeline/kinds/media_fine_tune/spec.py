@@ -27,6 +27,7 @@ SPEC = KindSpec(
         "on_success": delivery.ON_SUCCESS,
     },
     follows={**training.FOLLOWS, **delivery.FOLLOWS},
+    settled={**training.SETTLED, **delivery.SETTLED},
     reannounce={
         "received": "requested",
         "requested": "requested",
