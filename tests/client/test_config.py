@@ -14,14 +14,17 @@ from bailian_flow.client._retry import backoff_delay, is_retryable, parse_retry_
 from bailian_flow.client.errors import APIConnectionError, APITimeoutError, BailianError, status_error
 
 
-def test_regions_and_the_batch_host() -> None:
-    cn = resolve_endpoints("cn", None)
-    assert cn.native == "https://dashscope.aliyuncs.com/api/v1"
-    assert cn.compatible == "https://dashscope.aliyuncs.com/compatible-mode/v1"
-    assert cn.batch == "https://batch.dashscope.aliyuncs.com/compatible-mode/v1"
-    intl = resolve_endpoints("intl", None)
-    assert intl.native == "https://dashscope-intl.aliyuncs.com/api/v1"
-    assert intl.base(Family.BATCH).startswith("https://dashscope-intl.aliyuncs.com/")
+def test_regions_send_batches_and_their_files_to_the_main_host() -> None:
+    # service-contract.md#C31: every documented /batches call and the batch file upload use the region's
+    # dashscope(-intl) host; batch.dashscope.aliyuncs.com is documented only for synchronous Batch Chat.
+    from bailian_flow.client.resources import batches, compat_files
+
+    operations = [batches._CREATE, batches._GET, batches._LIST, batches._CANCEL, compat_files._UPLOAD]
+    for region, host in (("cn", "dashscope.aliyuncs.com"), ("intl", "dashscope-intl.aliyuncs.com")):
+        client = BailianClient(api_key="k", region=region, environ={})
+        assert client.endpoints.native == f"https://{host}/api/v1"
+        for op in operations:
+            assert client.url(op, "/batches") == f"https://{host}/compatible-mode/v1/batches", (region, op.name)
     with pytest.raises(ValueError):
         resolve_endpoints("mars", None)
 
@@ -30,9 +33,9 @@ def test_one_root_points_every_family_at_the_emulator() -> None:
     for root in ("http://127.0.0.1:9000", "http://127.0.0.1:9000/", "http://127.0.0.1:9000/api/v1"):
         endpoints = resolve_endpoints("cn", root)
         assert endpoints.native == "http://127.0.0.1:9000/api/v1"
-        assert endpoints.compatible == endpoints.batch == "http://127.0.0.1:9000/compatible-mode/v1"
+        assert endpoints.base(Family.COMPATIBLE) == "http://127.0.0.1:9000/compatible-mode/v1"
     client = BailianClient(api_key="k", environ={"DASHSCOPE_BASE_URL": "http://127.0.0.1:9"})
-    assert client.endpoints.batch == "http://127.0.0.1:9/compatible-mode/v1"
+    assert client.endpoints.compatible == "http://127.0.0.1:9/compatible-mode/v1"
 
 
 async def test_workspace_header_is_sent(bailian_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:

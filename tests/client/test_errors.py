@@ -62,7 +62,9 @@ async def test_too_large_upload_is_reported(client: BailianClient, control: Cont
     await control._call("POST", "/files/limits", {"fine-tune": 100})
     with pytest.raises(e.UploadFailedError) as too_large:
         await client.files.upload(SFT_LINE * 10, filename="big.jsonl")
-    assert too_large.value.code == "BadRequest.TooLarge"
+    # Over its own size limit, not the storage quota: a bad request, never a wait in the files line.
+    assert too_large.value.code == "BadRequest.TooLarge" and isinstance(too_large.value, e.BadRequestError)
+    assert not isinstance(too_large.value, e.QuotaExceededError)
 
 
 async def test_injected_statuses_map_to_their_classes(bailian_env: Any, control: Control) -> None:

@@ -32,7 +32,8 @@ def test_import_success_spellings_are_one_value() -> None:
 
 
 def test_learning_rate_is_a_number_or_a_string() -> None:
-    assert HyperParameters.model_validate({"learning_rate": "1.6e-5"}).learning_rate == "1.6e-5"
+    # A number, however the answer spells it (service-contract.md#C6).
+    assert HyperParameters.model_validate({"learning_rate": "1.6e-5"}).learning_rate == 1.6e-5
     assert HyperParameters.model_validate({"learning_rate": 2e-5}).learning_rate == 2e-5
     body = FineTuneCreate(model="m", training_file_ids=["f"], hyper_parameters={"learning_rate": 1e-4}).to_body()
     assert body == {"model": "m", "training_file_ids": ["f"], "hyper_parameters": {"learning_rate": 1e-4}}

@@ -56,7 +56,7 @@ class BailianClient:
 
     ``async with BailianClient() as client: ...`` — one aiohttp session per client, closed on exit.
     The API key defaults to ``DASHSCOPE_API_KEY``, the region to ``DASHSCOPE_REGION`` (``cn``), the root URL
-    to ``DASHSCOPE_BASE_URL`` (one root for every family, native, compatible and batch: the emulator), the
+    to ``DASHSCOPE_BASE_URL`` (one root for both families, native and compatible: the emulator), the
     workspace to ``DASHSCOPE_WORKSPACE``.
     """
 

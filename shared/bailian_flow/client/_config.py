@@ -27,7 +27,6 @@ class Family(str, Enum):
 
     NATIVE = "native"  # /api/v1, errors {"request_id","code","message"}
     COMPATIBLE = "compatible"  # /compatible-mode/v1, errors {"error": {...}}
-    BATCH = "batch"  # the batch host's /compatible-mode/v1 (cn), same shapes as compatible
     EXTERNAL = "external"  # an absolute URL handed out by the service (the OSS upload host): no API key sent
 
 
@@ -59,10 +58,12 @@ DEFAULT_RATE_LIMITS: Mapping[Limiter, float | None] = {
     Limiter.OSS_UPLOAD: None,
 }
 
+# Every documented `/batches` call (create, get, list, cancel) and the batch input upload use the compatible
+# endpoint of the region's main host; `batch.dashscope.aliyuncs.com` is documented only for synchronous Batch
+# Chat, which this client does not use (service-contract.md#C31).
 _HOSTS = {
-    "cn": ("https://dashscope.aliyuncs.com", "https://batch.dashscope.aliyuncs.com"),
-    # No separate batch host is documented for the international site: batches use the compatible endpoint.
-    "intl": ("https://dashscope-intl.aliyuncs.com", "https://dashscope-intl.aliyuncs.com"),
+    "cn": "https://dashscope.aliyuncs.com",
+    "intl": "https://dashscope-intl.aliyuncs.com",
 }
 NATIVE_PATH = "/api/v1"
 COMPATIBLE_PATH = "/compatible-mode/v1"
@@ -72,20 +73,17 @@ COMPATIBLE_PATH = "/compatible-mode/v1"
 class Endpoints:
     native: str
     compatible: str
-    batch: str
 
     def base(self, family: Family) -> str:
         if family is Family.NATIVE:
             return self.native
         if family is Family.COMPATIBLE:
             return self.compatible
-        if family is Family.BATCH:
-            return self.batch
         return ""
 
 
 def resolve_endpoints(region: str, base_url: str | None) -> Endpoints:
-    """Base URLs for a region; `base_url` (a root such as ``http://127.0.0.1:8080``) overrides all three.
+    """Base URLs for a region; `base_url` (a root such as ``http://127.0.0.1:8080``) overrides both.
 
     One root for every family lets a single `DASHSCOPE_BASE_URL` point the whole client at the emulator.
     """
@@ -94,12 +92,12 @@ def resolve_endpoints(region: str, base_url: str | None) -> Endpoints:
         # Tolerate a root given with the native suffix (the SDK's DASHSCOPE_HTTP_BASE_URL style).
         if root.endswith(NATIVE_PATH):
             root = root[: -len(NATIVE_PATH)]
-        return Endpoints(root + NATIVE_PATH, root + COMPATIBLE_PATH, root + COMPATIBLE_PATH)
+        return Endpoints(root + NATIVE_PATH, root + COMPATIBLE_PATH)
     try:
-        main, batch = _HOSTS[region]
+        main = _HOSTS[region]
     except KeyError:
         raise ValueError(f"unknown region {region!r}: expected one of {sorted(_HOSTS)}") from None
-    return Endpoints(main + NATIVE_PATH, main + COMPATIBLE_PATH, batch + COMPATIBLE_PATH)
+    return Endpoints(main + NATIVE_PATH, main + COMPATIBLE_PATH)
 
 
 @dataclass(frozen=True)

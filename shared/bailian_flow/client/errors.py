@@ -6,9 +6,10 @@ The whole hierarchy::
      ├── APIConnectionError           no HTTP answer; `.maybe_processed` says whether the request may have run
      │    └── APITimeoutError         the answer did not come in time
      ├── APIResponseValidationError   an answer whose JSON does not have the documented shape
-     ├── UploadFailedError            /files answered 200 but put the file under failed_uploads
+     ├── FileTooLargeError            a file over the documented per-file limit, refused before sending
      └── APIStatusError               an HTTP error answer (status, code, message, request_id)
           ├── BadRequestError         400 InvalidParameter, UnsupportedOperation, Arrearage, ...
+          │    └── UploadFailedError  /files answered 200 but put the file under failed_uploads (not a quota)
           ├── AuthenticationError     401 InvalidApiKey / invalid_api_key
           ├── PermissionDeniedError   403 AccessDenied, Workspace.AccessDenied, policy expired, ...
           ├── NotFoundError           404 NotFound, ModelNotFound, WorkSpaceNotFound
@@ -16,12 +17,16 @@ The whole hierarchy::
           ├── ConflictError           409 Conflict, FileAlreadyExists
           ├── RequestTooLargeError    413 BadRequest.TooLarge
           ├── RateLimitError          429 Throttling, Throttling.RateQuota, LimitRequests, ...
-          │    └── QuotaExceededError 429 an account quota is full (20 jobs, 100 files / 5 GB, 2 batches)
+          │    └── QuotaExceededError an account quota is full (20 jobs, one training at a time, 100 files /
+          │                           5 GB, 2 batches): a 429, or a 200 whose failed_uploads says so
           └── InternalServerError     5xx InternalError, SystemError, ModelUnavailable
 
 The service answers both rate throttling and a full account quota with 429 `Throttling`; only the message (or
 `Throttling.AllocationQuota`) tells them apart. Throttling passes in seconds and is retried with backoff; a full
 quota lasts until something is deleted or finishes, so `QuotaExceededError` is never retried: the caller queues.
+The native file quota is the exception: it answers 200 with the file under `data.failed_uploads`
+(`BadRequest.TooMany` / `BadRequest.TooLarge` "Out of space ... storage space has been used"), which
+`upload_refusal` turns into the same `QuotaExceededError` (service-contract.md#C16).
 
 The class is chosen by HTTP status; when there is no usable status (an SSE `event:error` frame, a 200 that
 carries an error code) the service code decides. None of these objects holds the API key: messages coming
@@ -41,6 +46,7 @@ __all__ = [
     "BadRequestError",
     "BailianError",
     "ConflictError",
+    "FileTooLargeError",
     "InternalServerError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -50,6 +56,7 @@ __all__ = [
     "RequestTooLargeError",
     "UploadFailedError",
     "status_error",
+    "upload_refusal",
 ]
 
 
@@ -102,15 +109,18 @@ class APIResponseValidationError(BailianError):
         self.request_id = request_id
 
 
-class UploadFailedError(BailianError):
-    """The upload call succeeded but the service rejected the file (`failed_uploads`)."""
+class FileTooLargeError(BailianError, ValueError):
+    """A file over the per-file limit documented for its purpose: refused locally, nothing was sent."""
 
-    def __init__(self, name: str, code: str | None, message: str, *, request_id: str | None = None) -> None:
-        super().__init__(f"upload of {name!r} failed: {code}: {message}")
+    def __init__(self, name: str, size: int, limit: int, purpose: str) -> None:
+        super().__init__(
+            f"{name!r} is {size} bytes, over the {limit} bytes Bailian accepts per {purpose} file "
+            "(service-contract.md#C14)"
+        )
         self.name = name
-        self.code = code
-        self.message = message
-        self.request_id = request_id
+        self.size = size
+        self.limit = limit
+        self.purpose = purpose
 
 
 class APIStatusError(BailianError):
@@ -154,6 +164,20 @@ class BadRequestError(APIStatusError):
     """400."""
 
 
+class UploadFailedError(BadRequestError):
+    """The upload call answered 200 but the service rejected the file (`failed_uploads`) for a reason other
+    than a full quota: waiting does not help. `status` is the 200 the refusal came with."""
+
+    def __init__(
+        self, name: str, code: str | None, message: str, *, request_id: str | None = None, status: int = 200
+    ) -> None:
+        super().__init__(status, code, message, request_id)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"upload of {self.name!r} failed: {self.code}: {self.message}"
+
+
 class AuthenticationError(APIStatusError):
     """401: missing or wrong API key."""
 
@@ -183,13 +207,31 @@ class RateLimitError(APIStatusError):
 
 
 class QuotaExceededError(RateLimitError):
-    """429 for a full account quota, not for speed: waiting seconds does not help, freeing a resource does.
+    """A full account quota, not speed: waiting seconds does not help, freeing a resource does.
 
-    `quota` names it: `fine-tune-jobs`, `files` or `batches` (None when the message names no known one).
+    `quota` names it: `fine-tune-jobs` (20 running or succeeded), `training-slot` (one training runs at a time:
+    "Too many fine-tune job in running"), `files` (100 files / 5 GB, count or bytes) or `batches` (None when
+    the message names no known one).
     """
+
+    def __init__(
+        self,
+        status: int | None,
+        code: str | None,
+        message: str,
+        request_id: str | None = None,
+        *,
+        method: str = "",
+        url: str = "",
+        quota: str | None = None,
+    ) -> None:
+        super().__init__(status, code, message, request_id, method=method, url=url)
+        self._quota = quota
 
     @property
     def quota(self) -> str | None:
+        if self._quota is not None:
+            return self._quota
         text = f"{self.code or ''} {self.message}".lower()
         for name, words in _QUOTA_WORDS:
             if any(word in text for word in words):
@@ -243,12 +285,17 @@ _BY_CODE: dict[str, type[APIStatusError]] = {
 
 
 # How a quota 429 reads (bailian-api.md: "Only 20 fine-tune job in running or succeeded allowed per user.";
-# native file storage "Out of space"; the batch tasks limit), and which quota each words name.
+# "Too many fine-tune job in running, please retry later." when a training already runs (service-contract.md#C8);
+# native file storage "Out of space"; the batch tasks limit), and which quota each words name. The first match
+# names it, so the running-slot words come before the broader fine-tune words.
 _QUOTA_CODES = frozenset({"Throttling.AllocationQuota", "LimitExceeded.BatchTasks"})
 _QUOTA_MESSAGE = re.compile(
-    r"allowed per user|out of space|parallel|may run at once|quota exceeded|quota is full", re.IGNORECASE
+    r"allowed per user|out of space|parallel|may run at once|quota exceeded|quota is full"
+    r"|too many fine-tune jobs? in running",
+    re.IGNORECASE,
 )
 _QUOTA_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("training-slot", ("too many fine-tune job",)),
     ("fine-tune-jobs", ("fine-tune job", "fine_tune job", "finetune job")),
     ("files", ("file", "out of space")),
     ("batches", ("batch",)),
@@ -286,3 +333,19 @@ def status_error(
     if cls is RateLimitError and is_quota_message(code, message):
         cls = QuotaExceededError
     return cls(status, code, message, request_id, method=method, url=url)
+
+
+# The native file quota's refusals (model-customization file management page, "返回示例"): the file count
+# ("Out of number, <10> of <10> files has been uploaded.") and the storage space ("Out of space, <839> B of
+# <1024> B storage space has been used."). `BadRequest.TooLarge` is a quota only with the storage sentence: a
+# file over its own size limit is refused with the same code and waiting never lets it in.
+_FILE_QUOTA_SPACE = re.compile(r"storage space|has been used", re.IGNORECASE)
+
+
+def upload_refusal(
+    name: str, code: str | None, message: str, request_id: str | None = None
+) -> QuotaExceededError | UploadFailedError:
+    """The error for a file listed under `data.failed_uploads` of a 200 answer (service-contract.md#C16)."""
+    if code == "BadRequest.TooMany" or (code == "BadRequest.TooLarge" and _FILE_QUOTA_SPACE.search(message)):
+        return QuotaExceededError(200, code, message, request_id, quota="files")
+    return UploadFailedError(name, code, message, request_id=request_id)

@@ -39,6 +39,9 @@ class PtuCapacity(ApiModel):
 
 
 class DeploymentCreate(RequestModel):
+    """`POST /deployments`. A PTU deployment takes no `suffix`: the backend names it (the create-deployment
+    page's PTU sample sends none; service-contract.md#C21). Sending one anyway is left to the service."""
+
     model_name: str
     capacity: int | None = None
     plan: str | None = None  # mu | cu | ptu | lora
@@ -53,6 +56,8 @@ class DeploymentCreate(RequestModel):
 
 
 class Deployment(ApiModel):
+    """The deployment object. `deployed_model` is chosen by the service (for PTU without any suffix of ours)."""
+
     deployed_model: str
     status: Annotated[str, BeforeValidator(DeploymentStatus.normalize)]
     model_name: str | None = None
@@ -67,6 +72,10 @@ class Deployment(ApiModel):
     gmt_modified: str | None = None
     rpm_limit: int | None = None
     tpm_limit: int | None = None
+    ptu_capacity: PtuCapacity | None = None
+    model_unit_spec: str | None = None
+    enable_thinking: bool | None = None
+    max_context_length: int | None = None
 
     @property
     def is_terminal(self) -> bool:

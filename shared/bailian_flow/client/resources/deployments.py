@@ -95,8 +95,10 @@ class Deployments(Resource):
         answer = await self._client.request(_LIST, "/deployments", params={"page_no": page_no, "page_size": page_size})
         return self._client.parse(DeploymentPage, native_payload(answer), answer)
 
-    def list(self, page_size: int = 200) -> AsyncIterator[Deployment]:
-        """Every deployment, page after page (`page_size` 1-200)."""
+    def list(self, page_size: int = 100) -> AsyncIterator[Deployment]:
+        """Every deployment, page after page. 100 a page: the 200 maximum is documented only for
+        `/deployments/models`, a reference CLI gives 100 for this list, and a silently capped page would make
+        page numbers skip deployments (service-contract.md#C24)."""
 
         async def fetch(page_no: int) -> tuple[list[Deployment], int, int]:
             page = await self.list_page(page_no, page_size)

@@ -12,6 +12,7 @@ from .._base import Operation
 from .._config import Family, Limiter
 from .._pagination import iterate_pages
 from .._streams import ProgressCallback, UploadSource, UploadSourceLike, open_source
+from ..limits import max_file_bytes
 from ..models.files import FileInfo, FilePage, UploadedFile, UploadResult
 from ._resource import Resource, native_payload, quote
 
@@ -56,9 +57,13 @@ class Files(Resource):
         """Upload a path, bytes or an async byte iterator; returns the new file's id.
 
         `size` (for iterators) lets the body carry a Content-Length; `progress(sent, total)` is called per
-        chunk.
+        chunk. A file over its purpose's documented limit raises `FileTooLargeError` before anything is sent;
+        a full file quota raises `QuotaExceededError` (quota `files`) although the service answers 200.
         """
         body = open_source(source, filename, size=size)
+        limit = max_file_bytes(purpose, body.filename)
+        if limit is not None and body.size is not None and body.size > limit:
+            raise errors.FileTooLargeError(body.filename, body.size, limit, purpose)
         body.progress = progress
         fields = [("purpose", purpose)]
         if description is not None:
@@ -70,11 +75,11 @@ class Files(Resource):
         if result.uploaded_files:
             return result.uploaded_files[0]
         failed = result.failed_uploads[0] if result.failed_uploads else None
-        raise errors.UploadFailedError(
-            body.filename,
+        raise errors.upload_refusal(
+            (failed.name if failed else None) or body.filename,
             failed.code if failed else None,
             self._client.scrub((failed.message if failed else None) or "no file in uploaded_files"),
-            request_id=answer.request_id,
+            answer.request_id,
         )
 
     async def list_page(self, page_no: int = 1, page_size: int = 10) -> FilePage:

@@ -102,6 +102,13 @@ class FineTunes(Resource):
 
         return iterate_pages(fetch)
 
+    async def made_from(self, training_file_ids: Sequence[str], model: str | None = None) -> Sequence[FineTuneJob]:
+        """Every job training on exactly these files, oldest first: how a create whose answer was lost is found
+        again whatever became of its `job_name` (service-contract.md#C2, #C3)."""
+        wanted = [*training_file_ids]
+        found = [job async for job in self.list(model=model) if job.made_from(wanted)]
+        return sorted(found, key=lambda job: (job.create_time or "", job.job_id))
+
     async def cancel(self, job_id: str) -> None:
         await self._client.request(_CANCEL, f"/fine-tunes/{quote(job_id)}/cancel")
 
