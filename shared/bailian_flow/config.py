@@ -77,6 +77,9 @@ class Settings(BaseModel):
     quota_files: int = Field(default=100, ge=1)
     quota_file_bytes: int = Field(default=5 << 30, ge=1)
     quota_batches: int = Field(default=2, ge=1)
+    # Fine-tunes training at once: QUEUING means "only one training runs at a time", and a create meanwhile may
+    # answer 429 "Too many fine-tune job in running" (service-contract.md#C8).
+    quota_training_slots: int = Field(default=1, ge=1)
 
     # The timer's list page size (default: each endpoint's largest) and how many runs one tick may load (default:
     # as many as its time allows); both exist to exercise paging and rotation with few runs.
@@ -141,6 +144,7 @@ class Settings(BaseModel):
             "quota_files": get("BAILIAN_FLOW_QUOTA_FILES"),
             "quota_file_bytes": get("BAILIAN_FLOW_QUOTA_FILE_BYTES"),
             "quota_batches": get("BAILIAN_FLOW_QUOTA_BATCHES"),
+            "quota_training_slots": get("BAILIAN_FLOW_QUOTA_TRAINING_SLOTS"),
             "timer_page_size": get("BAILIAN_FLOW_TIMER_PAGE_SIZE"),
             "timer_visit_budget": get("BAILIAN_FLOW_TIMER_VISIT_BUDGET"),
             "access_key_id": get("ALIBABA_CLOUD_ACCESS_KEY_ID"),

@@ -16,8 +16,9 @@ from typing import Any
 from ._prices import BATCH_PRICES, TRAINING_PRICES, Cost, Price, batch_cost, training_cost
 from ._tokens import QwenTokens, TokenizerMissing
 
-# Bailian's n_epochs when the run does not set it (bailian-api.md, fine-tune hyper-parameters).
-DEFAULT_EPOCHS = 3
+# Bailian's n_epochs when the run does not set it: 1 (the training API reference's hyper_parameters table,
+# service-contract.md#C7).
+DEFAULT_EPOCHS = 1
 
 
 @lru_cache(maxsize=1)

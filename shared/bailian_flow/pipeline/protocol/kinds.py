@@ -84,6 +84,9 @@ class KindSpec:
     # `(flow, body) -> (state, created)`, which raises SettingsError for the caller's own mistakes (a 400).
     request_field: str | None = None
     quotas: Mapping[str, Quota] = field(default_factory=dict)
+    # The Bailian operations its runs use (`protocol/offered.REGIONS`: "fine-tune", "import", "batch"), checked
+    # against the configured region when a run opens, with the delivery leg's deployment if its settings deploy.
+    uses: frozenset[str] = frozenset()
     # Optional hooks by name, `"module:function"`: see `hook`.
     hooks: Mapping[str, str] = field(default_factory=dict)
 

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from bailian_flow.client.errors import NotFoundError
-from bailian_flow.pipeline.protocol import inputs, kinds
+from bailian_flow.pipeline.protocol import inputs, kinds, offered
 from bailian_flow.pipeline.protocol.admission import places_in_line
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.settings import SettingsError, resolve_settings, with_overrides
@@ -94,6 +94,9 @@ async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
         raise HttpError(400, "InvalidParameter", f"give one of {', '.join(sources[:-1])} or {sources[-1]}")
     kind, key = _object_kind(flow, body["oss_key"]) if "oss_key" in body else ("fine-tune", "")
     explicit = request_settings(flow, body.get("settings"), kind=kind)
+    if explicit is None and "oss_key" in body:
+        # Nothing of the body to blame but the region: still a 400 before any run (service-contract.md#C13).
+        _refuse_region(flow, kind)
     try:
         if "oss_key" in body:
             state, created = await open_run_for_object(
@@ -159,11 +162,18 @@ def request_settings(flow: Flow, value: Any, *, kind: str = "fine-tune") -> dict
             check(value)
             return value
         resolved = resolve_settings(flow.settings.defaults, explicit=value)
+        offered.check(flow.settings.region, kind, resolved)
     except SettingsError as exc:
         raise HttpError(400, "InvalidSettings", exc.reason) from None
     if resolved.validation_key is not None:
         inputs.object_key(resolved.validation_key, prefix=flow.settings.datasets_prefix, field="validation_key")
     return value
+
+
+def _refuse_region(flow: Flow, kind: str) -> None:
+    refused = offered.refusal(flow.settings.region, kind, None)
+    if refused is not None:
+        raise HttpError(400, "InvalidSettings", refused.reason)
 
 
 def _agrees(state: RunState, explicit: dict[str, Any]) -> bool:

@@ -7,6 +7,7 @@ from bailian_flow.pipeline.protocol.kinds import KindSpec, Opener
 
 SPEC = KindSpec(
     name="fine-tune",
+    uses=frozenset({"fine-tune"}),
     facts={
         "received": "kinds.fine_tune.upload:step_received",
         "requested": "kinds.fine_tune.upload:step_received",

@@ -32,9 +32,14 @@ FAILURE_LOG_LINES = 3
 
 
 async def step_file_ready(flow: Flow, current: Current) -> Outcome:
-    if await admission.must_wait(flow, current.state, admission.FINE_TUNE_JOBS):
-        await admission.wait(flow, current, admission.FINE_TUNE_JOBS, "file-ready", why="other runs wait already")
-        return "again"
+    # Both quotas a create may meet have a line: a newcomer queues behind runs waiting in either (a run admitted
+    # from one of them goes on, or the two lines could hand it back and forth).
+    lines = (admission.FINE_TUNE_JOBS, admission.TRAINING_SLOT)
+    admitted = any(admission.admitted_for(current.state, quota) for quota in lines)
+    for quota in () if admitted else lines:
+        if await admission.must_wait(flow, current.state, quota):
+            await admission.wait(flow, current, quota, "file-ready", why="other runs wait already")
+            return "again"
     state = current.state
     name = reconcile.job_name(state.run_id, state.attempt, state.claims.get("starting-job", 0) + 1)
     claimed = await claim(flow, current, "starting-job", f"starting fine-tune {name}", job_name=name)
@@ -49,6 +54,8 @@ async def act_start_job(flow: Flow, current: Current) -> None:
     try:
         job = await _start_job(flow, current, name)
     except QuotaExceededError as exc:
+        # "Too many fine-tune job in running" is the training-slot line, the 20-job quota its own; both are waits,
+        # never a failure (service-contract.md#C8, #C10).
         await admission.wait_for_quota(flow, current, exc, admission.FINE_TUNE_JOBS, "file-ready")
         return
     if job is not None:
