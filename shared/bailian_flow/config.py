@@ -69,6 +69,9 @@ class Settings(BaseModel):
 
     # An intent older than this is presumed abandoned (its actor died): longer than the longest function timeout.
     lease_seconds: float = Field(default=660.0, ge=0)
+    # How long Bailian's lists may lag a create (undocumented, service-contract.md#C41): no intent is re-claimed
+    # sooner, whatever the lease says.
+    list_lag_seconds: float = Field(default=60.0, ge=0)
     # A stage waiting for its OSS event longer than this is presumed to have lost it; the timer re-announces it.
     redrive_after_seconds: float = Field(default=180.0, ge=0)
 
@@ -139,6 +142,7 @@ class Settings(BaseModel):
             "webhook_secret": get("BAILIAN_FLOW_WEBHOOK_SECRET"),
             "api_token": get("BAILIAN_FLOW_API_TOKEN"),
             "lease_seconds": get("BAILIAN_FLOW_LEASE_SECONDS"),
+            "list_lag_seconds": get("BAILIAN_FLOW_LIST_LAG_SECONDS"),
             "redrive_after_seconds": get("BAILIAN_FLOW_REDRIVE_AFTER"),
             "quota_fine_tune_jobs": get("BAILIAN_FLOW_QUOTA_FINE_TUNE_JOBS"),
             "quota_files": get("BAILIAN_FLOW_QUOTA_FILES"),

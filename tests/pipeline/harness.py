@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 import time
 import urllib.request
 import uuid
@@ -25,6 +26,8 @@ from bailian_flow.fc import make_context
 from bailian_flow.pipeline.protocol.layout import OSS_TRIGGERS
 
 ROOT = Path(__file__).resolve().parents[2]
+# The emulator runs in its strict profile (tests/conftest.py): lists lag creates, names are not kept, ...
+STRICT = os.environ.get("BAILIAN_FLOW_EMULATOR_PROFILE") == "strict"
 FUNCTIONS = ("on_upload", "on_file_ready", "on_timer", "on_success", "webhook")
 API_TOKEN = "test-api-token-4d1f"
 BUCKET = "flow-test"
@@ -56,6 +59,9 @@ class Pipeline:
             "BAILIAN_FLOW_API_TOKEN": API_TOKEN,
             "ALIBABA_CLOUD_ACCESS_KEY_ID": "test-ak",
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "test-secret",
+            # The emulator's list lag in real seconds (strict: 30 emulated seconds at time-scale 100), with margin:
+            # no intent is re-claimed sooner (service-contract.md#C41).
+            "BAILIAN_FLOW_LIST_LAG_SECONDS": "0.6" if STRICT else "0",
             **env,
         }
         for name, value in settings.items():

@@ -14,15 +14,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bailian_flow.client.errors import APIStatusError, BadRequestError, NotFoundError
 from bailian_flow.pipeline.protocol import reconcile
 from bailian_flow.pipeline.protocol.kinds import all_specs, owner_of_resource
+from bailian_flow.pipeline.protocol.layout import JOBS_PREFIX
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.state import RunState
 from bailian_flow.runlog import is_run_id
+
+if TYPE_CHECKING:
+    from bailian_flow.client.models import FineTuneJob
 
 log = logging.getLogger("bailian_flow.pipeline")
 
@@ -69,10 +74,38 @@ async def undeploy(flow: Flow, deployed_model: str) -> None:
         await flow.client.deployments.delete(deployed_model)
 
 
-def owner_of_job(job_name: str | None) -> str | None:
-    """The run id a pipeline job belongs to, from its deterministic name; None for anyone else's job."""
+def _owner_by_name(job_name: str | None) -> str | None:
     match = _OUR_JOB.match(job_name or "")
     return match["run_id"] if match and is_run_id(match["run_id"]) else None
+
+
+def job_owner_key(job_id: str, run_id: str) -> str:
+    return f"{JOBS_PREFIX}{job_id}/{run_id}"
+
+
+async def note_job_owner(flow: Flow, job_id: str, run_id: str) -> None:
+    """Remember which run made a fine-tune, before the run records it (service-contract.md#C2)."""
+    await flow.store.put(job_owner_key(job_id, run_id), b"", content_type="text/plain")
+
+
+async def forget_job_owner(flow: Flow, job_id: str, run_id: str) -> None:
+    await flow.store.delete(job_owner_key(job_id, run_id))
+
+
+async def job_owners(flow: Flow) -> dict[str, str]:
+    """job id -> the run that made it, from one listing of `jobs/`."""
+    owners: dict[str, str] = {}
+    async for info in flow.store.list(JOBS_PREFIX):
+        job_id, _, run_id = info.key[len(JOBS_PREFIX) :].partition("/")
+        if job_id and is_run_id(run_id):
+            owners[job_id] = run_id
+    return owners
+
+
+def owner_of_job(job: FineTuneJob, owners: Mapping[str, str]) -> str | None:
+    """The run id a pipeline job belongs to: what the run noted when it made it, else the name it kept (a hint the
+    service may drop, service-contract.md#C2); None for anyone else's job."""
+    return owners.get(job.job_id) or (_owner_by_name(job.job_name) if job.name_kept() else None)
 
 
 # -- undoing by name: compensation and cancel ------------------------------------------------------------------------
@@ -147,7 +180,7 @@ async def made_by(
     if "file" in kinds:
         found += [Made("file", info.file_id) for info in await reconcile.files_of_run(flow, state.run_id)]
     if "job" in kinds:
-        jobs = await reconcile.jobs_of_run(flow, state.run_id)
+        jobs = await reconcile.jobs_of_run(flow, state)
         # A failed or canceled job costs nothing more; a running one is canceled, a succeeded one deleted. The
         # recorded one is included even when a lagging list hides it.
         found += [Made("job", job.job_id) for job in jobs if job.status not in ("FAILED", "CANCELED", "CANCELING")]

@@ -26,6 +26,9 @@ RUNS_PREFIX = "runs/"
 ACTIVE_PREFIX = "active/"
 INDEX_PREFIX = "index/"  # newest-first index of runs, for listing
 TTL_PREFIX = "ttl/"  # deployments to undeploy, soonest first: `ttl/<expiry>-<run_id>`
+# jobs/<job_id>/<run_id>: which run made a fine-tune, for retention (the service may not keep our job name,
+# service-contract.md#C2); written before the run records the job, removed with the job.
+JOBS_PREFIX = "jobs/"
 WAITING_PREFIX = "waiting/"  # waiting/<quota>/<since ms>-<run_id>: the line of runs waiting for a quota
 
 # Stage markers: the entry that records a stage carries it in its key, so an OSS suffix filter can chain the

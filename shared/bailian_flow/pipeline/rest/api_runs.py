@@ -290,6 +290,10 @@ async def retry_run(flow: Flow, run_id: str, given: Any = None) -> dict[str, Any
             raise HttpError(400, "InvalidSettings", exc.reason) from None
     if resume in ("requested", "file-ready"):
         updates.update(job_id=None, job_name=None, job_status=None, finetuned_output=None, job_deleted=False)
+        # The run's jobs are found by the files they train on (service-contract.md#C3): the files of every attempt
+        # stay known, and the next attempt's first claim sets aside the jobs already made from a file it reuses.
+        trained = [file_id for file_id in (state.file_id,) if file_id and file_id not in state.earlier_file_ids]
+        updates.update(earlier_file_ids=[*state.earlier_file_ids, *trained], earlier_jobs=[])
     if resume == "requested":
         # The files were deleted when the job ended: the retry uploads the dataset again.
         updates.update(file_id=None, validation_file_id=None, files_deleted=[])

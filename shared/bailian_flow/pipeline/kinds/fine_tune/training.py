@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from bailian_flow.client.errors import BailianError, QuotaExceededError
 from bailian_flow.pipeline.protocol import admission, reconcile
-from bailian_flow.pipeline.protocol.cleanup import Made, delete_run_files
+from bailian_flow.pipeline.protocol.cleanup import Made, delete_run_files, note_job_owner
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.state import RunError
 from bailian_flow.pipeline.protocol.transitions import (
@@ -41,8 +41,11 @@ async def step_file_ready(flow: Flow, current: Current) -> Outcome:
             await admission.wait(flow, current, quota, "file-ready", why="other runs wait already")
             return "again"
     state = current.state
+    first = state.claims.get("starting-job", 0) == 0
     name = reconcile.job_name(state.run_id, state.attempt, state.claims.get("starting-job", 0) + 1)
-    claimed = await claim(flow, current, "starting-job", f"starting fine-tune {name}", job_name=name)
+    # A file this attempt did not upload itself may have jobs already: set them aside before the first create.
+    before = await reconcile.jobs_before_claim(flow, state) if first else {}
+    claimed = await claim(flow, current, "starting-job", f"starting fine-tune {name}", job_name=name, **before)
     if claimed is not None:
         await act_start_job(flow, claimed)
     return "again"
@@ -59,6 +62,8 @@ async def act_start_job(flow: Flow, current: Current) -> None:
         await admission.wait_for_quota(flow, current, exc, admission.FINE_TUNE_JOBS, "file-ready")
         return
     if job is not None:
+        # Retention finds the job's run by this note: the service may not keep our name (#C2).
+        await note_job_owner(flow, job.job_id, state.run_id)
         await record(
             flow,
             current,
@@ -84,7 +89,8 @@ async def _start_job(flow: Flow, current: Current, name: str) -> FineTuneJob | N
             hyper_parameters=state.settings.hyper_parameters or None,
             job_name=name,
         ),
-        find=lambda gen: reconcile.find_job_of(flow, state.run_id, state.attempt, gen),
+        # By the files it trains on, the name only a hint (service-contract.md#C2, #C3).
+        find=lambda gen: reconcile.find_job_of(flow, state, gen),
         doing=f"starting fine-tune of {state.settings.model}",
     )
 
