@@ -71,7 +71,8 @@ async def act_start_job(flow: Flow, current: Current) -> None:
             "training",
             f"fine-tune {job.job_id} {job.status}",
             job_id=job.job_id,
-            job_name=job.job_name or name,
+            # The name sent: the service may answer the job id instead (#C2); the name is only a hint.
+            job_name=name,
             job_status=job.status,
         )
 
