@@ -92,7 +92,7 @@ async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
     sources = ["oss_key", "file_id", *_request_fields()]
     if sum(name in body for name in sources) != 1:
         raise HttpError(400, "InvalidParameter", f"give one of {', '.join(sources[:-1])} or {sources[-1]}")
-    kind, key = _object_kind(flow, body["oss_key"]) if "oss_key" in body else ("fine-tune", "")
+    kind, key = _object_kind(flow, body["oss_key"]) if "oss_key" in body else (_requested_kind(body), "")
     explicit = request_settings(flow, body.get("settings"), kind=kind)
     if explicit is None and "oss_key" in body:
         # Nothing of the body to blame but the region: still a 400 before any run (service-contract.md#C13).
@@ -134,6 +134,13 @@ async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
     return (202 if created else 200), {"run": state.public(), "created": created}
 
 
+def _requested_kind(body: dict[str, Any]) -> str:
+    """The kind a body without `oss_key` starts: the one whose request field it holds, else a fine-tune."""
+    return next(
+        (spec.name for spec in kinds.all_specs() if spec.request_field and spec.request_field in body), "fine-tune"
+    )
+
+
 def _object_kind(flow: Flow, value: Any) -> tuple[str, str]:
     """The kind of run an `oss_key` opens (the kind whose watched prefix holds it, the deepest prefix first) and
     the key made canonical; outside every prefix, the first registered kind's prefix names the mistake."""
@@ -162,7 +169,9 @@ def request_settings(flow: Flow, value: Any, *, kind: str = "fine-tune") -> dict
             check(value)
             return value
         resolved = resolve_settings(flow.settings.defaults, explicit=value)
-        offered.check(flow.settings.region, kind, resolved)
+        if not kinds.spec_of(kind).request_field:
+            # A kind started by a body of its own (an import) checks what it builds from it (`start_request`).
+            offered.check(flow.settings.region, kind, resolved)
     except SettingsError as exc:
         raise HttpError(400, "InvalidSettings", exc.reason) from None
     if resolved.validation_key is not None:
