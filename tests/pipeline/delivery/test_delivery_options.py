@@ -19,15 +19,6 @@ def _run_with(pipeline: Pipeline, sidecar: str) -> dict[str, Any]:
     return pipeline.pump(run_id)
 
 
-def test_a_ptu_deployment_carries_its_provisioned_throughput(pipeline: Pipeline) -> None:
-    run = _run_with(pipeline, "on_success: {plan: ptu, ptu_capacity: {input_tpm: 100000, output_tpm: 20000}}\n")
-
-    assert run["stage"] == "DONE", run
-    deployment = _deployment(pipeline, run["deployed_model"])
-    assert deployment["plan"] == "ptu"
-    assert deployment["ptu_capacity"] == {"input_tpm": 100000, "output_tpm": 20000}
-
-
 def test_ptu_without_its_capacity_is_refused_naming_the_setting(pipeline: Pipeline) -> None:
     status, body = pipeline.api("POST", "/runs", {"oss_key": KEY, "settings": {"on_success": {"plan": "ptu"}}})
     run_id = pipeline.upload(KEY, SFT_SAMPLE, metadata={"flow-plan": "ptu"})
