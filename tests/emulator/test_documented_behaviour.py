@@ -56,16 +56,14 @@ async def test_file_space_quota_full_is_too_large_naming_the_space_used(api: Api
     assert [item["name"] for item in second["uploaded_files"]] == ["c.jsonl"]
 
 
-def test_dashscope_sdk_reads_the_quota_full_answer(emulator_reset: Emulator, tmp_path: Path) -> None:
+def test_dashscope_sdk_reads_the_quota_full_answer(
+    emulator_reset: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     emulator_reset.configure({"quotas": {"files": 0}})
     path = tmp_path / "train.jsonl"
     path.write_text('{"messages": []}\n')
-    original = dashscope.base_http_api_url
-    dashscope.base_http_api_url = f"{emulator_reset.url}/api/v1"
-    try:
-        answer = dashscope.Files.upload(file_path=str(path), purpose="fine-tune", api_key=emulator_reset.api_key)
-    finally:
-        dashscope.base_http_api_url = original
+    monkeypatch.setattr(dashscope, "base_http_api_url", f"{emulator_reset.url}/api/v1")
+    answer = dashscope.Files.upload(file_path=str(path), purpose="fine-tune", api_key=emulator_reset.api_key)
     assert answer.status_code == HTTPStatus.OK
     assert answer.output["uploaded_files"] == []
     assert answer.output["failed_uploads"][0]["code"] == "BadRequest.TooMany"

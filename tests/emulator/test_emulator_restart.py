@@ -38,7 +38,7 @@ def _state(url: str) -> dict[str, dict[str, int]]:
 
 async def test_jobs_files_and_clock_survive_a_restart(tmp_path: Path) -> None:
     data = b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
-    process, url = start_emulator(tmp_path)
+    process, url = start_emulator(tmp_path, "--profile", "default")
     try:
         async with BailianClient(api_key=TEST_API_KEY, base_url=url) as client:
             uploaded = await client.files.upload(data, purpose="fine-tune", filename="train.jsonl")
@@ -53,7 +53,7 @@ async def test_jobs_files_and_clock_survive_a_restart(tmp_path: Path) -> None:
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     assert json.loads(saved.read_bytes())["format"] == 3
 
-    process, url = start_emulator(tmp_path)
+    process, url = start_emulator(tmp_path, "--profile", "default")
     try:
         async with BailianClient(api_key=TEST_API_KEY, base_url=url) as client:
             again = await client.fine_tunes.get(job.job_id)
@@ -81,7 +81,7 @@ def _batch_input(count: int) -> bytes:
 
 
 async def test_every_registry_reads_the_same_after_a_restart(tmp_path: Path) -> None:
-    process, url = start_emulator(tmp_path)
+    process, url = start_emulator(tmp_path, "--profile", "default")
     try:
         async with BailianClient(api_key=TEST_API_KEY, base_url=url) as client:
             deployment = await client.deployments.create("qwen3-14b", capacity=1, suffix="keep")
@@ -105,7 +105,7 @@ async def test_every_registry_reads_the_same_after_a_restart(tmp_path: Path) -> 
     finally:
         _stop(process)
 
-    process, url = start_emulator(tmp_path)
+    process, url = start_emulator(tmp_path, "--profile", "default")
     try:
         async with BailianClient(api_key=TEST_API_KEY, base_url=url) as client:
             after = (

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from core_api import Api, frozen_emulator
 
 from bailian_flow.local.emulator_process import EmulatorProcess
@@ -40,7 +41,7 @@ def _switches(config: dict[str, Any]) -> dict[str, Any]:
     return {name: config[name] for name in STRICT}
 
 
-async def test_profiles_set_every_switch_and_a_reset_restores_the_start_profile(api: Api) -> None:
+async def test_profiles_set_every_switch_and_switches_named_beside_them_win(api: Api) -> None:
     config = await api.control("GET", "/config")
     assert (config["profile"], _switches(config)) == ("default", DEFAULT)
     config = await api.control("POST", "/config", {"profile": "strict"})
@@ -48,9 +49,6 @@ async def test_profiles_set_every_switch_and_a_reset_restores_the_start_profile(
     # A profile first, then the switches named beside it.
     config = await api.control("POST", "/config", {"profile": "default", "serial_training": True})
     assert config["profile"] == "custom" and config["serial_training"] and not config["ptu_suffix_refused"]
-    await api.control("POST", "/reset")
-    config = await api.control("GET", "/config")
-    assert (config["profile"], _switches(config)) == ("default", DEFAULT)
 
 
 async def test_bad_settings_change_nothing(api: Api) -> None:
@@ -67,13 +65,31 @@ async def test_bad_settings_change_nothing(api: Api) -> None:
     assert (await api.control("GET", "/config"))["profile"] == "default"
 
 
-def test_a_process_started_strict_resets_to_strict(tmp_path: Path) -> None:
-    with frozen_emulator(tmp_path, "--profile", "strict", "--region", "intl") as emulator:
+def _config(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url}/_emulator/config", timeout=10) as response:
+        config: dict[str, Any] = json.loads(response.read())
+        return config
+
+
+def test_a_reset_restores_the_profile_and_region_the_process_started_with(tmp_path: Path) -> None:
+    with frozen_emulator(tmp_path / "strict", "--profile", "strict", "--region", "intl") as emulator:
         emulator.configure({"profile": "default", "region": "cn"})
         emulator.reset()
-        with urllib.request.urlopen(f"{emulator.url}/_emulator/config", timeout=10) as response:
-            config = json.loads(response.read())
+        config = _config(emulator.url)
     assert (config["profile"], config["region"], _switches(config)) == ("strict", "intl", STRICT)
+    with frozen_emulator(tmp_path / "default", "--profile", "default") as emulator:
+        emulator.configure({"profile": "strict"})
+        emulator.reset()
+        config = _config(emulator.url)
+    assert (config["profile"], config["region"], _switches(config)) == ("default", "cn", DEFAULT)
+
+
+def test_the_environment_names_the_profile_of_every_emulator_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BAILIAN_FLOW_EMULATOR_PROFILE", "strict")
+    with frozen_emulator(tmp_path) as emulator:
+        assert _config(emulator.url)["profile"] == "strict"
 
 
 async def test_the_local_stack_starts_the_emulator_in_a_profile() -> None:
@@ -116,8 +132,15 @@ async def test_delete_requires_stopped_refuses_a_running_deployment(api: Api) ->
     for item in (stopped, failed):
         status, body = await api.native("DELETE", f"/deployments/{item['deployed_model']}")
         assert (status, body["output"]["status"]) == (200, "DELETING")
-    await api.control("POST", "/config", {"delete_requires_stopped": False})
+    # No stop operation is documented: the control API stands for a stop in the console.
+    stopped_now = await api.control("POST", f"/deployments/{running['deployed_model']}/stop")
+    assert stopped_now["output"]["status"] == "STOPPED"
     status, body = await api.native("DELETE", f"/deployments/{running['deployed_model']}")
+    assert (status, body["output"]["status"]) == (200, "DELETING")
+    await api.control("POST", "/config", {"delete_requires_stopped": False})
+    another = await _deployment(api, suffix="run2")
+    await api.advance(30)
+    status, body = await api.native("DELETE", f"/deployments/{another['deployed_model']}")
     assert (status, body["output"]["status"]) == (200, "DELETING")
 
 

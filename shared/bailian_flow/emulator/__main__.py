@@ -15,6 +15,7 @@ import tempfile
 from aiohttp import web
 
 READY_PREFIX = "bailian-flow emulator ready"
+PROFILE_ENV = "BAILIAN_FLOW_EMULATOR_PROFILE"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
         choices=("default", "strict"),
-        default="default",
-        help="undocumented behaviours: as documented/lenient (default) or their strictest reading (strict)",
+        # From the environment too, so that a whole test suite (every emulator it starts) runs strict in CI.
+        default=None,
+        help=f"undocumented behaviours: lenient (default) or their strictest reading (strict); default ${PROFILE_ENV}",
     )
     parser.add_argument(
         "--region", choices=("cn", "intl"), default="cn", help="the region emulated: cn (Beijing, default) or intl"
@@ -76,8 +78,8 @@ async def _serve_forever(args: argparse.Namespace) -> None:
         args.data_dir,
         args.time_scale,
         args.api_key,
-        getattr(args, "profile", "default"),
-        getattr(args, "region", "cn"),
+        getattr(args, "profile", None) or os.environ.get(PROFILE_ENV) or "default",
+        getattr(args, "region", None) or "cn",
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -24,7 +24,8 @@ SUFFIX_PATTERN = re.compile(r"^[a-z0-9]{1,8}$")
 # A phase status that means the deployment no longer exists.
 GONE = "GONE"
 # What a delete is allowed from when the delete_requires_stopped switch is on (behaviour.py): no stop operation is
-# documented, so a RUNNING deployment cannot be deleted at all then (a script can end a deployment STOPPED).
+# documented, so through the API a RUNNING deployment cannot be deleted at all then; the control API's
+# `POST /_emulator/deployments/{name}/stop` stands for a stop in the console (a script can also end one STOPPED).
 DELETABLE_WHEN_STRICT = frozenset({"STOPPED", "FAILED"})
 
 
@@ -319,6 +320,17 @@ async def delete(request: web.Request) -> web.Response:
     return ok(deployment.to_output(now))
 
 
+async def stop(request: web.Request) -> web.Response:
+    """``POST /_emulator/deployments/{deployed_model}/stop``: the deployment is STOPPED now, as if stopped in the
+    console (the API documents no stop operation); what a delete needs under ``delete_requires_stopped``."""
+    now = _state(request).clock.now()
+    deployment = _store(request).get(request.match_info["deployed_model"], now)
+    phase = deployment.current(now)
+    if phase.status != "DELETING":
+        deployment.timeline.cut_and_append(now, Phase(now, "STOPPED", {**phase.extra, "ready_capacity": 0}))
+    return ok(deployment.to_output(now))
+
+
 def setup(app: web.Application) -> None:
     store = DeploymentStore()
     app[STORE_KEY] = store
@@ -332,3 +344,4 @@ def setup(app: web.Application) -> None:
     app.router.add_put(PREFIX + "/{deployed_model}/scale", scale)
     app.router.add_put(PREFIX + "/{deployed_model}/update", update)
     app.router.add_delete(PREFIX + "/{deployed_model}", delete)
+    app.router.add_post("/_emulator/deployments/{deployed_model}/stop", stop)

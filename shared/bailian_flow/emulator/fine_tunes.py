@@ -20,7 +20,9 @@ PREFIX = "/api/v1/fine-tunes"
 STREAM_POLL_SECONDS = 0.2
 # The Wan reference's create sample sends these, marked required (its table also has learning_rate etc.).
 WAN_REQUIRED_HYPER_PARAMETERS = ("batch_size", "n_epochs")
-# "当前模型调优 API 仅在北京 Region 开放" (调优任务对象 page); the Wan fine-tune API reference: Beijing only too.
+# "当前模型调优 API 仅在北京 Region 开放" (help.aliyun.com 调优任务对象 page); the Wan fine-tune API reference on
+# help.aliyun.com says Beijing only too. Conflict: alibabacloud.com's English Wan pages ("Video generation model
+# fine-tuning API reference", "Fine-tune video generation models") say Singapore only; Beijing is kept (issue 14).
 TRAINING_REGIONS = ("cn",)
 BUSY_MESSAGE = "Too many fine-tune job in running, please retry later."
 

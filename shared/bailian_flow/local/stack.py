@@ -67,7 +67,7 @@ class LocalStack:
         api_token: str | None = None,
         env: Mapping[str, str] | None = None,
         functions: Sequence[str] | None = None,
-        emulator_profile: str = "default",
+        emulator_profile: str | None = None,
     ) -> None:
         self.config_path = Path(config)
         # The emulator's reading of what Bailian leaves undocumented (emulator/behaviour.py): default or strict.
