@@ -127,6 +127,23 @@ def test_a_bad_batch_input_names_line_and_field(tmp_path: Path) -> None:
     assert report["errors"] == [{"line": 2, "field": "custom_id", "message": "custom_id 'a' is already used on line 1"}]
 
 
+def test_a_batch_input_mixing_thinking_modes_names_the_line(tmp_path: Path) -> None:
+    # One thinking mode per batch input file (the batch page's input rules; docs/service-contract.md C38).
+    lines = [_batch_line(f"r{i}", "qwen-plus", "x") for i in range(3)]
+    lines[0]["body"]["enable_thinking"] = True
+    lines[2]["body"]["enable_thinking"] = False
+    data = _write(tmp_path / "requests.jsonl", lines)
+    code, report = _validate(tmp_path, str(data), "--type", "batch")
+    assert code == 1
+    [error] = report["errors"]
+    assert (error["line"], error["field"]) == (3, "body.enable_thinking"), error
+    assert "line 1" in error["message"]
+
+    lines[2]["body"]["enable_thinking"] = True
+    code, report = _validate(tmp_path, str(_write(tmp_path / "same.jsonl", lines)), "--type", "batch")
+    assert code == 0, report
+
+
 def test_the_text_report_lists_each_problem(tmp_path: Path) -> None:
     data = _write(tmp_path / "train.jsonl", [GOOD, LAST_IS_USER, GOOD, LAST_IS_USER])
     done = subprocess.run(

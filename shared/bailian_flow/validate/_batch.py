@@ -1,8 +1,9 @@
 """One line of a batch inference input, checked by the service's rules (bailian-api.md §5).
 
 UTF-8 JSON object, `custom_id` a non-empty string, `method` POST, `url` equal to the batch endpoint, `body` an
-object whose `model` is a non-empty string (unless the run overrides the model), at most 6 MB. Uniqueness of
-`custom_id` spans the whole input and is the planner's to check.
+object whose `model` is a non-empty string (unless the run overrides the model), at most 6 MB; `body.enable_thinking`,
+when given, a boolean. Uniqueness of `custom_id` and one thinking mode per input file (service-contract.md#C38) span
+the whole input and are the planner's to check.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ class BatchLine:
     custom_id: str
     model: str
     request: dict[str, Any]
+    # `body.enable_thinking` as given (None: not given, the model's default).
+    thinking: bool | None = None
 
 
 def check_batch_line(
@@ -62,4 +65,7 @@ def check_batch_line(
         model = model_override
     elif not isinstance(model, str) or not model:
         raise bad("body.model must be a non-empty string", "body.model")
-    return BatchLine(custom_id=custom_id, model=str(model), request=request)
+    thinking = body.get("enable_thinking")
+    if thinking is not None and not isinstance(thinking, bool):
+        raise bad("body.enable_thinking must be true or false", "body.enable_thinking")
+    return BatchLine(custom_id=custom_id, model=str(model), request=request, thinking=thinking)

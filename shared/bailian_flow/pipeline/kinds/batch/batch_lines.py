@@ -128,6 +128,7 @@ async def _plan(
     filling: dict[str, _Filling] = {}
     done: list[_Filling] = []
     total = 0
+    thinking: tuple[bool, int] | None = None
     override = settings.model
     try:
         async for line_no, offset, raw in iter_lines(store, key, etag=etag):
@@ -137,6 +138,7 @@ async def _plan(
                 raw, object_name=key, line=line_no, endpoint=settings.endpoint, model_override=override
             )
             ids.add(line.custom_id)
+            thinking = _one_thinking_mode(key, line_no, line.thinking, thinking)
             total += 1
             # A rewritten model name changes the line's length; count the longer of the two.
             size = len(raw) + 1 + (len(override) + 16 if override else 0)
@@ -169,6 +171,25 @@ async def _plan(
         for index, item in enumerate(done)
     ]
     return Plan(total=total, shards=shards)
+
+
+def _one_thinking_mode(
+    key: str, line_no: int, given: bool | None, first: tuple[bool, int] | None
+) -> tuple[bool, int] | None:
+    """One thinking mode per input file (the batch page's input rules, service-contract.md#C38): the first line that
+    sets `enable_thinking` fixes it; a later line setting the other value is refused, naming both lines. (Lines
+    that leave it out take the model's default, which this cannot know.)"""
+    if given is None:
+        return first
+    if first is None:
+        return (given, line_no)
+    if given != first[0]:
+        reason = (
+            f"body.enable_thinking is {str(given).lower()}, but line {first[1]} set it "
+            f"{str(first[0]).lower()}: one thinking mode per batch input file"
+        )
+        raise DatasetError(key, reason, line=line_no, field="body.enable_thinking")
+    return first
 
 
 async def _fail_on_duplicate(store: ObjectStore, key: str, repeated: set[int], *, etag: str | None) -> None:
