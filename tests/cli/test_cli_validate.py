@@ -144,6 +144,18 @@ def test_a_batch_input_mixing_thinking_modes_names_the_line(tmp_path: Path) -> N
     assert code == 0, report
 
 
+def test_a_dataset_over_the_documented_file_size_is_warned_about(tmp_path: Path) -> None:
+    # 300 MB per fine-tune file (docs/service-contract.md C14); a sparse file costs no disk. Its bytes are not JSON:
+    # the first error stops the reading, the warning comes from the size alone.
+    data = tmp_path / "huge.jsonl"
+    with data.open("wb") as handle:
+        handle.write(b"not json\n")
+        handle.truncate((300 << 20) + 1)
+    code, report = _validate(tmp_path, str(data), "--max-errors", "1", "--no-tokens")
+    assert code == 1
+    assert any("at most 314572800" in warning for warning in report["warnings"]), report["warnings"]
+
+
 def test_the_text_report_lists_each_problem(tmp_path: Path) -> None:
     data = _write(tmp_path / "train.jsonl", [GOOD, LAST_IS_USER, GOOD, LAST_IS_USER])
     done = subprocess.run(

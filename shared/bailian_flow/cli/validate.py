@@ -75,6 +75,17 @@ def _counter() -> Any:
         return None
 
 
+def _over_file_limit(path: Path) -> str | None:
+    """The per-file limit Bailian documents, the one a run enforces before uploading (service-contract.md#C14)."""
+    from bailian_flow.client.limits import max_file_bytes
+
+    limit = max_file_bytes("fine-tune", path.name)
+    size = path.stat().st_size
+    if limit is None or size <= limit:
+        return None
+    return f"the file is {size} bytes; Bailian takes at most {limit} ({limit >> 20} MB) per fine-tune file: a run fails"
+
+
 def _training(path: Path, kind: str, model: str, epochs: int, cap: int, counter: Any) -> dict[str, Any]:
     from bailian_flow.estimate import training_cost
     from bailian_flow.validate import DatasetError, DatasetValidator, feed_file
@@ -112,6 +123,9 @@ def _training(path: Path, kind: str, model: str, epochs: int, cap: int, counter:
         "warnings": warnings,
         "notes": [],
     }
+    too_large = _over_file_limit(path)
+    if too_large:
+        report["warnings"].append(too_large)
     if counter is not None:
         cost = training_cost(model, tokens, epochs)
         report["cost"] = cost.to_dict() if cost else None
