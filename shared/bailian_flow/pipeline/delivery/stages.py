@@ -76,7 +76,8 @@ async def act_deploy(flow: Flow, current: Current) -> None:
     refused = offered.refusal(flow.settings.region, state.kind, state.settings)
     if refused is not None:
         # Refused when the run opened (a run opened before that check existed meets it here): PTU never serves a
-        # model of ours, so no PTU create (and no suffix, which PTU takes none of) is ever sent (contract C21, C22).
+        # model of ours, so no PTU create (and no suffix, which PTU takes none of) is ever sent
+        # (service-contract.md#C21, #C22).
         await fail(flow, current, RunError(reason=refused.reason, field=refused.field, code="InvalidSettings"))
         return
     suffix = state.deploy_suffix or reconcile.deploy_suffix(state.run_id, state.attempt)

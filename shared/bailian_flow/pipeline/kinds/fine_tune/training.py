@@ -62,7 +62,7 @@ async def act_start_job(flow: Flow, current: Current) -> None:
         await admission.wait_for_quota(flow, current, exc, admission.FINE_TUNE_JOBS, "file-ready")
         return
     if job is not None:
-        # Retention finds the job's run by this note: the service may not keep our name (#C2).
+        # Retention finds the job's run by this note: the service may not keep our name (service-contract.md#C2).
         await note_job_owner(flow, job.job_id, state.run_id)
         await record(
             flow,
@@ -71,7 +71,7 @@ async def act_start_job(flow: Flow, current: Current) -> None:
             "training",
             f"fine-tune {job.job_id} {job.status}",
             job_id=job.job_id,
-            # The name sent: the service may answer the job id instead (#C2); the name is only a hint.
+            # The name sent: the service may answer the job id instead (service-contract.md#C2); only a hint.
             job_name=name,
             job_status=job.status,
         )

@@ -48,7 +48,8 @@ def import_settings(flow: Flow, body: Mapping[str, Any], *, object_key: str | No
     explicit = {**settings, "on_success": {**on_success, "action": "import", "import": dict(spec)}}
     try:
         settings = resolve_settings(flow.settings.defaults, explicit=explicit, object_key=object_key)
-        # Import then PTU, or a region that cannot deploy it: refused before the import is paid (#C22, #C27).
+        # Import then PTU, or a region that cannot deploy it: refused before the import is paid
+        # (service-contract.md#C22, #C27).
         offered.check(flow.settings.region, "import", settings, object_key=object_key)
         return settings
     except SettingsError as exc:
