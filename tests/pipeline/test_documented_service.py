@@ -109,6 +109,9 @@ def test_retention_finds_the_run_of_an_older_job_without_its_name(pipeline: Pipe
     older, newer = runs
     assert [job["job_id"] for job in _jobs(pipeline)] == [newer["job_id"]], "keep-last-1 keeps only the newest job"
     assert any("deleted by job retention" in entry["changed"] for entry in pipeline.history(older["run_id"]))
+    # The note that named the job's run goes with the job; the kept job's stays.
+    assert pipeline.object_count(f"jobs/{older['job_id']}/") == 0
+    assert pipeline.object_count(f"jobs/{newer['job_id']}/") == 1
 
 
 # -- 7. a lost upload is found by its name when the list echoes no description --------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from bailian_flow.pipeline.protocol.cleanup import delete_job, forget_job_owner, job_owners, owner_of_job
+from bailian_flow.pipeline.protocol.cleanup import delete_job, job_owners, owner_of_job
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.settings import retention_keep_last
 from bailian_flow.pipeline.protocol.state import RunState
@@ -58,8 +58,6 @@ async def apply_retention(flow: Flow, state: RunState) -> Retention:
     policy = state.settings.job_retention
     if policy == "delete-after-deploy" and state.job_id and (state.deployed_model or state.imported_model):
         result.own_job_deleted = await delete_job(flow, state.job_id)
-        if result.own_job_deleted:
-            await forget_job_owner(flow, state.job_id, state.run_id)
         return result
     keep_last = retention_keep_last(policy)
     if keep_last is None:
@@ -79,8 +77,6 @@ async def apply_retention(flow: Flow, state: RunState) -> Retention:
         owner_id = owner_of_job(job, owners)
         if owner_id == state.run_id:
             result.own_job_deleted = await delete_job(flow, job.job_id)
-            if result.own_job_deleted:
-                await forget_job_owner(flow, job.job_id, owner_id)
             continue
         why = (
             f"fine-tune job {job.job_id} deleted by job retention {policy} of run {state.run_id} "
@@ -88,7 +84,6 @@ async def apply_retention(flow: Flow, state: RunState) -> Retention:
         )
         if owner_id and await _prune(flow, owner_id, job.job_id, why):
             result.pruned.append(f"{job.job_id} (run {owner_id})")
-            await forget_job_owner(flow, job.job_id, owner_id)
     return result
 
 

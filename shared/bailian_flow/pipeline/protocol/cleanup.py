@@ -65,6 +65,7 @@ async def delete_job(flow: Flow, job_id: str) -> bool:
     except BadRequestError as exc:
         log.info("fine-tune %s not deleted: %s", job_id, exc.code)
         return False
+    await forget_job_owner(flow, job_id)
     return True
 
 
@@ -88,8 +89,10 @@ async def note_job_owner(flow: Flow, job_id: str, run_id: str) -> None:
     await flow.store.put(job_owner_key(job_id, run_id), b"", content_type="text/plain")
 
 
-async def forget_job_owner(flow: Flow, job_id: str, run_id: str) -> None:
-    await flow.store.delete(job_owner_key(job_id, run_id))
+async def forget_job_owner(flow: Flow, job_id: str) -> None:
+    """Drop the note of a job that is gone (whoever deleted it: retention, compensation, a sweep)."""
+    async for info in flow.store.list(f"{JOBS_PREFIX}{job_id}/"):
+        await flow.store.delete(info.key)
 
 
 async def job_owners(flow: Flow) -> dict[str, str]:
