@@ -30,6 +30,7 @@ OPTIONAL_VARIABLES = {
     "BAILIAN_FLOW_LEASE_SECONDS": "tuning knob with a default longer than every function's timeout",
     "BAILIAN_FLOW_REDRIVE_AFTER": "tuning knob with a sensible default",
     "BAILIAN_FLOW_LIST_LAG_SECONDS": "tuning knob: the lease already outlasts it; lowered only in tests",
+    "BAILIAN_FLOW_ACTORS_DEAD_BEFORE": "set by a runtime that knows earlier actors died (dev); never on FC",
     "BAILIAN_FLOW_BATCH_SHARD_LINES": "the service's limit by default; lowered only in tests",
     "BAILIAN_FLOW_BATCH_SHARD_BYTES": "the service's limit by default; lowered only in tests",
     **{
@@ -94,10 +95,15 @@ def _overlap(a: str, b: str) -> bool:
 def test_no_trigger_can_loop_or_fire_twice(app: AppSpec) -> None:
     """State writes never reach the dataset trigger, and one state entry triggers at most one function."""
     triggers = [(spec.name, t) for spec in app.functions for t in spec.oss_triggers]
-    inputs = (layout.DATASETS_PREFIX, layout.BATCHES_PREFIX, layout.IMPORTS_PREFIX)
+    inputs = (layout.DATASETS_PREFIX, layout.BATCHES_PREFIX, layout.IMPORTS_PREFIX, layout.DEPLOYMENTS_PREFIX)
     input_triggers = [t for _, t in triggers if t.prefix in inputs]
     state_triggers = [(name, t) for name, t in triggers if t.prefix not in inputs]
-    assert sorted(t.prefix for t in input_triggers) == sorted(inputs)
+    # The datasets prefix has two (text JSONL and media zips), every other input one.
+    assert sorted(t.prefix for t in input_triggers) == sorted((*inputs, layout.DATASETS_PREFIX))
+    assert {(t.prefix, t.suffix) for t in input_triggers} >= {
+        (layout.DATASETS_PREFIX, layout.ZIP_SUFFIX),
+        (layout.DEPLOYMENTS_PREFIX, layout.DEPLOY_SUFFIX),
+    }
     for state_prefix in (layout.RUNS_PREFIX, layout.ACTIVE_PREFIX, layout.RESULTS_PREFIX, layout.TTL_PREFIX):
         for input_prefix in inputs:
             assert not _overlap(state_prefix, input_prefix)
@@ -157,6 +163,7 @@ def test_every_variable_the_code_reads_is_declared(app: AppSpec, document: dict[
     assert raw_env["BAILIAN_FLOW_API_TOKEN"] == "${env('BAILIAN_FLOW_API_TOKEN')}"
     assert raw_env["BAILIAN_FLOW_DATASETS_PREFIX"] == layout.DATASETS_PREFIX
     assert raw_env["BAILIAN_FLOW_IMPORTS_PREFIX"] == layout.IMPORTS_PREFIX
+    assert raw_env["BAILIAN_FLOW_DEPLOYMENTS_PREFIX"] == layout.DEPLOYMENTS_PREFIX
     assert raw_env["BAILIAN_FLOW_RUNS_PREFIX"] == layout.RUNS_PREFIX
     assert len(json.dumps(raw_env)) < 4096
 
@@ -178,6 +185,7 @@ def test_ram_policy_is_valid_and_scoped_to_the_layout() -> None:
             layout.BATCHES_PREFIX,
             layout.RESULTS_PREFIX,
             layout.IMPORTS_PREFIX,
+            layout.DEPLOYMENTS_PREFIX,
             layout.RUNS_PREFIX,
             layout.ACTIVE_PREFIX,
             layout.INDEX_PREFIX,
@@ -188,7 +196,7 @@ def test_ram_policy_is_valid_and_scoped_to_the_layout() -> None:
     assert set(oss_resources) <= allowed
     for statement in policy["Statement"]:
         assert "*" not in statement["Action"] and "oss:*" not in statement["Action"]
-        for inputs in ("datasets", "batches", "imports"):
+        for inputs in ("datasets", "batches", "imports", "deployments"):
             if f"acs:oss:*:*:bailian-flow/{inputs}/*" in statement["Resource"]:
                 assert statement["Action"] == ["oss:GetObject"]  # the pipeline never writes its inputs
 
@@ -219,6 +227,8 @@ def test_ram_policy_grants_everything_the_pipeline_does() -> None:
         assert granted(action, layout.RESULTS_PREFIX), action
     assert granted("oss:GetObject", layout.IMPORTS_PREFIX)
     assert granted("oss:ListObjects", layout.IMPORTS_PREFIX)  # the timer adopts markers whose event was lost
+    assert granted("oss:GetObject", layout.DEPLOYMENTS_PREFIX)
+    assert granted("oss:ListObjects", layout.DEPLOYMENTS_PREFIX)
     assert granted("oss:DeleteObject", layout.ACTIVE_PREFIX)
     # The deployment-TTL index: written when a run finishes, listed and cleared by the timer.
     for action in ("oss:PutObject", "oss:ListObjects", "oss:DeleteObject"):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 OnSuccess = Literal["deploy", "import", "none"]
 
@@ -50,6 +51,7 @@ class Settings(BaseModel):
     store: str = "oss"
     datasets_prefix: str = "datasets/"
     imports_prefix: str = "imports/"
+    deployments_prefix: str = "deployments/"
     runs_prefix: str = "runs/"
     batches_prefix: str = "batches/"
     results_prefix: str = "results/"
@@ -74,6 +76,10 @@ class Settings(BaseModel):
     list_lag_seconds: float = Field(default=60.0, ge=0)
     # A stage waiting for its OSS event longer than this is presumed to have lost it; the timer re-announces it.
     redrive_after_seconds: float = Field(default=180.0, ge=0)
+    # Every actor that wrote before this moment is known dead: its intents need not wait out their lease. Only a
+    # runtime that knows it can say so: `bailian-flow dev` sets it to its own start on a data directory it holds
+    # alone (a stack killed and restarted), FC never (an instance's death is invisible to the next one).
+    actors_dead_before: AwareDatetime | None = None
 
     # The account's quotas (bailian-api.md section 10): runs beyond them wait in line instead of failing.
     quota_fine_tune_jobs: int = Field(default=20, ge=1)
@@ -92,6 +98,12 @@ class Settings(BaseModel):
     access_key_id: str | None = None
     access_key_secret: SecretStr | None = None
     security_token: SecretStr | None = None
+
+    def lease_over(self, age: float, written_at: datetime) -> bool:
+        """Has an intent written at `written_at`, `age` seconds ago, lost its actor's lease?"""
+        if self.actors_dead_before is not None and written_at < self.actors_dead_before:
+            return True
+        return age >= self.lease_seconds
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -131,6 +143,7 @@ class Settings(BaseModel):
             "store": get("BAILIAN_FLOW_STORE"),
             "datasets_prefix": get("BAILIAN_FLOW_DATASETS_PREFIX"),
             "imports_prefix": get("BAILIAN_FLOW_IMPORTS_PREFIX"),
+            "deployments_prefix": get("BAILIAN_FLOW_DEPLOYMENTS_PREFIX"),
             "runs_prefix": get("BAILIAN_FLOW_RUNS_PREFIX"),
             "batches_prefix": get("BAILIAN_FLOW_BATCHES_PREFIX"),
             "results_prefix": get("BAILIAN_FLOW_RESULTS_PREFIX"),
@@ -144,6 +157,7 @@ class Settings(BaseModel):
             "lease_seconds": get("BAILIAN_FLOW_LEASE_SECONDS"),
             "list_lag_seconds": get("BAILIAN_FLOW_LIST_LAG_SECONDS"),
             "redrive_after_seconds": get("BAILIAN_FLOW_REDRIVE_AFTER"),
+            "actors_dead_before": get("BAILIAN_FLOW_ACTORS_DEAD_BEFORE"),
             "quota_fine_tune_jobs": get("BAILIAN_FLOW_QUOTA_FINE_TUNE_JOBS"),
             "quota_files": get("BAILIAN_FLOW_QUOTA_FILES"),
             "quota_file_bytes": get("BAILIAN_FLOW_QUOTA_FILE_BYTES"),

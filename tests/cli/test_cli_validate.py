@@ -127,35 +127,6 @@ def test_a_bad_batch_input_names_line_and_field(tmp_path: Path) -> None:
     assert report["errors"] == [{"line": 2, "field": "custom_id", "message": "custom_id 'a' is already used on line 1"}]
 
 
-def test_a_batch_input_mixing_thinking_modes_names_the_line(tmp_path: Path) -> None:
-    # One thinking mode per batch input file (the batch page's input rules; docs/service-contract.md C38).
-    lines = [_batch_line(f"r{i}", "qwen-plus", "x") for i in range(3)]
-    lines[0]["body"]["enable_thinking"] = True
-    lines[2]["body"]["enable_thinking"] = False
-    data = _write(tmp_path / "requests.jsonl", lines)
-    code, report = _validate(tmp_path, str(data), "--type", "batch")
-    assert code == 1
-    [error] = report["errors"]
-    assert (error["line"], error["field"]) == (3, "body.enable_thinking"), error
-    assert "line 1" in error["message"]
-
-    lines[2]["body"]["enable_thinking"] = True
-    code, report = _validate(tmp_path, str(_write(tmp_path / "same.jsonl", lines)), "--type", "batch")
-    assert code == 0, report
-
-
-def test_a_dataset_over_the_documented_file_size_is_warned_about(tmp_path: Path) -> None:
-    # 300 MB per fine-tune file (docs/service-contract.md C14); a sparse file costs no disk. Its bytes are not JSON:
-    # the first error stops the reading, the warning comes from the size alone.
-    data = tmp_path / "huge.jsonl"
-    with data.open("wb") as handle:
-        handle.write(b"not json\n")
-        handle.truncate((300 << 20) + 1)
-    code, report = _validate(tmp_path, str(data), "--max-errors", "1", "--no-tokens")
-    assert code == 1
-    assert any("at most 314572800" in warning for warning in report["warnings"]), report["warnings"]
-
-
 def test_the_text_report_lists_each_problem(tmp_path: Path) -> None:
     data = _write(tmp_path / "train.jsonl", [GOOD, LAST_IS_USER, GOOD, LAST_IS_USER])
     done = subprocess.run(
@@ -180,3 +151,24 @@ def test_piped_output_keeps_each_line_whole(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert f"{path}: invalid (1 problem(s)), 1 record(s)" in done.stdout.splitlines(), done.stdout
+
+
+def test_a_file_over_the_file_api_limit_is_warned_about_before_it_is_read(tmp_path: Path) -> None:
+    from bailian_flow.validate import FILE_API_MAX_BYTES
+
+    # Sparse: one good line, then zeros up to one byte past the limit (the rest is a line too long to read).
+    data = _write(tmp_path / "train.jsonl", [GOOD])
+    with data.open("r+b") as handle:
+        handle.truncate(FILE_API_MAX_BYTES + 1)
+    code, report = _validate(tmp_path, str(data), "--no-tokens")
+
+    assert code == 1 and report["errors"][0]["line"] == 2
+    assert report["warnings"][0] == (
+        f"train.jsonl is {FILE_API_MAX_BYTES + 1:,} bytes, more than the 300 MiB a file may have on Bailian's file API "
+        "(模型定制文件管理服务, 使用限制: 单个文件大小最大为300MB): the upload will be refused; split it"
+    )
+
+    with data.open("r+b") as handle:
+        handle.truncate(FILE_API_MAX_BYTES)
+    _, report = _validate(tmp_path, str(data), "--no-tokens")
+    assert not any("file API" in warning for warning in report["warnings"])

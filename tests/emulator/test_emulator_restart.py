@@ -8,13 +8,16 @@ import pickle
 import signal
 import stat
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from emulator_support import TEST_API_KEY, start_emulator
 
 from bailian_flow.client import BailianClient
+from bailian_flow.emulator.persist import DataDirBusy, hold_data_dir
 from bailian_flow.emulator.process import spawn
 
 
@@ -187,3 +190,60 @@ def test_a_state_file_it_cannot_trust_gives_one_line_and_a_fresh_start(tmp_path:
         assert state["created"]["files"] == 0 and state["live"]["compat_files"] == 0, case
         lines = said.strip().splitlines()
         assert len(lines) == 1 and "starting empty" in lines[0] and "Traceback" not in said, (case, said)
+
+
+def _put_object(url: str, key: str) -> None:
+    request = urllib.request.Request(f"{url}/events-bucket/{key}", data=b"{}\n", method="PUT")
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def _events(url: str) -> list[tuple[int, str]]:
+    with urllib.request.urlopen(f"{url}/_emulator/oss/events?after=0&wait=0", timeout=10) as response:
+        body = json.loads(response.read())
+    return [(item["seq"], item["record"]["oss"]["object"]["key"]) for item in body["events"]]
+
+
+def test_oss_events_outlive_a_killed_emulator_and_their_numbering_goes_on(tmp_path: Path) -> None:
+    process, url = start_emulator(tmp_path)
+    try:
+        _put_object(url, "datasets/a.jsonl")
+        _put_object(url, "datasets/b.jsonl")
+    finally:
+        process.kill()  # SIGKILL: no shutdown, no save; only what was written as it happened
+        process.wait(timeout=30)
+
+    process, url = start_emulator(tmp_path)
+    try:
+        assert _events(url) == [(1, "datasets/a.jsonl"), (2, "datasets/b.jsonl")]
+        _put_object(url, "datasets/c.jsonl")
+        # A poller's saved cursor (2) still means the same event: the next one is 3, not 1 again.
+        assert _events(url)[-1] == (3, "datasets/c.jsonl")
+    finally:
+        _stop(process)
+
+
+def test_an_emulator_whose_stdin_closes_saves_and_stops(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bailian_flow.emulator", "--port", "0", "--data-dir", str(tmp_path)]
+    process = subprocess.Popen(
+        [*command, "--stop-at-stdin-eof"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdin is not None and process.stdout is not None
+    url = process.stdout.readline().split()[-1]
+    _put_object(url, "datasets/a.jsonl")
+    process.stdin.close()  # what the kernel does when the parent holding the pipe dies, however it dies
+    assert process.wait(timeout=60) == 0
+    saved = json.loads((tmp_path / "registries.json").read_bytes())
+    assert saved["created"]["oss_objects"] == 1
+
+
+async def test_one_emulator_per_data_directory(tmp_path: Path) -> None:
+    first = await hold_data_dir(tmp_path)
+    assert first is not None
+    try:
+        with pytest.raises(DataDirBusy, match="another emulator is running"):
+            await hold_data_dir(tmp_path, wait=0.3)
+    finally:
+        first.close()
+    second = await hold_data_dir(tmp_path, wait=0.3)  # let go by the first: free at once
+    assert second is not None
+    second.close()

@@ -100,7 +100,7 @@ def test_a_full_file_quota_queues_the_upload_until_a_file_is_deleted(
     assert run["stage"] == "waiting", run
     assert run["waiting"]["quota"] == "files" and run["waiting"]["redo"] == "requested"
     assert run["waiting"]["needs_bytes"] == len(SFT_SAMPLE) + 1
-    # The documented answer of a full file count: HTTP 200, BadRequest.TooMany "Out of number, ..." (contract C16).
+    # The documented answer (HTTP 200, failed_uploads BadRequest.TooMany "Out of number, …"; contract C15).
     assert "Out of number" in pipeline.history(second)[-1]["changed"]
     assert run["file_id"] is None
     assert pipeline.tick()["admitted"] == []

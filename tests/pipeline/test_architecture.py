@@ -1,8 +1,9 @@
 """The pipeline's layers, read from its source: what may import what, and no import circle.
 
     protocol/   the run protocol (log, state, transitions, leases, compensation, cancel, admission, kinds registry)
+    training/   the leg a fine-tuning kind shares (start the fine-tune, follow it)
     delivery/   the leg a model-making kind ends with (deploy, import, TTL, retention)
-    kinds/<k>/  one run kind each: imports the protocol, the delivery leg and its own folder, never another kind
+    kinds/<k>/  one run kind each: imports the protocol, the legs and its own folder, never another kind
     timer/ rest/ entry.py   the doors: the timer's tick, the webhook's REST API, the FC entry points
 
 Generic code (everything but `kinds/`) never imports a kind's module: it reaches kinds through
@@ -16,7 +17,7 @@ from pathlib import Path
 
 PIPELINE = Path(__file__).resolve().parents[2] / "shared" / "bailian_flow" / "pipeline"
 PACKAGE = "bailian_flow.pipeline"
-LAYERS = {"protocol": 0, "delivery": 1, "kinds": 2, "timer": 3, "rest": 3, "entry": 4}
+LAYERS = {"protocol": 0, "training": 1, "delivery": 1, "kinds": 2, "timer": 3, "rest": 3, "entry": 4}
 
 
 def _module_of(path: Path) -> str:

@@ -62,21 +62,48 @@ INGEST = {
     "msgspec",
 }
 DELIVERY = {"bailian_flow.pipeline.delivery.stages", "bailian_flow.pipeline.delivery.lifecycle"}
+# The other kinds of issue #16, on a text fine-tune run's path: their stage code, and the media validators.
+OTHER_KINDS = {
+    "bailian_flow.pipeline.kinds.deployment.stages",
+    "bailian_flow.pipeline.kinds.deployment.marker",
+    "bailian_flow.pipeline.kinds.deployment.state",
+    "bailian_flow.pipeline.kinds.media_fine_tune.upload",
+    "bailian_flow.pipeline.kinds.media_fine_tune.rules",
+    "bailian_flow.validate._zip",
+    "bailian_flow.validate._zipdir",
+    "bailian_flow.validate._deploy",
+}
 # Opening a run for a new object: on_upload's (and a scan's that finds an orphan, which this chain has none of).
 INTAKE = {"bailian_flow.pipeline.protocol.intake", "bailian_flow.pipeline.kinds.import_only.marker"}
 NOT_LOADED: dict[str, set[str]] = {
-    "on_upload": EVERYWHERE | BATCH | DELIVERY | {"bailian_flow.fc._http", "bailian_flow.pipeline.rest.api"},
+    "on_upload": EVERYWHERE
+    | BATCH
+    | DELIVERY
+    | OTHER_KINDS
+    | {"bailian_flow.fc._http", "bailian_flow.pipeline.rest.api"},
     "on_file_ready": EVERYWHERE
     | BATCH
+    | OTHER_KINDS
     | INGEST
     | INTAKE
     | DELIVERY
     | {"bailian_flow.fc._http", "bailian_flow.pipeline.rest.api", "bailian_flow.client.resources.files"},
-    "on_timer": EVERYWHERE | BATCH | INGEST | INTAKE | {"bailian_flow.fc._http", "bailian_flow.pipeline.rest.api"},
-    "on_success": EVERYWHERE | BATCH | INGEST | INTAKE | {"bailian_flow.fc._http", "bailian_flow.pipeline.rest.api"},
+    "on_timer": EVERYWHERE
+    | BATCH
+    | INGEST
+    | INTAKE
+    | OTHER_KINDS
+    | {"bailian_flow.fc._http", "bailian_flow.pipeline.rest.api"},
+    "on_success": EVERYWHERE
+    | BATCH
+    | INGEST
+    | INTAKE
+    | OTHER_KINDS
+    | {"bailian_flow.fc._http", "bailian_flow.pipeline.rest.api"},
     # The REST API reads runs: no stage code, no Bailian resource, no OSS event parsing.
     "webhook": EVERYWHERE
     | BATCH
+    | OTHER_KINDS
     | INGEST
     | INTAKE
     | DELIVERY
@@ -147,7 +174,7 @@ def test_each_first_invocation_loads_only_what_its_path_needs(pipeline: Pipeline
     assert set(seen) == set(FUNCTIONS)
     # ... and loaded the code of its stage (the probe sees lazily imported modules).
     assert "bailian_flow.pipeline.kinds.fine_tune.upload" in seen["on_upload"]
-    assert "bailian_flow.pipeline.kinds.fine_tune.training" in seen["on_file_ready"]
+    assert "bailian_flow.pipeline.training.stages" in seen["on_file_ready"]
     assert "bailian_flow.pipeline.delivery.stages" in seen["on_success"]
     for name, forbidden in NOT_LOADED.items():
         assert not loaded_of(seen[name], forbidden), f"{name} loaded {sorted(loaded_of(seen[name], forbidden))}"

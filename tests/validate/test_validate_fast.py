@@ -131,25 +131,148 @@ def swapped_fields(line: bytes) -> list[bytes]:
     return edited
 
 
+def realistic_lines(kind: DatasetKind) -> list[bytes]:
+    """What real data carries beyond the samples: long code and document answers full of digits, CJK, multimodal
+    parts in both styles, think blocks, loss weights, extra fields; each dumped raw and with \\u escapes."""
+    code = "```python\n" + "\n".join(f"x{i} = {i * 7919} + 0.{i}  # 注释 {i}" for i in range(900)) + "\n```"
+    think = "<think>\n先分析需求，再给出代码。" + "步骤 123 " * 200 + "\n</think>\n\n" + code
+    system = {"role": "system", "content": "你是助手。"}
+    records: list[dict[str, Any]]
+    if kind == "sft":
+        records = [
+            {"messages": [{"role": "user", "content": "写代码"}, {"role": "assistant", "content": code}]},
+            {"messages": [system, {"role": "user", "content": "想一想"}, {"role": "assistant", "content": think}]},
+            {
+                "messages": [
+                    {"role": "user", "content": "第一问"},
+                    {"role": "assistant", "content": "第一答", "loss_weight": 0.5},
+                    {"role": "user", "content": "第二问"},
+                    {"role": "assistant", "content": think, "loss_weight": 1},
+                ]
+            },
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image_url", "image_url": {"url": "https://img.example.com/1.jpg"}},
+                            {"type": "image_url", "image_url": "https://img.example.com/2.jpg"},
+                            {"type": "text", "text": "图里有什么？"},
+                        ],
+                    },
+                    {"role": "assistant", "content": "一只猫。"},
+                ]
+            },
+            {
+                "messages": [
+                    {"role": "system", "content": [{"text": "看图说话"}]},
+                    {"role": "user", "content": [{"image": "oss://b/1.png"}, {"video": ["f1.jpg", "f2.jpg"]}]},
+                    {"role": "assistant", "content": think},
+                ]
+            },
+            {
+                "messages": [
+                    {"role": "user", "content": [{"video": "v.mp4"}, {"text": "讲讲"}]},
+                    {"role": "assistant", "content": "好"},
+                ]
+            },
+            {
+                "messages": [{"role": "user", "content": "问"}, {"role": "assistant", "content": "答"}],
+                "meta": {"id": 12},
+            },
+        ]
+    elif kind == "dpo":
+        records = [
+            {
+                "messages": [{"role": "user", "content": [{"type": "text", "text": "写代码"}]}],
+                "chosen": {"role": "assistant", "content": code},
+                "rejected": {"role": "assistant", "content": "不会"},
+            },
+            {
+                "messages": [system, {"role": "user", "content": "想一想"}],
+                "chosen": {"role": "assistant", "content": think},
+                "rejected": {"role": "assistant", "content": think.replace("先分析", "不分析")},
+            },
+        ]
+    else:
+        records = [{"text": code}, {"text": think}, {"text": "正文 " * 3000, "source": "书"}]
+    return [json.dumps(record, ensure_ascii=ascii).encode() for record in records for ascii in (False, True)]
+
+
+# Multimodal parts, think blocks and long numbers: each rule of the typed fast path, broken.
+REALISTIC_EDITS = [
+    (b'"type": "text"', b'"type": "txt"'),
+    (b'"type": "text"', b'"type": "text", "type": "bogus"'),  # duplicate keys: the last one counts
+    (b'"type": "image_url"', b'"type": "bogus", "type": "image_url"'),
+    (b'{"text": "', b'{"text": "a", "text": "'),
+    (b'"type": "text"', b'"type": "image_url"'),
+    (b'"type": "image_url"', b'"type": "text"'),
+    (b'"type": "image_url"', b'"type": 1'),
+    (b'"type"', b'"typ"'),
+    (b'"url": "', b'"url": " ", "u": "'),
+    (b'"url"', b'"uri"'),
+    (b'"url": "', b'"detail": "high", "url": "'),
+    (b'{"image"', b'{"text": "a", "image"'),
+    (b'{"image": "', b'{"image": "", "x": "'),
+    (b'{"video": [', b'{"video": [], "v": ['),
+    (b'{"video": [', b'{"video": [" ", '),
+    (b'{"video": "', b'{"video": 5, "v": "'),
+    (b'{"text": "', b'{"text": ["a"], "t": "'),
+    (b"[{", b'[], "c": [{'),
+    (b'"content": [', b'"content": [1, '),
+    (b"<think>\\n", b"<think>"),
+    (b"\\n</think>", b"</think>"),
+    (b"</think>\\n\\n", b"</think>\\n"),
+    (b"</think>", b""),
+    (b"<think>", b"<think><think>"),
+    (b"<think>", b"x<think>"),
+    # A tag spelled with JSON escapes is still a tag once decoded.
+    (b"think>", b"think\\u003e"),
+    (b"think>", b"thin\\u006b>"),
+    (b'"content": "\\u7b2c\\u4e00\\u7b54"', b'"content": "\\u003cthink\\u003e\\n\\u003c/think\\u003e\\n\\n\\u7b2c"'),
+    (b'"content": "\xe7\xac\xac\xe4\xb8\x80\xe7\xad\x94"', b'"content": "<think\\u003E\\n</think\\u003E\\n\\nx"'),
+    (b"</think>\\n\\n", b"</think>\\n\\n   "),
+    (b"\\n</think>\\n\\n", b"\\n</think>\\n\\n<think>"),
+    (b'"content": "\\u7b2c\\u4e00\\u7b54"', b'"content": "<think>\\n</think>\\n\\n\\u7b2c"'),
+    (b'"content": "\xe7\xac\xac\xe4\xb8\x80\xe7\xad\x94"', b'"content": "<think>\\n</think>\\n\\nx"'),
+    (b'"rejected": {"role": "assistant", "content": "', b'"rejected": {"role": "user", "content": "'),
+    (b'"role": "assistant", "content": "', b'"role": "assistant", "content": [{"text": "a"}], "x": "'),
+    (b'{"id": 12}', b'{"id": ' + b"8" * 4301 + b"}"),
+    (b'{"id": 12}', b'{"id": ' + b"8" * 4300 + b"}"),
+    (b'{"id": 12}', b'{"id": "' + b"8" * 4400 + b'"}'),
+    (b'{"id": 12}', b'{"id": [' + b"1, " * 4400 + b"2]}"),
+    (b'"source"', b'"n": ' + b"5" * 4301 + b', "source"'),
+    (b'"loss_weight": 1', b'"loss_weight": ' + b"1" * 4301),
+    (b'"loss_weight": 0.5', b'"loss_weight": 0.' + b"5" * 4400),
+]
+
+
+def candidates_of(lines: list[bytes], rng: random.Random, count: int) -> list[bytes]:
+    candidates = list(lines)
+    for line in lines:
+        candidates += swapped_fields(line)
+        for old, new in REALISTIC_EDITS:
+            if old in line:
+                candidates += [line.replace(old, new, 1), line.replace(old, new)]
+        candidates += mutations(line, rng, count)
+    return candidates
+
+
 @pytest.mark.parametrize("kind", ["sft", "cpt", "dpo"])
 @pytest.mark.parametrize("thinking", [None, False, True])
 def test_the_fast_path_accepts_only_what_the_full_rules_accept(kind: DatasetKind, thinking: bool | None) -> None:
     fast = FastPath(kind, thinking)
     rng = random.Random(f"{kind}-{thinking}")
-    lines = SAMPLES[kind].read_bytes().splitlines()
-    candidates = list(lines)
-    for line in lines:
-        candidates += swapped_fields(line)
-        candidates += mutations(line, rng, 120)
+    lines = SAMPLES[kind].read_bytes().splitlines() + realistic_lines(kind)
     accepted = 0
-    for line in candidates:
+    for line in candidates_of(lines, rng, 60):
         if fast.accepts(line):
             accepted += 1
             assert full_rules_accept(line, kind, thinking), line[:200]
-    if kind == "dpo" or (kind == "sft" and thinking is True):
-        assert accepted == 0, "left to the full rules"
-    else:
-        assert accepted >= len(lines), "the fast path takes the valid lines"
+    # And it takes every valid line it was given: none of them is left to the slow rules.
+    valid = [line for line in lines if full_rules_accept(line, kind, thinking)]
+    assert valid, "the corpus has lines valid under this thinking mode"
+    assert [line for line in valid if not fast.accepts(line)] == []
 
 
 def outcome(data: bytes, kind: DatasetKind, fast: bool, chunk: int, thinking: bool | None = None) -> Any:
@@ -169,6 +292,31 @@ def test_files_get_the_same_verdict_with_and_without_the_fast_path(path: Path, c
     data = path.read_bytes()
 
     assert outcome(data, kind, True, chunk) == outcome(data, kind, False, chunk)
+
+
+@pytest.mark.parametrize("kind", ["sft", "cpt", "dpo"])
+@pytest.mark.parametrize("thinking", [None, False, True])
+@pytest.mark.parametrize("chunk", [4096, 1 << 20])  # lines mostly split across chunks / mostly whole in one
+def test_realistic_hostile_files_get_the_same_errors_with_and_without_the_fast_path(
+    kind: DatasetKind, thinking: bool | None, chunk: int
+) -> None:
+    """Long, multimodal and thinking lines, each broken, collected: the same codes, lines, fields and messages."""
+    lines = realistic_lines(kind)
+    candidates = candidates_of(lines, random.Random(f"files-{kind}-{thinking}"), 10)
+    data = b"\n".join(candidates) + b"\n"
+
+    def collected(fast: bool) -> Any:
+        validator = DatasetValidator(kind, object_name="f.jsonl", fast=fast, thinking=thinking, max_errors=10**6)
+        try:
+            for start in range(0, len(data), chunk):
+                validator.feed(data[start : start + chunk])
+            return validator.finish()
+        except DatasetError as exc:
+            return [error.to_dict() for error in exc.errors]
+
+    with_fast, without = collected(True), collected(False)
+    assert with_fast == without
+    assert isinstance(with_fast, list) and len(with_fast) < len(candidates), "some lines pass, some fail"
 
 
 def test_mutated_files_get_the_same_first_error_with_and_without_the_fast_path() -> None:

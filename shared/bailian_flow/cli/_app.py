@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "demo": "bailian_flow.cli.local:demo",
     "emulator": "bailian_flow.cli.local:emulator",
     "files": "bailian_flow.cli.files:files",
+    "responses": "bailian_flow.cli.responses:responses",
 }
 
 

@@ -1,4 +1,5 @@
-"""`bailian-flow runs list|show|watch|cancel|retry|teardown`: runs through the webhook function's REST API."""
+"""`bailian-flow runs list|show|watch|results|cancel|retry|teardown`: runs through the webhook function's REST API
+(and, for a batch run's answers, the bucket)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from typing import Any
 import click
 
 from bailian_flow.cli._api import Api
-from bailian_flow.cli._app import EXIT_INVALID, EXIT_OK, json_option, make_console, print_json, verbose_option
+from bailian_flow.cli._app import (
+    EXIT_INVALID,
+    EXIT_OK,
+    CliError,
+    json_option,
+    make_console,
+    print_json,
+    verbose_option,
+)
 from bailian_flow.cli._settings import parse_settings, with_settings_options
 
 TERMINAL = frozenset({"DONE", "FAILED", "CANCELED"})
@@ -166,6 +175,9 @@ def _show(console: Any, detail: dict[str, Any]) -> None:
         console.print(f"  estimate  {line}")
     if (run.get("usage") or {}).get("tokens") is not None:
         console.print(f"  usage     {run['usage']['tokens']:,} tokens billed by Bailian")
+    results = batch_results(run)
+    if results is not None:
+        _show_results(console, run, results)
     if run.get("error"):
         console.print(f"  [red]error[/red]     {error_line(run['error'])}")
     for problem in (run.get("error") or {}).get("errors") or []:
@@ -194,15 +206,17 @@ def _show(console: Any, detail: dict[str, Any]) -> None:
 @json_option
 @verbose_option
 def show(run_id: str, as_json: bool) -> None:
-    """A run: its stage, resources, error (object, line, field) and timeline with each stage's duration.
+    """A run: its stage, resources, error (object, line, field) and timeline with each stage's duration; for a
+    batch run also where its answers are, how many requests completed and failed, and its tokens.
 
     \b
     Example:
       bailian-flow runs show rb028b771c98d0a5
     """
     detail = Api.from_profile().get(f"/runs/{_safe(run_id)}")
+    results = batch_results(detail.get("run") or {})
     if as_json:
-        print_json(detail)
+        print_json({**detail, "results": results} if results is not None else detail)
     else:
         _show(make_console(), detail)
 
@@ -330,3 +344,124 @@ def teardown(run_id: str, as_json: bool) -> None:
       bailian-flow runs teardown rb028b771c98d0a5
     """
     _act(run_id, "teardown", None, as_json)
+
+
+RESULT_FILES = ("output.jsonl", "errors.jsonl", "summary.json")
+BATCHES_PREFIX, RESULTS_PREFIX = "batches/", "results/"
+
+
+def batch_results(run: dict[str, Any]) -> dict[str, Any] | None:
+    """Where a batch run's answers are and what they hold, from its state (None for other runs).
+
+    Counted as the run's summary.json counts them: every shard collected (a resubmitted shard's lines count once,
+    in the generation that answered them). The prefix is read off a collected part's key, which the pipeline
+    wrote under the results prefix it was configured with; before any part, the default layout
+    (`results/<input path>/<run_id>/`).
+    """
+    batch = run.get("batch")
+    if run.get("kind") != "batch" or not isinstance(batch, dict):
+        return None
+    shards = [shard for shard in batch.get("shards") or [] if isinstance(shard, dict)]
+    collected = [shard for shard in shards if shard.get("part_key")]
+    prefix = None
+    for shard in collected:
+        head, found, _ = str(shard["part_key"]).rpartition("/_parts/")
+        if found:
+            prefix = f"{head}/"
+            break
+    if prefix is None:
+        path = str((run.get("source") or {}).get("key") or "").removeprefix(BATCHES_PREFIX).removesuffix(".jsonl")
+        prefix = f"{RESULTS_PREFIX}{path}/{run.get('run_id')}/"
+    ready = bool(batch.get("results_at")) and run.get("stage") == "DONE"
+    return {
+        "bucket": (run.get("source") or {}).get("bucket"),
+        "prefix": prefix,
+        "ready": ready,
+        "files": [prefix + name for name in RESULT_FILES] if ready else [],
+        "total": batch.get("total"),
+        "completed": sum(int(shard.get("completed") or 0) for shard in collected),
+        "failed": sum(int(shard.get("failed") or 0) for shard in collected),
+        "shards": len(shards),
+        "input_tokens": sum(int(shard.get("input_tokens") or 0) for shard in collected),
+        "output_tokens": sum(int(shard.get("output_tokens") or 0) for shard in collected),
+    }
+
+
+def _show_results(console: Any, run: dict[str, Any], results: dict[str, Any]) -> None:
+    where = f"oss://{results['bucket']}/{results['prefix']}" if results["bucket"] else results["prefix"]
+    if results["ready"]:
+        console.print(f"  results   {where}  ({', '.join(RESULT_FILES)})")
+        console.print(f"            bailian-flow runs results {run.get('run_id')}")
+    else:
+        console.print(f"  results   not yet (they land in {where})")
+    failed = results["failed"]
+    console.print(
+        f"  requests  {results['total']} in {results['shards']} shard(s): {results['completed']} completed, "
+        + (f"[red]{failed} failed[/red]" if failed else "0 failed")
+    )
+    tokens = results["input_tokens"] + results["output_tokens"]
+    console.print(f"  tokens    {tokens:,} ({results['input_tokens']:,} input + {results['output_tokens']:,} output)")
+
+
+@runs.command("results")
+@click.argument("run_id")
+@click.option(
+    "-o",
+    "--output",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write the files into [default: ./<run id>].",
+)
+@json_option
+@verbose_option
+def results(run_id: str, directory: Path | None, as_json: bool) -> int:
+    """Download a finished batch run's answers: output.jsonl, errors.jsonl and summary.json, from the bucket the
+    run's input is in (the local stack's, or BAILIAN_FLOW_BUCKET at BAILIAN_FLOW_OSS_ENDPOINT, as `put` uses).
+
+    Exit 1 if the run is not a batch run or has no results yet, 3 if it does not exist.
+
+    \b
+    Examples:
+      bailian-flow runs results r4be545e630dfce9
+      bailian-flow runs results r4be545e630dfce9 -o answers/ --json
+    """
+    from bailian_flow.local.profile import load_profile
+
+    run = Api.from_profile().get(f"/runs/{_safe(run_id)}")["run"]
+    found = batch_results(run)
+    if found is None:
+        raise CliError(f"run {run_id} is a {run.get('kind')} run: only batch runs have results", EXIT_INVALID)
+    if not found["ready"]:
+        raise CliError(f"run {run_id} has no results yet (it is {run.get('stage')})", EXIT_INVALID)
+    profile, _ = load_profile()
+    bucket = found["bucket"] or profile.bucket
+    target = directory if directory is not None else Path(str(run.get("run_id") or run_id))
+    target.mkdir(parents=True, exist_ok=True)
+    written = [_download(profile, bucket, key, target / key.rsplit("/", 1)[-1]) for key in found["files"]]
+    if as_json:
+        print_json({"run_id": run.get("run_id"), "bucket": bucket, "prefix": found["prefix"], "files": written})
+        return EXIT_OK
+    console = make_console()
+    for item in written:
+        console.print(f"{item['path']}  {item['bytes']:,} bytes  (oss://{bucket}/{item['key']})")
+    console.print(f"{found['completed']} completed, {found['failed']} failed")
+    return EXIT_OK
+
+
+def _download(profile: Any, bucket: str, key: str, path: Path) -> dict[str, Any]:
+    """One object to a file, whole or not at all: written to a side file, renamed once complete."""
+    import alibabacloud_oss_v2 as oss
+
+    from bailian_flow.cli._app import EXIT_NOT_FOUND, EXIT_UNREACHABLE
+    from bailian_flow.cli.put import oss_client, oss_reason, status_of
+
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        oss_client(profile).get_object_to_file(oss.GetObjectRequest(bucket=bucket, key=key), str(partial))
+    except oss.exceptions.BaseError as exc:
+        partial.unlink(missing_ok=True)
+        if status_of(exc) == 404:
+            raise CliError(f"oss://{bucket}/{key} is missing (deleted since the run ended?)", EXIT_NOT_FOUND) from None
+        raise CliError(f"download of oss://{bucket}/{key} failed: {oss_reason(exc)}", EXIT_UNREACHABLE) from None
+    partial.replace(path)
+    return {"name": path.name, "key": key, "path": str(path), "bytes": path.stat().st_size}

@@ -28,10 +28,23 @@ KINDS = ("sft", "dpo", "cpt", "batch")
     "--max-errors", type=click.IntRange(1, 10_000), default=None, help="Stop after this many problems [default: 100]."
 )
 @click.option("--no-tokens", is_flag=True, help="Skip token counting (and so the cost).")
+@click.option(
+    "--freeze-vit",
+    type=click.Choice(["true", "false"]),
+    default=None,
+    help="A Qwen-VL fine-tune's freeze_vit hyper-parameter (token billing needs it true).",
+)
 @json_option
 @verbose_option
 def validate(
-    path: Path, kind: str, model: str | None, epochs: int, max_errors: int | None, no_tokens: bool, as_json: bool
+    path: Path,
+    kind: str,
+    model: str | None,
+    epochs: int,
+    max_errors: int | None,
+    no_tokens: bool,
+    freeze_vit: str | None,
+    as_json: bool,
 ) -> int:
     """Validate a dataset offline and estimate what training on it costs. Exit 1 when it is invalid.
 
@@ -42,15 +55,27 @@ def validate(
       bailian-flow validate train.jsonl --model qwen3-14b --epochs 3
       bailian-flow validate prefs.jsonl --type dpo --json
       bailian-flow validate requests.jsonl --type batch --model qwen-plus
+      bailian-flow validate wan-i2v-training-dataset.zip --model wan2.6-i2v   # a Wan or packed VL zip
+      bailian-flow validate images.jsonl --model qwen3-vl-8b-instruct --freeze-vit false
+      bailian-flow validate qwen-flash.deploy.yaml                            # a deployment marker
     """
     from bailian_flow.validate import MAX_REPORTED_ERRORS
 
     cap = max_errors or MAX_REPORTED_ERRORS
+    media = None if kind == "batch" else _media(path, model, epochs, freeze_vit, cap)
+    if media is not None:
+        # Zips, VL JSONL and deploy markers: the service counts media tokens, so rates stand in for a cost.
+        if as_json:
+            print_json(media)
+        else:
+            _print(path, media)
+        return EXIT_OK if media["ok"] else EXIT_INVALID
     counter = None if no_tokens else _counter()
     if kind == "batch":
         report = asyncio.run(_batch(path, model, counter))
     else:
         report = _training(path, kind, model or _default_model(), epochs, cap, counter)
+        report["warnings"][:0] = _size_warnings(path)
     if not no_tokens and counter is None:
         report["notes"].append("no token counts: install the tokenizer with pip install 'bailian-flow[tokens]'")
     if as_json:
@@ -58,6 +83,64 @@ def validate(
     else:
         _print(path, report)
     return EXIT_OK if report["ok"] else EXIT_INVALID
+
+
+def _size_warnings(path: Path) -> list[str]:
+    """A training file over the file API's per-file limit cannot be uploaded whole (from its size, before reading)."""
+    from bailian_flow.validate import FILE_API_MAX_BYTES
+
+    size = path.stat().st_size
+    if size <= FILE_API_MAX_BYTES:
+        return []
+    return [
+        f"{path.name} is {size:,} bytes, more than the {FILE_API_MAX_BYTES // (1 << 20)} MiB a file may have on "
+        "Bailian's file API (模型定制文件管理服务, 使用限制: 单个文件大小最大为300MB): "
+        "the upload will be refused; split it"
+    ]
+
+
+def _media(path: Path, model: str | None, epochs: int, freeze_vit: str | None, cap: int) -> dict[str, Any] | None:
+    """The report for a dataset zip, a VL JSONL or a deploy marker; None for a text dataset."""
+    from bailian_flow.estimate import media_estimate
+    from bailian_flow.validate._media_entry import validate_path
+    from bailian_flow.validate._vl import freeze_vit_warning
+
+    if path.name.endswith(".deploy.yaml"):
+        return _deploy_marker(path)
+    hyper_parameters: dict[str, Any] = {"n_epochs": epochs}
+    if freeze_vit is not None:
+        hyper_parameters["freeze_vit"] = freeze_vit == "true"
+    report = validate_path(path, model=model, hyper_parameters=hyper_parameters, max_errors=cap)
+    warning = freeze_vit_warning(model, hyper_parameters)
+    if report is not None and warning and warning not in report["warnings"]:
+        report["warnings"].append(warning)
+    if report is not None and report["ok"] and model:
+        estimate = media_estimate(model, hyper_parameters, report["records"], "lora")
+        report["training_rate"], report["deployment_rate"] = estimate["training_rate"], estimate["deployment_rate"]
+
+    return report
+
+
+def _deploy_marker(path: Path) -> dict[str, Any]:
+    from bailian_flow.estimate import deployment_estimate
+    from bailian_flow.validate._deploy import parse_deploy_marker
+    from bailian_flow.validate._errors import DatasetError
+
+    report: dict[str, Any] = {"ok": True, "type": "deploy", "records": 0, "tokens": None, "cost": None}
+    report.update(errors=[], warnings=[], notes=[])
+    try:
+        spec = parse_deploy_marker(path.read_bytes(), object_name=path.name)
+    except DatasetError as exc:
+        report.update(ok=False, errors=[{**problem.brief(), "object": problem.object_name} for problem in exc.errors])
+        return report
+    report.update(
+        model=spec.model,
+        plan=spec.plan,
+        deployment_rate=deployment_estimate(spec.model, spec.plan or "")["deployment_rate"],
+    )
+    if spec.ttl_seconds is None:
+        report["notes"].append("no ttl: the deployment bills until it is torn down (POST /runs/{id}/teardown)")
+    return report
 
 
 def _default_model() -> str:
@@ -73,17 +156,6 @@ def _counter() -> Any:
         return QwenTokens.load()
     except TokenizerMissing:
         return None
-
-
-def _over_file_limit(path: Path) -> str | None:
-    """The per-file limit Bailian documents, the one a run enforces before uploading (service-contract.md#C14)."""
-    from bailian_flow.client.limits import max_file_bytes
-
-    limit = max_file_bytes("fine-tune", path.name)
-    size = path.stat().st_size
-    if limit is None or size <= limit:
-        return None
-    return f"the file is {size} bytes; Bailian takes at most {limit} ({limit >> 20} MB) per fine-tune file: a run fails"
 
 
 def _training(path: Path, kind: str, model: str, epochs: int, cap: int, counter: Any) -> dict[str, Any]:
@@ -123,9 +195,6 @@ def _training(path: Path, kind: str, model: str, epochs: int, cap: int, counter:
         "warnings": warnings,
         "notes": [],
     }
-    too_large = _over_file_limit(path)
-    if too_large:
-        report["warnings"].append(too_large)
     if counter is not None:
         cost = training_cost(model, tokens, epochs)
         report["cost"] = cost.to_dict() if cost else None
@@ -206,7 +275,8 @@ def _print(path: Path, report: dict[str, Any]) -> None:
         where = f"line {error['line']}" if error["line"] is not None else "file"
         if error["field"]:
             where += f", {error['field']}"
-        console.print(f"[red]{escape(path.name)}[/red] {escape(where)}: {escape(error['message'])}")
+        where_in = error.get("object") or path.name
+        console.print(f"[red]{escape(where_in)}[/red] {escape(where)}: {escape(error['message'])}")
     if report.get("truncated"):
         console.print(f"… stopped after {len(report['errors'])} problems (--max-errors)")
     verdict = "[green]valid[/green]" if report["ok"] else f"[red]invalid ({len(report['errors'])} problem(s))[/red]"
@@ -218,5 +288,12 @@ def _print(path: Path, report: dict[str, Any]) -> None:
     if report["cost"]:
         cost = report["cost"]
         console.print(f"  cost:   {cost['amount']:.4f} {cost['currency']}  ({cost['basis']})")
+    for name in ("training_rate", "deployment_rate"):
+        rate = report.get(name)
+        if rate:
+            console.print(
+                f"  rate:   {rate['input_per_1k_tokens']} / {rate['output_per_1k_tokens']} {rate['currency']} per 1K "
+                f"input / output tokens ({escape(rate['basis'])})"
+            )
     for line in report["warnings"] + report["notes"]:
         console.print(f"  [yellow]note[/yellow]: {escape(line)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -11,6 +12,7 @@ import pathlib
 import signal
 import sys
 import tempfile
+import threading
 
 from aiohttp import web
 
@@ -33,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--region", choices=("cn", "intl"), default="cn", help="the region emulated: cn (Beijing, default) or intl"
+    )
+    parser.add_argument(
+        "--stop-at-stdin-eof",
+        action="store_true",
+        help="stop (saving state) when stdin closes: a parent that holds the pipe is gone, however it died",
     )
 
 
@@ -58,9 +65,10 @@ async def serve(
     state = EmulatorState(data_dir=data_dir, clock=Clock(time_scale), api_key=api_key, profile=profile, region=region)
     app = create_app(state)
     if persistent:
-        from .persist import enable
+        from .persist import enable, hold_data_dir
 
-        if enable(app, data_dir):
+        lock = await hold_data_dir(data_dir)
+        if enable(app, data_dir, lock):
             logging.getLogger(__name__).info("restored the emulator's state from %s", data_dir)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -85,11 +93,26 @@ async def _serve_forever(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if getattr(args, "stop_at_stdin_eof", False):
+        _stop_at_stdin_eof(loop, stop)
     print(f"{READY_PREFIX} {url}", flush=True)
     try:
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def _stop_at_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """A SIGKILLed parent cannot stop its child, but the kernel closes its end of our stdin: stop then, cleanly
+    (the registries are saved), so that no orphan emulator keeps the data directory from the parent's successor."""
+
+    def read_until_eof() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(0, 4096):
+                pass
+        loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=read_until_eof, name="stdin-eof", daemon=True).start()
 
 
 class _QuietDisconnects(logging.Filter):

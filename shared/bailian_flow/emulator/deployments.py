@@ -272,8 +272,18 @@ async def scale(request: web.Request) -> web.Response:
     now = _state(request).clock.now()
     deployment = _store(request).get(request.match_info["deployed_model"], now)
     body = await json_object(request)
-    capacity = _capacity(body.get("capacity"), deployment.base_capacity)
     phase = deployment.current(now)
+    ptu = body.get("ptu_capacity")
+    if deployment.options.get("plan") == "ptu" or ptu is not None:
+        # A PTU deployment is scaled by ptu_capacity ("部署扩缩容", 请求参数: "plan": "ptu" 时).
+        if deployment.options.get("plan") != "ptu":
+            raise ApiError(400, "InvalidParameter", "ptu_capacity applies to ptu deployments only.")
+        if not isinstance(ptu, dict) or not {"input_tpm", "output_tpm"} <= ptu.keys():
+            raise ApiError(400, "InvalidParameter", "ptu_capacity with input_tpm and output_tpm is required for ptu.")
+        capacity = int(phase.extra.get("capacity", 0))
+        deployment.options["ptu_capacity"] = dict(ptu)
+    else:
+        capacity = _capacity(body.get("capacity"), deployment.base_capacity)
     if phase.status != "RUNNING":
         raise ApiError(
             400,

@@ -10,18 +10,27 @@ Keys: real OSS notifications are ambiguous about URL-encoding, so records keep t
 Decoders written for either ``unquote`` or ``unquote_plus`` read the encoded form correctly.
 
 Sequence numbers only grow, even across ``/_emulator/reset`` (which empties the buffer), so a poller never
-misses events after a reset; a poller whose ``after`` is ahead of ``last_seq`` (the emulator restarted) gets
-the whole buffer back.
+misses events after a reset; a poller whose ``after`` is ahead of ``last_seq`` (an emulator restarted without its
+data directory) gets the whole buffer back.
+
+With a data directory (persist.py) the records are also appended to ``oss-events.jsonl`` as they happen and read
+back at start: like OSS's own notifications, an event outlives the process that will deliver it, and a restarted
+emulator numbers on from where it stopped, so the local runtime's saved cursor still means the same event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
+import json
+import logging
+import os
 import time
 from collections import deque
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -34,6 +43,9 @@ ACCOUNT_ID = "1234567890"
 REGION = "cn-hangzhou"
 BUFFER_SIZE = 10_000
 MAX_WAIT_SECONDS = 60.0
+LOG_FILE_NAME = "oss-events.jsonl"
+
+log = logging.getLogger(__name__)
 
 
 def iso_time(epoch: float) -> str:
@@ -49,6 +61,64 @@ class OssEvents:
         self.last_seq = 0
         self._buffer: deque[tuple[int, dict[str, Any]]] = deque(maxlen=BUFFER_SIZE)
         self._changed = asyncio.Event()
+        self._closing = False
+        self._log_path: Path | None = None
+        self._log: IO[str] | None = None
+        self._logged_lines = 0
+
+    # -- the log in the data directory ----------------------------------------------------------------------
+    def keep_in(self, path: Path) -> int:
+        """Restore the records logged at `path`, then log every new one there; returns how many were restored.
+
+        A line cut short by a killed process, or one that does not parse, is skipped: the rest still counts.
+        """
+        restored = 0
+        with contextlib.suppress(FileNotFoundError), path.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    item = json.loads(line)
+                    seq = int(item["seq"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+                self.last_seq = max(self.last_seq, seq)
+                if isinstance(item.get("record"), dict):
+                    self._buffer.append((seq, item["record"]))
+                    restored += 1
+        self._log_path = path
+        self._rewrite()  # drops a torn last line, and what the buffer no longer holds
+        return restored
+
+    def _rewrite(self) -> None:
+        """The log, rewritten as exactly the buffer (and the last sequence number, which must survive a reset)."""
+        assert self._log_path is not None
+        if self._log is not None:
+            self._log.close()
+        temporary = self._log_path.with_name(f".{self._log_path.name}.tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps({"seq": self.last_seq}) + "\n")
+            for seq, record in self._buffer:
+                handle.write(json.dumps({"seq": seq, "record": record}, separators=(",", ":")) + "\n")
+        os.replace(temporary, self._log_path)
+        self._log = self._log_path.open("a", encoding="utf-8")
+        self._logged_lines = len(self._buffer) + 1
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _append(self, seq: int, record: dict[str, Any]) -> None:
+        if self._log is None:
+            return
+        if self._logged_lines >= 2 * BUFFER_SIZE:
+            self._rewrite()  # already holds this record: the buffer has it
+            return
+        # One write per line, flushed: a SIGKILL loses no event the OS has been handed (fsync would only add
+        # power-loss safety, at a disk flush per upload).
+        self._log.write(json.dumps({"seq": seq, "record": record}, separators=(",", ":")) + "\n")
+        self._log.flush()
+        self._logged_lines += 1
 
     def emit(
         self,
@@ -85,6 +155,7 @@ class OssEvents:
         }
         self.last_seq += 1
         self._buffer.append((self.last_seq, record))
+        self._append(self.last_seq, record)
         # Wake every waiter, then arm a fresh event for the next round.
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
@@ -110,16 +181,23 @@ class OssEvents:
             changed = self._changed
             found = self.since(after, encode_keys)
             remaining = deadline - loop.time()
-            if found or remaining <= 0:
+            if found or remaining <= 0 or self._closing:
                 return found
             try:
                 await asyncio.wait_for(changed.wait(), remaining)
             except asyncio.TimeoutError:
                 return self.since(after, encode_keys)
 
+    def wake_for_shutdown(self) -> None:
+        """Answer every long poll now: a stopping server waits for open requests, and a poller may be gone."""
+        self._closing = True
+        self._changed.set()
+
     def clear(self) -> None:
         self._buffer.clear()
         self.encode_keys = False
+        if self._log_path is not None:
+            self._rewrite()
 
 
 OSS_EVENTS_KEY = web.AppKey("bailian_flow.emulator.oss_events", OssEvents)
@@ -175,6 +253,11 @@ def setup_events(app: web.Application) -> OssEvents:
     events = OssEvents(state.clock)
     app[OSS_EVENTS_KEY] = events
     state.add_reset_hook(events.clear)
+
+    async def wake(app: web.Application) -> None:
+        events.wake_for_shutdown()
+
+    app.on_shutdown.append(wake)
     app.router.add_get("/_emulator/oss/events", poll_events)
     app.router.add_get("/_emulator/oss/config", get_config)
     app.router.add_post("/_emulator/oss/config", set_config)

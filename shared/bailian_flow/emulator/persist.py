@@ -4,8 +4,13 @@ OSS objects and uploaded file bodies already live on disk under the data directo
 registries of fine-tunes, deployments, imports, files, batches and responses, the creation counters and the
 emulated clock. They are saved to `<data-dir>/registries.json` (0600, written atomically) shortly after any
 request that may have changed them and on shutdown, and restored at start. The emulated clock resumes where it
-stopped, so a job that was RUNNING is still RUNNING. OSS event notifications are not kept: like FC's, those not yet
-delivered when the stack stopped are lost, and the pipeline's timer re-drives what they would have started.
+stopped, so a job that was RUNNING is still RUNNING. OSS event notifications are kept too, in `oss-events.jsonl`,
+appended as they happen (oss_events.py): an event not yet delivered when the stack stopped or was killed is still
+there for the restarted stack, as OSS's notifications outlive an FC instance.
+
+One emulator per data directory: two would overwrite each other's saves. The emulator holds an advisory lock on
+`<data-dir>/.emulator.lock` while it runs; a second one waits for it (the previous emulator of a killed
+`bailian-flow dev` is still saving and stopping), then gives up with a one-line error.
 
 JSON, not pickle: loading a pickle runs whatever code its writer chose, and a data directory is only a directory.
 Each registry's records are the emulator's own dataclasses, dumped and validated by pydantic; a file of another
@@ -23,12 +28,13 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from .oss_events import LOG_FILE_NAME, OSS_EVENTS_KEY
 from .state import STATE_KEY
 
 log = logging.getLogger(__name__)
@@ -50,6 +56,36 @@ REGISTRIES = {
     "responses": ("responses", "STORE_KEY", "responses", "responses.StoredResponse"),
 }
 _READ_ONLY = frozenset({"GET", "HEAD", "OPTIONS"})
+LOCK_FILE_NAME = ".emulator.lock"
+LOCK_WAIT = 30.0  # seconds: a stopping emulator saves and exits in well under this, even on a loaded machine
+
+
+class DataDirBusy(OSError):
+    """Another emulator keeps running on this data directory."""
+
+
+async def hold_data_dir(data_dir: Path, wait: float = LOCK_WAIT) -> IO[bytes] | None:
+    """Take this data directory's lock, waiting up to `wait` seconds for another emulator to let it go.
+
+    Returns the open lock file (the lock lasts while it is open, and ends with the process however it ends);
+    None where advisory locks do not exist (Windows): there, one emulator per data directory is the user's care.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    handle = (data_dir / LOCK_FILE_NAME).open("a+b")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if loop.time() >= deadline:
+                handle.close()
+                raise DataDirBusy(f"another emulator is running on {data_dir}") from None
+            await asyncio.sleep(0.1)
 
 
 class _Saved(BaseModel):
@@ -170,10 +206,17 @@ def restore(app: web.Application, path: Path) -> bool:
     return True
 
 
-def enable(app: web.Application, data_dir: Path) -> bool:
-    """Restore now, then keep saving. Returns whether anything was restored."""
+def enable(app: web.Application, data_dir: Path, lock: IO[bytes] | None = None) -> bool:
+    """Restore now, then keep saving; `lock` (from hold_data_dir) is let go after the last save.
+
+    Returns whether anything was restored.
+    """
     path = data_dir / FILE_NAME
     restored = restore(app, path)
+    if OSS_EVENTS_KEY in app:
+        events = app[OSS_EVENTS_KEY]
+        if events.keep_in(data_dir / LOG_FILE_NAME):
+            restored = True
     dirty = asyncio.Event()
 
     @web.middleware
@@ -199,6 +242,14 @@ def enable(app: web.Application, data_dir: Path) -> bool:
             await task
         save(app, path)
 
+    async def let_go(app: web.Application) -> None:
+        # Runs after the saver's last save (cleanup contexts come first): the next emulator reads it whole.
+        if OSS_EVENTS_KEY in app:
+            app[OSS_EVENTS_KEY].close()
+        if lock is not None:
+            lock.close()
+
     app.middlewares.append(mark_dirty)
     app.cleanup_ctx.append(saver)
+    app.on_cleanup.append(let_go)
     return restored

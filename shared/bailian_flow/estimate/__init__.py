@@ -13,7 +13,17 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from ._prices import BATCH_PRICES, TRAINING_PRICES, Cost, Price, batch_cost, training_cost
+from ._prices import (
+    BATCH_PRICES,
+    DEPLOYMENT_RATES,
+    MEDIA_TRAINING_RATES,
+    TRAINING_PRICES,
+    Cost,
+    Price,
+    Rate,
+    batch_cost,
+    training_cost,
+)
 from ._tokens import QwenTokens, TokenizerMissing
 
 # Bailian's n_epochs when the run does not set it: 1 (the training API reference's hyper_parameters table,
@@ -43,14 +53,42 @@ def run_estimate(model: str, hyper_parameters: dict[str, Any], records: int, tok
     }
 
 
+def media_estimate(model: str, hyper_parameters: dict[str, Any], records: int, plan: str | None) -> dict[str, Any]:
+    """A media fine-tune's estimate: samples and epochs, and the training and deployment rates where the seed
+    prices them; no amount, since the service alone counts a video's or an image's tokens."""
+    epochs = hyper_parameters.get("n_epochs")
+    training = MEDIA_TRAINING_RATES.get(model)
+    deployment = DEPLOYMENT_RATES.get(plan) if plan else None
+    return {
+        "model": model,
+        "records": records,
+        "tokens": None,
+        "epochs": epochs if isinstance(epochs, int) else None,
+        "cost": None,
+        "training_rate": training.to_dict() if training else None,
+        "deployment_rate": deployment.to_dict() if deployment else None,
+    }
+
+
+def deployment_estimate(model: str, plan: str) -> dict[str, Any]:
+    """A deploy run's estimate: the rate its plan bills per 1K tokens served (None where the seed gives none)."""
+    rate = DEPLOYMENT_RATES.get(plan)
+    return {"model": model, "plan": plan, "deployment_rate": rate.to_dict() if rate else None}
+
+
 __all__ = [
     "BATCH_PRICES",
+    "DEPLOYMENT_RATES",
+    "MEDIA_TRAINING_RATES",
     "TRAINING_PRICES",
     "Cost",
     "Price",
     "QwenTokens",
+    "Rate",
     "TokenizerMissing",
     "batch_cost",
+    "deployment_estimate",
+    "media_estimate",
     "run_estimate",
     "shared_counter",
     "training_cost",

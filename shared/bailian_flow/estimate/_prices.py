@@ -37,6 +37,38 @@ BATCH_PRICES: dict[str, Price] = {
 }
 
 
+@dataclass(frozen=True)
+class Rate:
+    """A price per 1K tokens that cannot be turned into an amount before the service counts the tokens."""
+
+    input_per_1k: float
+    output_per_1k: float
+    currency: str
+    what: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input_per_1k_tokens": self.input_per_1k,
+            "output_per_1k_tokens": self.output_per_1k,
+            "currency": self.currency,
+            "basis": self.what,
+        }
+
+
+# Media training: the service counts a video's tokens itself, so only the rate is known beforehand (the seed's
+# price reference: "wan2.6-i2v (Training) | 0.002 CNY / 1K tokens | 0.004 CNY / 1K tokens").
+MEDIA_TRAINING_RATES: dict[str, Rate] = {
+    "wan2.6-i2v": Rate(0.002, 0.004, "CNY", "wan2.6-i2v training, per 1K tokens the service counts, times epochs"),
+}
+
+# Deployments bill the tokens they serve, by plan (the seed's price reference: PTU, MU and LoRA plans).
+DEPLOYMENT_RATES: dict[str, Rate] = {
+    "ptu": Rate(0.002, 0.002, "CNY", "PTU plan deployment, per 1K tokens served"),
+    "mu": Rate(0.003, 0.003, "CNY", "MU plan deployment, per 1K tokens served"),
+    "lora": Rate(0.001, 0.001, "CNY", "LoRA plan deployment, per 1K tokens served"),
+}
+
+
 def training_cost(model: str, tokens: int, epochs: int) -> Cost | None:
     price = TRAINING_PRICES.get(model)
     if price is None:

@@ -124,6 +124,7 @@ def _check_ports(args: argparse.Namespace) -> None:
 
 async def start_stack(stack: LocalStack, args: argparse.Namespace) -> None:
     """Start, turning the failures a user causes into one line that says what to change."""
+    from bailian_flow.local.async_queue import QueueBusy
     from bailian_flow.local.spec import SpecError
 
     _check_ports(args)
@@ -134,6 +135,8 @@ async def start_stack(stack: LocalStack, args: argparse.Namespace) -> None:
         if isinstance(exc, SpecError):
             first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise StartupError(f"{args.config or default_config()}: {first_line}") from None
+        if isinstance(exc, QueueBusy):
+            raise StartupError(str(exc)) from None
         if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
             ports = {"--invoke-port": args.invoke_port, "--http-port": args.http_port}
             busy = ", ".join(f"{flag} {port}" for flag, port in ports.items() if port)

@@ -1,4 +1,10 @@
-"""The emulator as a child process (`python -m bailian_flow.emulator`), started on a free loopback port."""
+"""The emulator as a child process (`python -m bailian_flow.emulator`), started on a free loopback port.
+
+It is its own process, as Bailian and OSS are not part of an FC instance: the functions' process (the stack) can
+die without taking the emulator's state with it. The child holds a pipe from us as its stdin and stops, saving its
+state, when that pipe closes; so even a SIGKILLed stack leaves no orphan behind, and the stack restarted on the
+same data directory starts a new emulator that waits for the old one's lock and carries on from its saved state.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +28,10 @@ class EmulatorProcess:
         port: int = 0,
         data_dir: Path | None = None,
         time_scale: float = 1.0,
-        startup_timeout: float = 30.0,
+        startup_timeout: float = 60.0,
         profile: str | None = None,
     ) -> None:
-        self._args = ["--host", host, "--port", str(port), "--time-scale", str(time_scale)]
+        self._args = ["--host", host, "--port", str(port), "--time-scale", str(time_scale), "--stop-at-stdin-eof"]
         if profile is not None:  # None: the emulator's own default ($BAILIAN_FLOW_EMULATOR_PROFILE, else default)
             self._args += ["--profile", profile]
         if data_dir is not None:
@@ -41,6 +47,7 @@ class EmulatorProcess:
             "-m",
             "bailian_flow.emulator",
             *self._args,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

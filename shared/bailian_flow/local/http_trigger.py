@@ -9,10 +9,11 @@ one target function; the target (see `ff_shim`) finds the FC handler in the app'
 from __future__ import annotations
 
 import base64
+import io
 import json
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from bailian_flow.local.spec import HttpTrigger
 
 if TYPE_CHECKING:
     import flask
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from werkzeug.serving import BaseWSGIServer
 
 CONFIG_KEY = "BAILIAN_FLOW_FC_TARGET"
@@ -146,6 +148,92 @@ class FcHttpTarget:
         return result_to_response(result)
 
 
+# HTTP status -> the API's error code, for the errors the HTTP parser answers before any handler runs.
+PARSER_ERROR_CODES = {
+    400: "BadRequest",
+    408: "RequestTimeout",
+    413: "PayloadTooLarge",
+    414: "URITooLong",
+    431: "RequestHeaderFieldsTooLarge",
+    501: "NotImplemented",
+    505: "HTTPVersionNotSupported",
+}
+MAX_ERROR_MESSAGE = 200
+MAX_BODY_BYTES = 32 << 20  # the parser's messages quote the request line: never echo much of it back
+
+
+def error_body(status: int, message: str) -> bytes:
+    """The API's error shape, `{"error": {"code", "message"}}`, for answers the HTTP layer gives itself."""
+    code = PARSER_ERROR_CODES.get(status, "BadRequest" if status < 500 else "InternalError")
+    text = message if len(message) <= MAX_ERROR_MESSAGE else message[: MAX_ERROR_MESSAGE - 1] + "…"
+    return json.dumps({"error": {"code": code, "message": text}}).encode()
+
+
+def _request_handler() -> type:
+    """werkzeug's request handler, answering the HTTP parser's own errors (header line or request line too long,
+    too many headers, a malformed request line, an unsupported version) in the API's JSON instead of
+    http.server's HTML page."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    class JsonErrorRequestHandler(WSGIRequestHandler):
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            try:
+                short, long = self.responses[code]
+            except KeyError:
+                short, long = "Error", ""
+            self.log_error("code %d, message %s", code, message or short)
+            if self.request_version == "HTTP/0.9":
+                # An unparseable request line leaves the version at 0.9, which answers without a status line.
+                self.request_version = "HTTP/1.1"
+            body = error_body(code, f"{message or short}: {explain or long}".rstrip(": "))
+            self.send_response(code, message or short)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
+
+    return JsonErrorRequestHandler
+
+
+class _WholeBody:
+    """Bounds the request body as FC does (32 MB for a synchronous invocation: "Can I modify the limit on the body
+    size of an HTTP request?", https://help.aliyun.com/en/functioncompute/http-body-be-modified), and reads a
+    chunked one before the app does, so a malformed one is a JSON 400 here; inside Flask it surfaces as an OSError
+    from `get_data`, answered with an HTML 500 (and read again, and raised again, by functions-framework's
+    after-request hook)."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self.app = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        declared = str(environ.get("CONTENT_LENGTH") or "0")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return _refuse(start_response, 413, f"the request body is larger than FC's {MAX_BODY_BYTES >> 20} MB")
+        if environ.get("wsgi.input_terminated"):
+            try:
+                body = environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
+            except (OSError, ValueError) as exc:
+                return _refuse(start_response, 400, f"malformed chunked request body: {exc}")
+            if len(body) > MAX_BODY_BYTES:
+                return _refuse(start_response, 413, f"the request body is larger than FC's {MAX_BODY_BYTES >> 20} MB")
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ["wsgi.input_terminated"] = False
+        return self.app(environ, start_response)
+
+
+def _refuse(start_response: StartResponse, status: int, message: str) -> list[bytes]:
+    from http import HTTPStatus
+
+    data = error_body(status, message)
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data))), ("Connection", "close")]
+    start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+    return [data]
+
+
 class HttpTriggerServer:
     """functions-framework's Flask app on a loopback port, served by werkzeug on a thread."""
 
@@ -156,7 +244,9 @@ class HttpTriggerServer:
         create_app: Callable[..., flask.Flask] = functions_framework.create_app  # untyped upstream
         app = create_app(SHIM_TARGET, str(SHIM_SOURCE), "http")
         app.config[CONFIG_KEY] = target
-        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
+        self._server: BaseWSGIServer = make_server(
+            host, port, _WholeBody(app), threaded=True, request_handler=_request_handler()
+        )
         self.url = f"http://{host}:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="fc-http-trigger", daemon=True)
 

@@ -3,6 +3,10 @@
 The emulator records every OSS write as an FC OSS event record (`GET /_emulator/oss/events?after=SEQ&wait=S`).
 A record goes to every OSS trigger whose bucket, event list and key prefix/suffix match, exactly as FC would
 filter it, and is delivered as `{"events": [record]}` through the async dispatcher.
+
+The deliveries of one poll's events are handed over together with the cursor they advance to (`start_after` is
+where a restarted stack's journal says the last run stopped): with a journaled dispatcher an event is routed at
+least once however the stack dies, never skipped.
 """
 
 from __future__ import annotations
@@ -11,12 +15,13 @@ import asyncio
 import fnmatch
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 
 from bailian_flow.fc import decode_object_key
+from bailian_flow.local.runner import Dispatcher
 from bailian_flow.local.spec import OssTrigger
 
 log = logging.getLogger("bailian_flow.local")
@@ -46,16 +51,17 @@ class OssEventPoller:
         session: aiohttp.ClientSession,
         emulator_url: str,
         routes: Sequence[tuple[str, OssTrigger]],
-        submit: Callable[[str, bytes, str], object],
+        dispatcher: Dispatcher,
         *,
         wait: float = 5.0,
+        start_after: int = 0,
     ) -> None:
         self._session = session
         self._url = emulator_url + EVENTS_PATH
         self._routes = routes
-        self._submit = submit
+        self._dispatcher = dispatcher
         self._wait = wait
-        self.cursor = 0
+        self.cursor = start_after
 
     async def _fetch(self, wait: float) -> tuple[list[dict[str, Any]], int]:
         params = {"after": str(self.cursor), "wait": str(wait)}
@@ -70,16 +76,21 @@ class OssEventPoller:
             # A restarted emulator numbers from 0 again and answers with its whole buffer.
             log.info("emulator event sequence restarted; following from 0")
             self.cursor = 0
+        deliveries: list[tuple[str, bytes, str]] = []
+        reached = self.cursor
         for item in events:
             seq, record = int(item["seq"]), item["record"]
-            if seq <= self.cursor:
+            if seq <= reached:
                 continue
             for function, trigger in self._routes:
                 if trigger_matches(trigger, record):
                     key = record["oss"]["object"]["key"]
                     source = f"oss:{record['eventName']} {record['oss']['bucket']['name']}/{key}"
-                    self._submit(function, json.dumps({"events": [record]}).encode("utf-8"), source)
-            self.cursor = seq
+                    deliveries.append((function, json.dumps({"events": [record]}).encode("utf-8"), source))
+            reached = seq
+        if reached != self.cursor:
+            self._dispatcher.submit_many(deliveries, oss_seq=reached)
+            self.cursor = reached
 
     async def run(self) -> None:
         while True:

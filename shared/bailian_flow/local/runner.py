@@ -4,6 +4,10 @@ FC's async invocation (OSS and timer triggers, `x-fc-invocation-type: Async`) de
 handler that raises is retried `maxAsyncRetryAttempts` times with backoff, events older than
 `maxAsyncEventAgeInSeconds` are dropped, and several deliveries run at once. Handlers are synchronous and may
 call `asyncio.run` themselves, so every invocation runs on a worker thread, never on the event loop.
+
+Given a journal (async_queue.py), the queue is durable as FC's: a delivery is journaled when accepted, ended only
+when its invocation finished (returned, or dropped after its retries or its age), and whatever a killed process
+left unended is delivered again when the dispatcher starts on the same journal.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from bailian_flow.local.async_queue import Accepted, AsyncJournal
 from bailian_flow.local.context import make_local_context
 from bailian_flow.local.spec import FunctionSpec
 
@@ -87,6 +92,11 @@ class Delivery:
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     enqueued_at: float = field(default_factory=time.monotonic)
     attempt: int = 0
+    journaled: bool = False
+
+    def accepted(self) -> Accepted:
+        age = time.monotonic() - self.enqueued_at
+        return Accepted(self.request_id, self.function, self.source, self.payload, time.time() - age, self.attempt)
 
 
 @dataclass(frozen=True)
@@ -113,12 +123,14 @@ class Dispatcher:
         workers: int = 4,
         retry_base_delay: float = 1.0,
         retry_max_delay: float = 30.0,
+        journal: AsyncJournal | None = None,
     ) -> None:
         self._functions = functions
         self._executor = executor
         self._workers = workers
         self._retry_base_delay = retry_base_delay
         self._retry_max_delay = retry_max_delay
+        self._journal = journal
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
@@ -134,6 +146,8 @@ class Dispatcher:
         return self._pending
 
     def start(self) -> None:
+        if self._journal is not None:
+            self._redeliver(list(self._journal.pending.values()))
         self._tasks = [asyncio.create_task(self._work(), name=f"fc-async-{i}") for i in range(self._workers)]
 
     async def stop(self) -> None:
@@ -145,19 +159,60 @@ class Dispatcher:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    def submit(self, function: str, payload: bytes, source: str) -> Delivery:
-        if function not in self._functions:
-            raise KeyError(function)
-        delivery = Delivery(function=function, payload=payload, source=source)
+    def _redeliver(self, unfinished: list[Accepted]) -> None:
+        now = time.time()
+        for accepted in sorted(unfinished, key=lambda item: item.accepted_at):
+            if accepted.function not in self._functions:
+                log.warning("[%s] %s not delivered again: no such function now", accepted.function, accepted.source)
+                assert self._journal is not None
+                self._journal.end(accepted.request_id)
+                continue
+            delivery = Delivery(
+                function=accepted.function,
+                payload=accepted.payload,
+                source=accepted.source,
+                request_id=accepted.request_id,
+                enqueued_at=time.monotonic() - max(0.0, now - accepted.accepted_at),
+                attempt=accepted.failed_attempts,
+                journaled=True,
+            )
+            self._enqueue(delivery)
+
+    def submit(self, function: str, payload: bytes, source: str, *, durable: bool = True) -> Delivery:
+        """Accept one async delivery; `durable` ones are journaled first (timer ticks are not: see async_queue)."""
+        [delivery] = self.submit_many([(function, payload, source)], durable=durable)
+        return delivery
+
+    def submit_many(
+        self, items: list[tuple[str, bytes, str]], *, durable: bool = True, oss_seq: int | None = None
+    ) -> list[Delivery]:
+        """Accept deliveries together: journaled in one line with the OSS cursor they advance it to, if any."""
+        for function, _, _ in items:
+            if function not in self._functions:
+                raise KeyError(function)
+        deliveries = [
+            Delivery(function=function, payload=payload, source=source) for function, payload, source in items
+        ]
+        if durable and self._journal is not None:
+            self._journal.accept([delivery.accepted() for delivery in deliveries], oss_seq=oss_seq)
+            for delivery in deliveries:
+                delivery.journaled = True
+        for delivery in deliveries:
+            self._enqueue(delivery)
+        return deliveries
+
+    def _enqueue(self, delivery: Delivery) -> None:
         self._pending += 1
         self._idle.clear()
         self._queue.put_nowait(delivery)
-        return delivery
 
     async def wait_drained(self) -> None:
         await self._idle.wait()
 
-    def _finish(self) -> None:
+    def _finish(self, delivery: Delivery, *, ended: bool = True) -> None:
+        """Count it done here; `ended` also acknowledges it in the journal (never to be delivered again)."""
+        if ended and delivery.journaled and self._journal is not None:
+            self._journal.end(delivery.request_id)
         self._pending -= 1
         if self._pending == 0:
             self._idle.set()
@@ -174,7 +229,7 @@ class Dispatcher:
                     delivery.source,
                 )
                 self.dropped.append(delivery)
-                self._finish()
+                self._finish(delivery)
                 continue
             delivery.attempt += 1
             started = time.monotonic()
@@ -185,7 +240,7 @@ class Dispatcher:
                 self._after_failure(delivery, function, exc)
             except Exception as exc:  # the executor itself failed (shutting down): do not lose count
                 self._record(delivery, started, repr(exc))
-                self._finish()
+                self._finish(delivery, ended=False)  # not run: the journal delivers it on the next start
             else:
                 self._record(delivery, started, None)
                 log.info(
@@ -195,7 +250,7 @@ class Dispatcher:
                     delivery.attempt,
                     time.monotonic() - started,
                 )
-                self._finish()
+                self._finish(delivery)
 
     def _record(self, delivery: Delivery, started: float, error: str | None) -> None:
         self.records.append(
@@ -222,8 +277,10 @@ class Dispatcher:
                 "".join(exc.stack_trace),
             )
             self.dropped.append(delivery)
-            self._finish()
+            self._finish(delivery)
             return
+        if delivery.journaled and self._journal is not None:
+            self._journal.attempt_failed(delivery.request_id, delivery.attempt)
         delay = min(self._retry_max_delay, self._retry_base_delay * 2 ** (delivery.attempt - 1))
         log.warning(
             "[%s] %s failed (attempt %d), retrying in %.1f s: %s",

@@ -8,6 +8,11 @@ Functions run in this process, each loaded from its own `index.py`. Their enviro
 `environmentVariables` with local overrides (emulator endpoints, fake keys, a generated API token), applied to
 the whole process: locally all functions share one environment, which is acceptable because ours declare the
 same variables. The previous environment is restored on exit.
+
+With a data directory the stack is durable as FC is: the emulator (Bailian and OSS) is another process that keeps
+its state there, and the async queue (OSS trigger events, async invocations, the OSS event cursor) is journaled
+there too (async_queue.py). Killed at any moment, even by SIGKILL, and started again on the same data directory,
+the stack delivers every event it had accepted or not yet read, at least once.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from bailian_flow.local.async_queue import AsyncJournal
 from bailian_flow.local.emulator_process import EmulatorProcess
 from bailian_flow.local.http_trigger import FcHttpTarget, HttpTriggerServer
 from bailian_flow.local.invoke_api import build_invoke_app
@@ -96,6 +102,7 @@ class LocalStack:
         self._saved_env: dict[str, str | None] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._dispatcher: Dispatcher | None = None
+        self._journal: AsyncJournal | None = None
         self._session: aiohttp.ClientSession | None = None
         self._poller: OssEventPoller | None = None
         self._poller_task: asyncio.Task[None] | None = None
@@ -154,11 +161,17 @@ class LocalStack:
         await self.stop()
 
     async def start(self) -> None:
+        started_at = datetime.now(timezone.utc)
         self.spec = load_spec(self.config_path)
         selected = [f for f in self.spec.functions if self._only is None or f.name in self._only]
         if self._only is not None and len(selected) != len(self._only):
             missing = self._only - {f.name for f in selected}
             raise KeyError(f"not in {self.config_path}: {sorted(missing)}")
+
+        if self._data_dir is not None:
+            # First: a second stack on this data directory fails here, before it starts an emulator.
+            self._data_dir.mkdir(parents=True, exist_ok=True)
+            self._journal = AsyncJournal.open(self._data_dir)
 
         if self._given_emulator_url:
             self.emulator_url = self._given_emulator_url.rstrip("/")
@@ -172,12 +185,16 @@ class LocalStack:
             )
             self.emulator_url = await self._emulator.start()
 
-        self._apply_environment(selected)
+        self._apply_environment(selected, started_at)
         self.functions = {spec.name: LocalFunction.load(spec, spec.region) for spec in selected}
 
         self._executor = ThreadPoolExecutor(max_workers=self._workers * 2, thread_name_prefix="fc-invoke")
         self._dispatcher = Dispatcher(
-            self.functions, self._executor, workers=self._workers, retry_base_delay=self._retry_base_delay
+            self.functions,
+            self._executor,
+            workers=self._workers,
+            retry_base_delay=self._retry_base_delay,
+            journal=self._journal,
         )
         self._dispatcher.start()
 
@@ -220,10 +237,13 @@ class LocalStack:
         if self._emulator is not None:
             await self._emulator.stop()
             self._emulator = None
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
         self._restore_environment()
 
     # -- pieces ----------------------------------------------------------------------------------------------
-    def _apply_environment(self, functions: Sequence[FunctionSpec]) -> None:
+    def _apply_environment(self, functions: Sequence[FunctionSpec], started_at: datetime) -> None:
         merged: dict[str, str] = {}
         for spec in functions:
             for name, value in spec.environment.items():
@@ -247,9 +267,18 @@ class LocalStack:
             "BAILIAN_FLOW_WEBHOOK_URL": webhook if webhook and _is_loopback(webhook) else "",
             "FC_REGION": region,
             "FC_ACCOUNT_ID": LOCAL_ACCOUNT_ID,
+            "BAILIAN_FLOW_ACTORS_DEAD_BEFORE": self._actors_dead_before(started_at),
         }
         self.environment = {**merged, **local, **self._extra_env}
         self._export(self.environment)
+
+    def _actors_dead_before(self, started_at: datetime) -> str:
+        """Our start, when every earlier writer to the bucket is known dead: the bucket is our own emulator's and
+        its data directory is ours alone (the emulator's lock, the journal's). So the intents a killed stack left
+        are taken up at once, not after FC's lease. With an emulator someone else runs, nothing is known."""
+        if self._emulator is None:
+            return ""
+        return started_at.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
     def _export(self, values: Mapping[str, str]) -> None:
         for name, value in values.items():
@@ -302,7 +331,10 @@ class LocalStack:
     def _start_oss_triggers(self) -> None:
         routes = [(f.spec.name, t) for f in self.functions.values() for t in f.spec.oss_triggers]
         self._session = aiohttp.ClientSession()
-        self._poller = OssEventPoller(self._session, self.emulator_url, routes, self.dispatcher.submit)
+        start_after = self._journal.oss_seq if self._journal is not None else 0
+        self._poller = OssEventPoller(
+            self._session, self.emulator_url, routes, self.dispatcher, start_after=start_after
+        )
         if routes:
             self._poller_task = asyncio.create_task(self._poller.run(), name="oss-events")
 
@@ -330,7 +362,9 @@ class LocalStack:
             "triggerName": trigger.name,
             "payload": trigger.payload,
         }
-        self.dispatcher.submit(function, json.dumps(event).encode("utf-8"), f"timer:{trigger.name}")
+        # Not journaled: a tick lost with the process is simply the next tick.
+        payload = json.dumps(event).encode("utf-8")
+        self.dispatcher.submit(function, payload, f"timer:{trigger.name}", durable=False)
 
     async def wait_idle(self, timeout: float = 30.0) -> None:
         """Wait until every OSS event so far has been routed and no delivery is queued, running or retrying.

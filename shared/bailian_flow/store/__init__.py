@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from bailian_flow.store._base import (
     DEFAULT_CHUNK_SIZE,
+    MAX_RANGE_BYTES,
     InvalidKeyError,
     ObjectChangedError,
     ObjectInfo,
@@ -25,6 +26,7 @@ from bailian_flow.store._oss import OssCredentials, OssStore
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "MAX_RANGE_BYTES",
     "FileStore",
     "InvalidKeyError",
     "ObjectChangedError",

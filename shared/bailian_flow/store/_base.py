@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 DEFAULT_CHUNK_SIZE = 1 << 20
+# The most one `read_range` returns: a ranged read is for a slice (a zip's directory, an entry's head), never a
+# whole large object (that is `stream`).
+MAX_RANGE_BYTES = 64 << 20
 
 
 class StoreError(Exception):
@@ -89,6 +92,14 @@ class ObjectStore(Protocol):
         """
         ...
 
+    async def read_range(self, key: str, offset: int, length: int, *, if_match: str | None = None) -> bytes:
+        """`length` bytes from `offset` (fewer at the object's end, none past it), in one request.
+
+        ObjectNotFoundError when the key does not exist; with `if_match`, ObjectChangedError when the object holds
+        another version. ValueError for a negative offset or a length outside 1..MAX_RANGE_BYTES.
+        """
+        ...
+
     def list(self, prefix: str, *, start_after: str | None = None) -> AsyncIterator[ObjectInfo]:
         """Objects whose key starts with `prefix`, in UTF-8 byte order, strictly after `start_after`."""
         ...
@@ -98,6 +109,13 @@ class ObjectStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def check_range(offset: int, length: int) -> None:
+    if offset < 0:
+        raise ValueError("offset must not be negative")
+    if not 1 <= length <= MAX_RANGE_BYTES:
+        raise ValueError(f"length must be between 1 and {MAX_RANGE_BYTES}")
 
 
 def bare_etag(etag: str | None) -> str:

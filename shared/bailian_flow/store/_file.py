@@ -34,6 +34,7 @@ from bailian_flow.store._base import (
     ObjectNotFoundError,
     StoreError,
     bare_etag,
+    check_range,
 )
 
 _META_DIR = ".flow-meta"
@@ -254,6 +255,29 @@ class FileStore:
                     )
             while chunk := await asyncio.to_thread(handle.read, chunk_size):
                 yield chunk
+        finally:
+            handle.close()
+
+    async def read_range(self, key: str, offset: int, length: int, *, if_match: str | None = None) -> bytes:
+        check_range(offset, length)
+        path = self._path(key)
+        try:
+            handle = await asyncio.to_thread(_open_for_reading, path)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFoundError(f"no such object: {key!r}", status=404, code="NoSuchKey") from None
+        try:
+            if if_match is not None:
+                opened = await asyncio.to_thread(self._info, key, os.fstat(handle.fileno()))
+                if bare_etag(if_match).upper() != opened.etag.upper():
+                    raise ObjectChangedError(
+                        f"{key!r} is not the version asked for", status=412, code="PreconditionFailed"
+                    )
+
+            def read() -> bytes:
+                handle.seek(offset)
+                return bytes(handle.read(length))
+
+            return await asyncio.to_thread(read)
         finally:
             handle.close()
 

@@ -7,12 +7,13 @@ Memory stays flat: only the current line is buffered.
 
 from __future__ import annotations
 
-from ._batch import MAX_BATCH_LINE_BYTES, BatchLine, check_batch_line
+from ._batch import MAX_BATCH_LINE_BYTES, BatchLine, ThinkingModes, check_batch_line
 from ._errors import DatasetError, DatasetKind, DatasetStats
 from ._names import MAX_STEM_LENGTH, check_file_name, kind_for_training_type, safe_file_name
 from ._stream import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_LINE_BYTES,
+    FILE_API_MAX_BYTES,
     MAX_REPORTED_ERRORS,
     RECOMMENDED_RECORDS,
     DatasetValidator,
@@ -24,6 +25,7 @@ from ._stream import (
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_LINE_BYTES",
+    "FILE_API_MAX_BYTES",
     "MAX_BATCH_LINE_BYTES",
     "MAX_REPORTED_ERRORS",
     "MAX_STEM_LENGTH",
@@ -33,6 +35,7 @@ __all__ = [
     "DatasetKind",
     "DatasetStats",
     "DatasetValidator",
+    "ThinkingModes",
     "check_batch_line",
     "check_file_name",
     "feed_file",

@@ -19,15 +19,18 @@ def _run_with(pipeline: Pipeline, sidecar: str) -> dict[str, Any]:
     return pipeline.pump(run_id)
 
 
-def test_ptu_without_its_capacity_is_refused_naming_the_setting(pipeline: Pipeline) -> None:
-    status, body = pipeline.api("POST", "/runs", {"oss_key": KEY, "settings": {"on_success": {"plan": "ptu"}}})
+def test_ptu_for_a_fine_tune_is_refused_when_the_run_opens_naming_the_setting(pipeline: Pipeline) -> None:
+    # PTU serves Bailian's own base models only (service-contract.md#C22): refused before training is paid for.
+    ptu = {"on_success": {"plan": "ptu", "ptu_capacity": {"input_tpm": 100000, "output_tpm": 20000}}}
+    status, body = pipeline.api("POST", "/runs", {"oss_key": KEY, "settings": ptu})
     run_id = pipeline.upload(KEY, SFT_SAMPLE, metadata={"flow-plan": "ptu"})
 
-    assert status == 400 and "on_success.ptu_capacity" in body["error"]["message"]
+    assert status == 400 and "on_success.plan" in body["error"]["message"], body
+    assert "base models only" in body["error"]["message"]
     run = pipeline.run(run_id)["run"]
     assert run["stage"] == "FAILED"
-    assert run["error"]["field"] == "on_success.ptu_capacity"
-    assert pipeline.created()["files"] == 0
+    assert run["error"]["field"] == "on_success.plan"
+    assert pipeline.created()["files"] == 0 and pipeline.created()["fine_tunes"] == 0
 
 
 def test_capacity_and_limits_are_applied_to_the_deployment(pipeline: Pipeline) -> None:

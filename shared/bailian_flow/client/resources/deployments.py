@@ -106,10 +106,23 @@ class Deployments(Resource):
 
         return iterate_pages(fetch)
 
-    async def scale(self, deployed_model: str, capacity: int) -> Deployment:
-        answer = await self._client.request(
-            _SCALE, f"/deployments/{quote(deployed_model)}/scale", json={"capacity": capacity}
-        )
+    async def scale(
+        self,
+        deployed_model: str,
+        capacity: int | None = None,
+        *,
+        ptu_capacity: PtuCapacity | dict[str, int] | None = None,
+    ) -> Deployment:
+        """`capacity` for model units, `ptu_capacity` for a PTU deployment ("Scale a deployment",
+        https://help.aliyun.com/zh/model-studio/scale-deployment-api, 请求参数)."""
+        if (capacity is None) == (ptu_capacity is None):
+            raise ValueError("give capacity or ptu_capacity")
+        if ptu_capacity is not None:
+            sizing = ptu_capacity.model_dump() if isinstance(ptu_capacity, PtuCapacity) else dict(ptu_capacity)
+            body: dict[str, object] = {"ptu_capacity": sizing}
+        else:
+            body = {"capacity": capacity}
+        answer = await self._client.request(_SCALE, f"/deployments/{quote(deployed_model)}/scale", json=body)
         return self._client.parse(Deployment, native_payload(answer), answer)
 
     async def update(

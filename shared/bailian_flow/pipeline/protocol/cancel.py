@@ -20,12 +20,12 @@ from bailian_flow.pipeline.protocol.transitions import Current, commit, note
 def act_may_be_in_flight(flow: Flow, current: Current) -> bool:
     """Whether an actor may still be creating something for this run (an intent it holds, lease not run out)."""
     state = current.state
-    return state.stage in intents() and not state.released and current.age() < flow.lease_seconds
+    return state.stage in intents() and not state.released and not current.lease_over(flow)
 
 
 def finalizable(flow: Flow, current: Current) -> bool:
     """A `canceling` run the timer may finalize: any act in flight when it was written has had its lease."""
-    return current.state.stage == "canceling" and current.age() >= flow.lease_seconds
+    return current.state.stage == "canceling" and current.lease_over(flow)
 
 
 async def begin(flow: Flow, current: Current, why: str) -> tuple[Current, bool] | None:

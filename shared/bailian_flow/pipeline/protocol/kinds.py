@@ -29,10 +29,16 @@ REGISTERED: dict[str, str] = {
     "fine-tune": "kinds.fine_tune.spec",
     "import": "kinds.import_only.spec",
     "batch": "kinds.batch.spec",
+    "deploy": "kinds.deployment.spec",
+    "media-fine-tune": "kinds.media_fine_tune.spec",
 }
 
 # The FC functions that act on stages (the timer polls; the webhook only reads and commits).
 FUNCTIONS = ("on_upload", "on_file_ready", "on_success")
+
+
+class HookRefused(Exception):
+    """A kind's hook declines a request the run cannot take now (the REST door answers 409 with the reason)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,8 @@ class KindSpec:
     # The Bailian operations its runs use (`protocol/offered.REGIONS`: "fine-tune", "import", "batch"), checked
     # against the configured region when a run opens, with the delivery leg's deployment if its settings deploy.
     uses: frozenset[str] = frozenset()
+    # The stage a retried FAILED run restarts from (None: from what it has, a dataset's `requested` or further).
+    retry_from: str | None = None
     # Optional hooks by name, `"module:function"`: see `hook`.
     hooks: Mapping[str, str] = field(default_factory=dict)
 
@@ -105,7 +113,9 @@ class KindSpec:
         `requests_fit(flow, needs, memo) -> bool` for a waiting run held back by other runs' pending requests;
         `start_request(flow, body)` opens a run from a REST body (`request_field`); `request_settings(value)` checks
         a REST body's settings; `settings_for(flow, key, metadata, explicit)`
-        reads an object's settings as the state's update; `agrees(state, explicit)` tells a repeated request."""
+        reads an object's settings as the state's update; `agrees(state, explicit)` tells a repeated request;
+        `scale(flow, current, body) -> state | None` resizes what a DONE run serves (`POST /runs/{id}/scale`;
+        SettingsError for the body, HookRefused when the run cannot be scaled now, None when it lost a race)."""
         spec = self.hooks.get(name)
         return None if spec is None else named(spec)
 

@@ -22,6 +22,11 @@ RESULTS_PREFIX = "results/"  # batch outputs: results/<input path>/<run_id>/...
 # Import-only runs: a marker naming custom weights already in OSS (pipeline/imports.py).
 IMPORTS_PREFIX = "imports/"
 IMPORT_SUFFIX = ".import.yaml"
+# Base-model deployments: a marker naming a Bailian model and the plan to deploy it on.
+DEPLOYMENTS_PREFIX = "deployments/"
+DEPLOY_SUFFIX = ".deploy.yaml"
+# Media datasets (a Wan video or packed VL fine-tune): a zip under the datasets prefix.
+ZIP_SUFFIX = ".zip"
 RUNS_PREFIX = "runs/"
 ACTIVE_PREFIX = "active/"
 INDEX_PREFIX = "index/"  # newest-first index of runs, for listing
@@ -51,11 +56,13 @@ CREATED_EVENTS = (
 OSS_TRIGGERS: dict[str, list[OssFilter]] = {
     "on_upload": [
         {"prefix": DATASETS_PREFIX, "suffix": DATASET_SUFFIX},
+        {"prefix": DATASETS_PREFIX, "suffix": ZIP_SUFFIX},
         {"prefix": BATCHES_PREFIX, "suffix": DATASET_SUFFIX},
         {"prefix": RUNS_PREFIX, "suffix": REQUESTED_SUFFIX},
         # A batch run's pending work, handed over by the timer or a callback (never written by on_upload).
         {"prefix": RUNS_PREFIX, "suffix": BATCH_READY_SUFFIX},
         {"prefix": IMPORTS_PREFIX, "suffix": IMPORT_SUFFIX},
+        {"prefix": DEPLOYMENTS_PREFIX, "suffix": DEPLOY_SUFFIX},
     ],
     "on_file_ready": [{"prefix": RUNS_PREFIX, "suffix": FILE_READY_SUFFIX}],
     "on_success": [{"prefix": RUNS_PREFIX, "suffix": JOB_SUCCEEDED_SUFFIX}],

@@ -33,16 +33,20 @@ def file_description(run_id: str, attempt: int, role: str, generation: int = 1) 
 
 # A native file is uploaded under a name that says what `file_description` says: the list echoes `name`, while
 # whether it echoes `description` is undocumented (service-contract.md#C18).
-_FILE_SUFFIX = ".jsonl"
+# The extension is the dataset's (`.jsonl`, or `.zip` for media datasets, which the service checks by name).
+_FILE_SUFFIXES = (".jsonl", ".zip")
 
 
-def file_name(run_id: str, attempt: int, role: str, generation: int = 1) -> str:
-    return f"bf-{run_id}-{attempt}-{role}" + _generation(_NAME_GENERATION, generation) + _FILE_SUFFIX
+def file_name(run_id: str, attempt: int, role: str, generation: int = 1, suffix: str = ".jsonl") -> str:
+    assert suffix in _FILE_SUFFIXES
+    return f"bf-{run_id}-{attempt}-{role}" + _generation(_NAME_GENERATION, generation) + suffix
 
 
 def _file_stem(info: FileInfo) -> str | None:
     name = info.name or ""
-    return name[: -len(_FILE_SUFFIX)] if name.startswith("bf-") and name.endswith(_FILE_SUFFIX) else None
+    if not name.startswith("bf-"):
+        return None
+    return next((name[: -len(suffix)] for suffix in _FILE_SUFFIXES if name.endswith(suffix)), None)
 
 
 def job_name(run_id: str, attempt: int, generation: int = 1) -> str:

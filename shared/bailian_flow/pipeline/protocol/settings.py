@@ -286,9 +286,25 @@ def parse_sidecar(data: bytes, *, object_key: str) -> dict[str, Any]:
 def with_overrides(settings: RunSettings, explicit: Mapping[str, Any]) -> RunSettings:
     """`settings` with a request's settings laid over them (raises SettingsError like `resolve_settings`)."""
     try:
-        return RunSettings.model_validate(deep_merge(settings.model_dump(by_alias=True), explicit))
+        merged = _own_model_plan(deep_merge(settings.model_dump(by_alias=True), explicit), None)
+        return RunSettings.model_validate(merged)
     except ValidationError as exc:
         raise _settings_error(exc, None) from None
+
+
+def _own_model_plan(merged: dict[str, Any], blame: str | None) -> dict[str, Any]:
+    """What a run deploys is its own model (fine-tuned or imported): PTU serves Bailian's own base models only
+    (service-contract.md#C22), so a plan of ptu is refused when the run opens, before training is paid for. A base
+    model is deployed by its own run kind, whose settings are not read from a user's layers."""
+    on_success = merged.get("on_success")
+    if isinstance(on_success, Mapping) and on_success.get("plan") == "ptu":
+        raise SettingsError(
+            "setting on_success.plan: plan 'ptu' serves Bailian's own base models only, not fine-tuned or imported "
+            "ones: use lora, mu or cu, and a deployments/*.deploy.yaml marker to deploy a base model on PTU",
+            object_key=blame,
+            field="on_success.plan",
+        )
+    return merged
 
 
 def _settings_error(exc: ValidationError, blame: str | None) -> SettingsError:
@@ -320,6 +336,6 @@ def resolve_settings(
         merged = deep_merge(merged, layer)
         blame = where or blame
     try:
-        return RunSettings.model_validate(merged)
+        return RunSettings.model_validate(_own_model_plan(merged, blame))
     except ValidationError as exc:
         raise _settings_error(exc, blame) from None

@@ -45,7 +45,7 @@ async def resume_intent(flow: Flow, current: Current) -> Outcome:
     results are fenced on the log (`transitions.record`): whichever result is committed first stays, the other
     actor undoes its own.
     """
-    if not current.state.released and current.age() < flow.lease_seconds:
+    if not current.state.released and not current.lease_over(flow):
         return "stop"
     state = current.state
     reclaimed = await claim(flow, current, state.stage, f"resuming {state.stage} (previous attempt unfinished)")

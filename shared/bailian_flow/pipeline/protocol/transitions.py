@@ -48,6 +48,12 @@ class Current:
     def age(self) -> float:
         return (utc_now() - self.at).total_seconds()
 
+    def lease_over(self, flow: Flow) -> bool:
+        """Whether the actor of this entry's intent has lost its lease: older than the lease, or written before the
+        process that ran every actor died (`BAILIAN_FLOW_ACTORS_DEAD_BEFORE`, set by `bailian-flow dev` on a restart;
+        never on FC, where an actor's death cannot be seen)."""
+        return flow.settings.lease_over(self.age(), self.at)
+
 
 def current_of(entry: RunEntry) -> Current:
     return Current(

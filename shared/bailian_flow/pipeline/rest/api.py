@@ -25,6 +25,7 @@ from bailian_flow.pipeline.rest.api_runs import (
     cancel_run,
     list_runs,
     retry_run,
+    scale_run,
     show_run,
     start_run,
     teardown_run,
@@ -169,6 +170,10 @@ async def _teardown(flow: Flow, request: Request) -> tuple[int, Any]:
     return 200, {"run": await teardown_run(flow, request.params["run_id"])}
 
 
+async def _scale(flow: Flow, request: Request) -> tuple[int, Any]:
+    return 200, {"run": await scale_run(flow, request.params["run_id"], request.body)}
+
+
 async def _batch_callback(flow: Flow, request: Request) -> tuple[int, Any]:
     return 200, await batch_callback(flow, request.params["run_id"], request.params["token"])
 
@@ -187,6 +192,7 @@ ROUTES: list[Route] = [
     Route("POST", "/runs/{run_id}/cancel", _cancel),
     Route("POST", "/runs/{run_id}/retry", _retry),
     Route("POST", "/runs/{run_id}/teardown", _teardown),
+    Route("POST", "/runs/{run_id}/scale", _scale),
     Route("POST", "/callbacks/{kind}", _callback),
     # Bailian calls this without our token: the path's HMAC is the credential, the body is ignored.
     Route("POST", "/callbacks/batch/{run_id}/{token}", _batch_callback, authenticated=False, reads_body=False),

@@ -144,9 +144,11 @@ def _requested_kind(body: dict[str, Any]) -> str:
 def _object_kind(flow: Flow, value: Any) -> tuple[str, str]:
     """The kind of run an `oss_key` opens (the kind whose watched prefix holds it, the deepest prefix first) and
     the key made canonical; outside every prefix, the first registered kind's prefix names the mistake."""
-    watched = [(kind, prefix) for kind, prefix, _ in kinds.watched(flow.settings, chained=False)]
+    watched = [(kind, prefix, suffix) for kind, prefix, suffix in kinds.watched(flow.settings, chained=False)]
     first_error: inputs.InputError | None = None
-    for kind, prefix in sorted(watched, key=lambda item: len(item[1]), reverse=True):
+    # The kind whose suffix the key has first (two kinds may watch one prefix: `.jsonl` and `.zip` datasets).
+    ends = str(value) if isinstance(value, str) else ""
+    for kind, prefix, _ in sorted(watched, key=lambda item: (ends.endswith(item[2]), len(item[1])), reverse=True):
         try:
             return kind, inputs.object_key(value, prefix=prefix, field="oss_key")
         except inputs.InputError as exc:
@@ -248,7 +250,32 @@ async def teardown_run(flow: Flow, run_id: str) -> dict[str, Any]:
     raise HttpError(409, "Conflict", f"run {run_id} kept changing; try again")
 
 
+async def scale_run(flow: Flow, run_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Resize what a DONE run serves, through its kind's `scale` hook (a kind without one cannot be scaled)."""
+    for _ in range(5):
+        current = await load(flow, run_id)
+        if current is None:
+            raise HttpError(404, "NotFound", f"run {run_id} does not exist")
+        hook = kinds.spec_of(current.state.kind).hook("scale")
+        if hook is None:
+            raise HttpError(409, "Conflict", f"runs of kind {current.state.kind} cannot be scaled")
+        try:
+            written: RunState | None = await hook(flow, current, body)
+        except SettingsError as exc:
+            raise HttpError(
+                400, "InvalidParameter", f"{exc.field}: {exc.reason}" if exc.field else exc.reason
+            ) from None
+        except kinds.HookRefused as exc:
+            raise HttpError(409, "Conflict", str(exc)) from None
+        if written is not None:
+            return written.public()
+    raise HttpError(409, "Conflict", f"run {run_id} kept changing; try again")
+
+
 def _resume_stage(state: RunState) -> Stage | None:
+    retry_from = kinds.spec_of(state.kind).retry_from
+    if retry_from is not None:
+        return retry_from
     if state.kind == "import":
         return "job-succeeded"
     if (state.finetuned_output and not state.job_deleted) or state.imported_model:

@@ -145,7 +145,7 @@ def _stale(flow: Flow, current: Current) -> bool:
     """An intent past its lease (its actor died), or a stage whose event nobody answered."""
     stage, age = current.state.stage, current.age()
     if stage in kinds.intents():
-        return age > flow.lease_seconds
+        return current.lease_over(flow)
     return stage in CHAINED and age > flow.redrive_after_seconds
 
 

@@ -145,6 +145,10 @@ class CountingStore:
         self.reads += 1
         return self.inner.stream(key, **options)
 
+    async def read_range(self, key: str, offset: int, length: int, **options: Any) -> bytes:
+        self.reads += 1
+        return await self.inner.read_range(key, offset, length, **options)
+
     async def list(self, prefix: str, **options: Any) -> AsyncIterator[ObjectInfo]:
         # One read per page of up to 1,000 keys, as OSS answers (and bills) them.
         self.reads += 1

@@ -121,6 +121,21 @@ def test_a_bad_line_fails_the_run_naming_it_and_submits_nothing(batch_pipeline: 
     assert batch_pipeline.created()["compat_files"] == 0
 
 
+def test_an_input_mixing_thinking_modes_fails_naming_the_line_and_submits_nothing(batch_pipeline: Pipeline) -> None:
+    # One thinking mode per input file (the batch page): line 60 turns thinking on where line 1 turned it off.
+    lines = [request_line(n) for n in range(1, 101)]
+    lines = [line.replace(b'"messages"', b'"enable_thinking": false, "messages"', 1) for line in lines]
+    lines[59] = lines[59].replace(b'"enable_thinking": false', b'"enable_thinking": true')
+    run_id = batch_pipeline.upload(KEY, b"".join(lines))
+
+    run = batch_pipeline.pump(run_id)
+
+    assert run["stage"] == "FAILED", run
+    assert (run["error"]["object"], run["error"]["line"]) == (KEY, 60), run
+    assert "enable_thinking" in (run["error"]["field"] or "") + run["error"]["reason"], run
+    assert batch_pipeline.created()["compat_files"] == 0
+
+
 def test_a_custom_id_repeated_in_another_shard_fails_the_run(batch_pipeline: Pipeline) -> None:
     lines = [request_line(n) for n in range(1, 101)]
     lines[89] = request_line(90, custom_id="req-3")
@@ -309,6 +324,9 @@ def test_cancel_mid_way_stops_the_batches(batch_pipeline: Pipeline) -> None:
 
 
 def test_a_cancel_after_a_shard_ended_uncollected_deletes_its_answers_too(batch_pipeline: Pipeline) -> None:
+    # Each batch works an emulated hour: the upload's own invocation cannot see them end and carry the run on, however
+    # slow the machine (then the run could be DONE before the cancel).
+    batch_pipeline.script("batch", "SLOW:3600", count=3)
     run_id = batch_pipeline.upload(KEY, batch_input(120))
     # The submitted shards finish on Bailian (answer files and all) before any tick collects them.
     http_json(f"{batch_pipeline.url}/_emulator/clock", "POST", {"advance": 7200})

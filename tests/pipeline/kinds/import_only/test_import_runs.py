@@ -92,7 +92,9 @@ def test_post_runs_starts_an_import_run_and_the_same_request_names_the_same_run(
         ({"import": {"object_key": "models/no-slash"}}, "import.object_key"),
         ({"import": "models/x/"}, "import"),
         ({"import": {"object_key": "models/x/"}, "setings": {}}, "setings"),
-        ({"import": {"object_key": "models/x/"}, "settings": {"on_success": {"plan": "ptu"}}}, "ptu_capacity"),
+        ({"import": {"object_key": "models/x/"}, "settings": {"on_success": {"plan": "mu"}}}, "deploy_spec"),
+        # PTU serves Bailian's own base models only, never imported weights (service-contract.md#C22).
+        ({"import": {"object_key": "models/x/"}, "settings": {"on_success": {"plan": "ptu"}}}, "on_success.plan"),
     ],
 )
 def test_a_bad_import_request_is_a_400_naming_the_field(pipeline: Pipeline, body: Any, field: str) -> None:

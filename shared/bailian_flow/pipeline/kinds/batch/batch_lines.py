@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from bailian_flow.pipeline.kinds.batch.batch_settings import BatchSettings
 from bailian_flow.pipeline.kinds.batch.batch_state import Shard
 from bailian_flow.pipeline.kinds.batch.batch_unique import IdDigests, id_digest
-from bailian_flow.validate import MAX_BATCH_LINE_BYTES, DatasetError, check_batch_line
+from bailian_flow.validate import MAX_BATCH_LINE_BYTES, DatasetError, ThinkingModes, check_batch_line
 
 if TYPE_CHECKING:
     from bailian_flow.store import ObjectStore
@@ -128,8 +128,9 @@ async def _plan(
     filling: dict[str, _Filling] = {}
     done: list[_Filling] = []
     total = 0
-    thinking: tuple[bool, int] | None = None
     override = settings.model
+    # One thinking mode per input file (service-contract.md): a shard is one model's lines, so per model.
+    modes = ThinkingModes(key)
     try:
         async for line_no, offset, raw in iter_lines(store, key, etag=etag):
             if not raw.strip():
@@ -137,8 +138,8 @@ async def _plan(
             line = check_batch_line(
                 raw, object_name=key, line=line_no, endpoint=settings.endpoint, model_override=override
             )
+            modes.check(line, line=line_no)
             ids.add(line.custom_id)
-            thinking = _one_thinking_mode(key, line_no, line.thinking, thinking)
             total += 1
             # A rewritten model name changes the line's length; count the longer of the two.
             size = len(raw) + 1 + (len(override) + 16 if override else 0)
@@ -171,25 +172,6 @@ async def _plan(
         for index, item in enumerate(done)
     ]
     return Plan(total=total, shards=shards)
-
-
-def _one_thinking_mode(
-    key: str, line_no: int, given: bool | None, first: tuple[bool, int] | None
-) -> tuple[bool, int] | None:
-    """One thinking mode per input file (the batch page's input rules, service-contract.md#C38): the first line that
-    sets `enable_thinking` fixes it; a later line setting the other value is refused, naming both lines. (Lines
-    that leave it out take the model's default, which this cannot know.)"""
-    if given is None:
-        return first
-    if first is None:
-        return (given, line_no)
-    if given != first[0]:
-        reason = (
-            f"body.enable_thinking is {str(given).lower()}, but line {first[1]} set it "
-            f"{str(first[0]).lower()}: one thinking mode per batch input file"
-        )
-        raise DatasetError(key, reason, line=line_no, field="body.enable_thinking")
-    return first
 
 
 async def _fail_on_duplicate(store: ObjectStore, key: str, repeated: set[int], *, etag: str | None) -> None:
