@@ -173,7 +173,7 @@ def test_a_fine_tune_with_plan_ptu_fails_when_it_opens_naming_the_setting(pipeli
     run = pipeline.run(run_id)["run"]
     assert run["stage"] == "FAILED", run
     assert run["error"]["field"] == "on_success.plan" and "ptu" in run["error"]["reason"]
-    assert run["error"]["object"] == KEY
+    assert run["error"]["object"] == KEY + ".flow.yaml", "the sidecar that asked for it"
     created = pipeline.created()
     assert (created["files"], created["fine_tunes"], created["deployments"]) == (0, 0, 0)
 
