@@ -103,7 +103,8 @@ class Settings(BaseModel):
         """Has an intent written at `written_at`, `age` seconds ago, lost its actor's lease?"""
         if self.actors_dead_before is not None and written_at < self.actors_dead_before:
             return True
-        # Never sooner than the lists' lag: a re-claim's look-up must see what the first claim made (service-contract.md#C41).
+        # Never sooner than the lists' lag: a re-claim's look-up must see what the first claim made
+        # (service-contract.md#C41).
         return age >= max(self.lease_seconds, self.list_lag_seconds)
 
     @classmethod
