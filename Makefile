@@ -29,8 +29,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Then once more with the emulator's strictest reading of every undocumented behaviour (docs/service-contract.md):
+# the interleavings, the random schedules, exactly-once, the documented-service tests and the file-quota burst.
+STRICT_TESTS := tests/pipeline/test_interleavings.py tests/pipeline/test_schedules.py \
+	tests/pipeline/test_exactly_once.py tests/pipeline/test_documented_service.py \
+	"tests/pipeline/test_admission.py::test_a_burst_of_six_datasets_with_room_for_three_files_ends_six_done"
+
 pytest: $(STAMP) chromium
 	$(BIN)/pytest -q
+	BAILIAN_FLOW_EMULATOR_PROFILE=strict $(BIN)/pytest -q -p no:cacheprovider $(STRICT_TESTS)
 
 # The status page is tested in Debian's chromium; CI runs as root and installs it, elsewhere the test is skipped.
 chromium:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from emulator_support import TEST_API_KEY, Emulator, start_emulator
 
+# `BAILIAN_FLOW_EMULATOR_PROFILE=strict` starts the emulator in its strictest reading of every undocumented behaviour
+# (docs/service-contract.md); each reset restores the profile it was started with. `make test` runs the
+# interleavings, schedules, exactly-once and storm tests a second time this way.
+EMULATOR_PROFILE = os.environ.get("BAILIAN_FLOW_EMULATOR_PROFILE", "default")
+
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     data_dir = tmp_path_factory.mktemp("emulator")
-    process, url = start_emulator(data_dir, "--time-scale", "100")
+    process, url = start_emulator(data_dir, "--time-scale", "100", "--profile", EMULATOR_PROFILE)
     try:
         yield Emulator(url=url, api_key=TEST_API_KEY, data_dir=data_dir)
     finally:

@@ -29,12 +29,13 @@ OPTIONAL_VARIABLES = {
     "DASHSCOPE_BASE_URL": "only to point at the emulator; the cloud uses the region's endpoint",
     "BAILIAN_FLOW_LEASE_SECONDS": "tuning knob with a default longer than every function's timeout",
     "BAILIAN_FLOW_REDRIVE_AFTER": "tuning knob with a sensible default",
+    "BAILIAN_FLOW_LIST_LAG_SECONDS": "tuning knob: the lease already outlasts it; lowered only in tests",
     "BAILIAN_FLOW_ACTORS_DEAD_BEFORE": "set by a runtime that knows earlier actors died (dev); never on FC",
     "BAILIAN_FLOW_BATCH_SHARD_LINES": "the service's limit by default; lowered only in tests",
     "BAILIAN_FLOW_BATCH_SHARD_BYTES": "the service's limit by default; lowered only in tests",
     **{
         f"BAILIAN_FLOW_QUOTA_{name}": "the account's quota; the default is the service's documented one"
-        for name in ("FINE_TUNE_JOBS", "FILES", "FILE_BYTES", "BATCHES")
+        for name in ("FINE_TUNE_JOBS", "FILES", "FILE_BYTES", "BATCHES", "TRAINING_SLOTS")
     },
     "BAILIAN_FLOW_TIMER_PAGE_SIZE": "test knob: the default is each list endpoint's largest page",
     "BAILIAN_FLOW_TIMER_VISIT_BUDGET": "test knob: the default is what the tick's time allows",

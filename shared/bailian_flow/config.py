@@ -71,6 +71,9 @@ class Settings(BaseModel):
 
     # An intent older than this is presumed abandoned (its actor died): longer than the longest function timeout.
     lease_seconds: float = Field(default=660.0, ge=0)
+    # How long Bailian's lists may lag a create (undocumented, service-contract.md#C41): no intent is re-claimed
+    # sooner, whatever the lease says.
+    list_lag_seconds: float = Field(default=60.0, ge=0)
     # A stage waiting for its OSS event longer than this is presumed to have lost it; the timer re-announces it.
     redrive_after_seconds: float = Field(default=180.0, ge=0)
     # Every actor that wrote before this moment is known dead: its intents need not wait out their lease. Only a
@@ -83,6 +86,9 @@ class Settings(BaseModel):
     quota_files: int = Field(default=100, ge=1)
     quota_file_bytes: int = Field(default=5 << 30, ge=1)
     quota_batches: int = Field(default=2, ge=1)
+    # Fine-tunes training at once: QUEUING means "only one training runs at a time", and a create meanwhile may
+    # answer 429 "Too many fine-tune job in running" (service-contract.md#C8).
+    quota_training_slots: int = Field(default=1, ge=1)
 
     # The timer's list page size (default: each endpoint's largest) and how many runs one tick may load (default:
     # as many as its time allows); both exist to exercise paging and rotation with few runs.
@@ -99,7 +105,9 @@ class Settings(BaseModel):
         """Has an intent written at `written_at`, `age` seconds ago, lost its actor's lease?"""
         if self.actors_dead_before is not None and written_at < self.actors_dead_before:
             return True
-        return age >= self.lease_seconds
+        # Never sooner than the lists' lag: a re-claim's look-up must see what the first claim made
+        # (service-contract.md#C41).
+        return age >= max(self.lease_seconds, self.list_lag_seconds)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -151,12 +159,14 @@ class Settings(BaseModel):
             "webhook_secret": get("BAILIAN_FLOW_WEBHOOK_SECRET"),
             "api_token": get("BAILIAN_FLOW_API_TOKEN"),
             "lease_seconds": get("BAILIAN_FLOW_LEASE_SECONDS"),
+            "list_lag_seconds": get("BAILIAN_FLOW_LIST_LAG_SECONDS"),
             "redrive_after_seconds": get("BAILIAN_FLOW_REDRIVE_AFTER"),
             "actors_dead_before": get("BAILIAN_FLOW_ACTORS_DEAD_BEFORE"),
             "quota_fine_tune_jobs": get("BAILIAN_FLOW_QUOTA_FINE_TUNE_JOBS"),
             "quota_files": get("BAILIAN_FLOW_QUOTA_FILES"),
             "quota_file_bytes": get("BAILIAN_FLOW_QUOTA_FILE_BYTES"),
             "quota_batches": get("BAILIAN_FLOW_QUOTA_BATCHES"),
+            "quota_training_slots": get("BAILIAN_FLOW_QUOTA_TRAINING_SLOTS"),
             "timer_page_size": get("BAILIAN_FLOW_TIMER_PAGE_SIZE"),
             "timer_visit_budget": get("BAILIAN_FLOW_TIMER_VISIT_BUDGET"),
             "audit_every_seconds": get("BAILIAN_FLOW_AUDIT_EVERY"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 import time
 import urllib.request
 import uuid
@@ -25,6 +26,10 @@ from bailian_flow.fc import make_context
 from bailian_flow.pipeline.protocol.layout import OSS_TRIGGERS
 
 ROOT = Path(__file__).resolve().parents[2]
+# The emulator runs in its strict profile (tests/conftest.py): lists lag creates, names are not kept, ...
+STRICT = os.environ.get("BAILIAN_FLOW_EMULATOR_PROFILE") == "strict"
+# The strict profile's list lag, in emulated seconds (bailian_flow.emulator.behaviour).
+STRICT_LIST_LAG = 30
 FUNCTIONS = ("on_upload", "on_file_ready", "on_timer", "on_success", "webhook")
 API_TOKEN = "test-api-token-4d1f"
 BUCKET = "flow-test"
@@ -56,10 +61,14 @@ class Pipeline:
             "BAILIAN_FLOW_API_TOKEN": API_TOKEN,
             "ALIBABA_CLOUD_ACCESS_KEY_ID": "test-ak",
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "test-secret",
+            # The emulator's list lag in real seconds (strict: 30 emulated seconds at time-scale 100), with margin:
+            # no intent is re-claimed sooner (service-contract.md#C41).
+            "BAILIAN_FLOW_LIST_LAG_SECONDS": "0.6" if STRICT else "0",
             **env,
         }
         for name, value in settings.items():
             monkeypatch.setenv(name, value)
+        self.monkeypatch = monkeypatch
         self.functions = {name: load_function(name) for name in FUNCTIONS}
         self.seen = 0
         self.encode_keys = False
@@ -135,12 +144,20 @@ class Pipeline:
         event = {"triggerTime": "2026-11-29T00:00:00Z", "triggerName": "poll", "payload": "poll"}
         return self.invoke("on_timer", event)
 
-    def pump(self, run_id: str | None = None, *, timeout: float = 30.0, duplicates: int = 1) -> dict[str, Any]:
-        """Deliver every new event and tick the timer until the run (or every active run) is terminal."""
+    def pump(
+        self, run_id: str | None = None, *, timeout: float = 30.0, duplicates: int = 1, raising_ok: bool = False
+    ) -> dict[str, Any]:
+        """Deliver every new event and tick the timer until the run (or every active run) is terminal.
+
+        `raising_ok`: a delivery that raises is left to the timer (FC's retry would meet the same held intent)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for record in self.new_records():
-                self.deliver(record, times=duplicates)
+                try:
+                    self.deliver(record, times=duplicates)
+                except Exception:
+                    if not raising_ok:
+                        raise
             report = self.tick()
             if run_id is not None:
                 run = self.run(run_id)["run"]
@@ -192,6 +209,19 @@ class Pipeline:
 
     def created(self) -> dict[str, int]:
         return dict(http_json(f"{self.url}/_emulator/state")["created"])
+
+    def short_leases(self) -> None:
+        """Leases as short as the lists' lag allows (none under the default profile): a re-claim comes as soon as
+        what the first claim made may be listed (service-contract.md#C41)."""
+        self.monkeypatch.setenv("BAILIAN_FLOW_LEASE_SECONDS", "0")
+
+    def end_leases(self) -> None:
+        """Every intent's lease is over from now on, and so is the lists' lag: what Bailian made before now is
+        listed (under the strict profile the emulator's clock moves past its lag, as the lease would have)."""
+        self.monkeypatch.setenv("BAILIAN_FLOW_LEASE_SECONDS", "0")
+        if STRICT:
+            self.monkeypatch.setenv("BAILIAN_FLOW_LIST_LAG_SECONDS", "0")
+            http_json(f"{self.url}/_emulator/clock", "POST", {"advance": STRICT_LIST_LAG + 1})
 
     def fault(self, **rule: Any) -> None:
         http_json(f"{self.url}/_emulator/faults", "POST", {"rules": [rule]})

@@ -124,19 +124,16 @@ def test_a_run_admitted_into_a_quota_taken_meanwhile_keeps_its_place(pipeline: P
     http_json(f"{pipeline.url}/_emulator/clock", "POST", {"advance": 200})
     pipeline.bailian("DELETE", f"/api/v1/fine-tunes/{others[0]}")
     assert pipeline.tick()["admitted"] == [first]
-    # Someone else takes the slot before the run's event is answered.
-    pipeline.bailian("POST", "/api/v1/fine-tunes", {"model": "qwen3-8b", "training_file_ids": [_any_file(pipeline)]})
+    # Someone else takes the slot before the run's event is answered (with a file of their own: the run's jobs are
+    # known by the run's files, contract C3).
+    theirs = pipeline.fine_tune(others[1])["training_file_ids"]
+    pipeline.bailian("POST", "/api/v1/fine-tunes", {"model": "qwen3-8b", "training_file_ids": theirs})
     _settle(pipeline)
 
     run = _run(pipeline, first)
     assert run["stage"] == "waiting" and run["waiting"]["since"] == since, run
     assert run["place_in_line"] == 1
     assert pipeline.object_count("waiting/fine-tune-jobs/") == 1
-
-
-def _any_file(pipeline: Pipeline) -> str:
-    files = pipeline.bailian("GET", "/api/v1/files?page_size=1")["data"]["files"]
-    return str(files[0]["file_id"])
 
 
 def test_a_stale_hint_that_still_says_waiting_does_not_hide_an_admitted_run(pipeline: Pipeline) -> None:
@@ -157,3 +154,26 @@ def test_a_stale_hint_that_still_says_waiting_does_not_hide_an_admitted_run(pipe
     pipeline.tick()
     hint = json.loads(pipeline.get("runs/_timer-state.json") or b"{}")
     assert hint["runs"][run_id]["stage"] == "training", "out of line, so looked at, so known again"
+
+
+def test_a_burst_of_six_datasets_with_room_for_three_files_ends_six_done(
+    emulator_reset: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 14 point 2: a full file quota is the documented HTTP 200 with the file under failed_uploads
+    # (BadRequest.TooMany), which must be a wait in the files line, never a FAILED run (contract C15, C16).
+    http_json(f"{emulator_reset.url}/_emulator/config", "POST", {"quotas": {"files": 3}})
+    pipeline = Pipeline(emulator_reset.url, monkeypatch, BAILIAN_FLOW_QUOTA_FILES="3", BAILIAN_FLOW_ON_SUCCESS="none")
+    keys = [f"datasets/burst/{n}.jsonl" for n in range(6)]
+    for n, key in enumerate(keys):
+        pipeline.put(key, SFT_SAMPLE + b"\n" * n)  # six versions: six runs
+
+    report = pipeline.pump(timeout=120, raising_ok=True)
+
+    assert report["active"] == 0
+    runs = [pipeline.run_for_key(key) for key in keys]
+    assert [run["stage"] for run in runs] == ["DONE"] * 6, [(run["run_id"], run["stage"], run["error"]) for run in runs]
+    assert any(entry["stage"] == "waiting" for run in runs for entry in pipeline.history(run["run_id"])), (
+        "the burst never met the quota: nothing was proven"
+    )
+    created = pipeline.created()
+    assert (created["files"], created["fine_tunes"]) == (6, 6)

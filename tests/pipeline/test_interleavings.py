@@ -82,7 +82,7 @@ def test_a_dataset_overwritten_mid_run_trains_only_the_newer_version(
     assert pipeline.pump(v2)["stage"] == "DONE"
 
     # After the lease the timer re-drives v1: its version is gone, it must not train v2's bytes.
-    monkeypatch.setenv("BAILIAN_FLOW_LEASE_SECONDS", "0")
+    pipeline.end_leases()
     run = pipeline.pump(v1)
     assert run["stage"] == "FAILED", run
     assert run["error"]["code"] == "Superseded"
@@ -220,7 +220,7 @@ def test_cancel_during_an_in_flight_create_leaves_no_running_job(
     pipeline.tick()
     assert pipeline.run(run_id)["run"]["stage"] == "canceling", "still within the lease"
 
-    monkeypatch.setenv("BAILIAN_FLOW_LEASE_SECONDS", "0")
+    pipeline.end_leases()
     pipeline.tick()
     run = pipeline.run(run_id)["run"]
     assert run["stage"] == "CANCELED", run
@@ -244,7 +244,7 @@ def test_a_cancel_finalized_before_a_slow_create_lands_still_wins(
     _wait_for_stage(pipeline, run_id, "starting-job")
 
     # A lease shorter than the act (a wrong clock, a slow instance): the cancel finalizes at once ...
-    monkeypatch.setenv("BAILIAN_FLOW_LEASE_SECONDS", "0")
+    pipeline.end_leases()
     status, body = pipeline.api("POST", f"/runs/{run_id}/cancel")
     assert (status, body["run"]["stage"]) == (200, "CANCELED")
     starting.join()
@@ -277,9 +277,9 @@ def test_a_retry_with_the_same_request_id_waits_for_a_create_the_list_does_not_s
     assert pipeline.created()["fine_tunes"] == 1, "no second create while the first may be unseen"
     assert pipeline.run(run_id)["run"]["stage"] == "starting-job"
 
-    # After the lease (longer than any list lag) a re-claim finds the job by name and adopts it.
+    # After the lease (longer than any list lag) a re-claim finds the job by its file and adopts it.
     _advance_clock(pipeline, 600)
-    monkeypatch.setenv("BAILIAN_FLOW_LEASE_SECONDS", "0")
+    pipeline.end_leases()
     run = pipeline.pump(run_id)
     assert run["stage"] == "DONE", run
     assert pipeline.created()["fine_tunes"] == 1
@@ -298,7 +298,7 @@ def test_a_slow_owner_past_its_lease_undoes_its_late_job(pipeline: Pipeline, mon
     _wait_for_stage(pipeline, run_id, "starting-job")
 
     # The lease runs out while the owner is still creating: the timer re-drives, a second actor makes a job.
-    monkeypatch.setenv("BAILIAN_FLOW_LEASE_SECONDS", "0")
+    pipeline.end_leases()
     assert pipeline.tick()["redriven"] == [run_id]
     pipeline.deliver_new()
     assert pipeline.run(run_id)["run"]["stage"] == "training"

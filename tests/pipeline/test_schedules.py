@@ -269,6 +269,16 @@ def _owner(name: str | None, runs: dict[str, dict[str, Any]]) -> str | None:
     return None
 
 
+def _job_owner(job: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str | None:
+    """The run a fine-tune trains for: by the files it trains on (each attempt uploads its own), or by the name the
+    service kept (contract C2, C3)."""
+    for run_id, run in runs.items():
+        files = {run.get("file_id"), *run.get("earlier_file_ids", [])} - {None}
+        if set(job.get("training_file_ids") or []) & files:
+            return run_id
+    return _owner(job.get("job_name"), runs)
+
+
 def check_promises(pipeline: Pipeline, runs: list[dict[str, Any]]) -> None:
     """Per run (one object version): every live resource of it is the one it records, so at most one of each."""
     by_id = {run["run_id"]: run for run in runs}
@@ -276,11 +286,12 @@ def check_promises(pipeline: Pipeline, runs: list[dict[str, Any]]) -> None:
     jobs = pipeline.bailian("GET", "/api/v1/fine-tunes?page_size=100")["output"]["jobs"]
     deployments = pipeline.bailian("GET", "/api/v1/deployments?page_size=200")["output"]["deployments"]
     for item in files:
-        owner = _owner(item.get("description"), by_id)
+        # By the name the run uploaded it under; the description only when the list echoes it (contract C18).
+        owner = _owner(item.get("name"), by_id) or _owner(item.get("description"), by_id)
         assert owner is not None, f"file {item['file_id']} belongs to no run"
         assert item["file_id"] in (by_id[owner]["file_id"], by_id[owner]["validation_file_id"]), (item, by_id[owner])
     for job in jobs:
-        owner = _owner(job.get("job_name"), by_id)
+        owner = _job_owner(job, by_id)
         assert owner is not None, f"job {job['job_id']} belongs to no run"
         if job["status"] not in ("CANCELED", "CANCELING", "FAILED"):
             assert job["job_id"] == by_id[owner]["job_id"], f"a second live fine-tune {job} for {by_id[owner]}"

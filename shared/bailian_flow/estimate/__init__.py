@@ -29,8 +29,9 @@ from ._prices import (
 )
 from ._tokens import QwenTokens, TokenizerMissing, vocabulary_path
 
-# Bailian's n_epochs when the run does not set it (bailian-api.md, fine-tune hyper-parameters).
-DEFAULT_EPOCHS = 3
+# Bailian's n_epochs when the run does not set it: 1 (the training API reference's hyper_parameters table,
+# service-contract.md#C7).
+DEFAULT_EPOCHS = 1
 
 
 @lru_cache(maxsize=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from bailian_flow.pipeline.protocol.cleanup import delete_job, owner_of_job
+from bailian_flow.pipeline.protocol.cleanup import delete_job, job_owners, owner_of_job
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.settings import retention_keep_last
 from bailian_flow.pipeline.protocol.state import RunState
@@ -62,15 +62,19 @@ async def apply_retention(flow: Flow, state: RunState) -> Retention:
     keep_last = retention_keep_last(policy)
     if keep_last is None:
         return result
+    # Which run made each job: noted when it was made, the name only a hint (service-contract.md#C2).
+    owners = await job_owners(flow)
+    if state.job_id:
+        owners.setdefault(state.job_id, state.run_id)
     ours = [
         job
         async for job in flow.client.fine_tunes.list()
-        if job.status == "SUCCEEDED" and owner_of_job(job.job_name) is not None
+        if job.status == "SUCCEEDED" and owner_of_job(job, owners) is not None
     ]
     # Newest first; the listing is newest first too, and the sort is stable, so ties keep the service's order.
     ours.sort(key=lambda job: str(job.create_time or ""), reverse=True)
     for job in ours[keep_last:]:
-        owner_id = owner_of_job(job.job_name)
+        owner_id = owner_of_job(job, owners)
         if owner_id == state.run_id:
             result.own_job_deleted = await delete_job(flow, job.job_id)
             continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bailian_flow.client.errors import APIStatusError
 from bailian_flow.pipeline.delivery.lifecycle import finish
-from bailian_flow.pipeline.protocol import reconcile
+from bailian_flow.pipeline.protocol import offered, reconcile
 from bailian_flow.pipeline.protocol.cleanup import Made
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.state import RunError, RunState
@@ -73,6 +73,13 @@ async def _model_to_deploy(flow: Flow, current: Current) -> str | None:
 
 async def act_deploy(flow: Flow, current: Current) -> None:
     state = current.state
+    refused = offered.refusal(flow.settings.region, state.kind, state.settings)
+    if refused is not None:
+        # Refused when the run opened (a run opened before that check existed meets it here): PTU never serves a
+        # model of ours, so no PTU create (and no suffix, which PTU takes none of) is ever sent
+        # (service-contract.md#C21, #C22).
+        await fail(flow, current, RunError(reason=refused.reason, field=refused.field, code="InvalidSettings"))
+        return
     suffix = state.deploy_suffix or reconcile.deploy_suffix(state.run_id, state.attempt)
     model = await _model_to_deploy(flow, current)
     if model is None:

@@ -38,6 +38,9 @@ log = logging.getLogger("bailian_flow.pipeline")
 FINE_TUNE_JOBS = "fine-tune-jobs"
 FILES = "files"
 BATCHES = "batches"
+# One training at a time: the client's `QuotaExceededError.quota` for "Too many fine-tune job in running"
+# (service-contract.md#C8), counted by the timer like any other quota.
+TRAINING_SLOT = "training-slot"
 
 
 def queue_prefix(quota: str) -> str:
@@ -59,8 +62,18 @@ def limit_of(flow: Flow, quota: str) -> int | None:
         FINE_TUNE_JOBS: flow.settings.quota_fine_tune_jobs,
         FILES: flow.settings.quota_files,
         BATCHES: flow.settings.quota_batches,
+        TRAINING_SLOT: flow.settings.quota_training_slots,
     }
     return limits.get(quota)
+
+
+# Quotas the timer counts for every kind (`timer/quotas.COUNTERS`); a kind adds its own (`KindSpec.quotas`).
+PROTOCOL_QUOTAS = frozenset({FINE_TUNE_JOBS, FILES, TRAINING_SLOT})
+
+
+def known_quotas(state: RunState) -> frozenset[str]:
+    """The quotas a line exists for, for this run's kind: one the timer admits from."""
+    return PROTOCOL_QUOTAS | frozenset(spec_of(state.kind).quotas)
 
 
 class Taking(Protocol):
@@ -130,8 +143,12 @@ async def wait(
 async def wait_for_quota(
     flow: Flow, current: Current, exc: QuotaExceededError, quota: str, redo: Stage, needs_bytes: int | None = None
 ) -> None:
-    """A create that met a full quota: wait for it (the service said it is full), quoting the service's words."""
-    quota = exc.quota or quota
+    """A create that met a full quota: wait for it (the service said it is full), quoting the service's words.
+
+    The line is the quota the service named when some counter admits it (`known`), else the caller's: a line no
+    counter reads would hold the run for ever (service-contract.md#C8)."""
+    if exc.quota and exc.quota in known_quotas(current.state):
+        quota = exc.quota
     limit = limit_of(flow, quota)
     await wait(flow, current, quota, redo, used=limit, limit=limit, needs_bytes=needs_bytes, why=exc.message)
 

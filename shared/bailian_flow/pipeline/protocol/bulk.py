@@ -30,7 +30,9 @@ IMPORTS = "import"
 FILES = "file"
 BATCHES = "batch"
 # The largest page each list endpoint allows (bailian-api.md).
-PAGE_SIZES = {FINE_TUNES: 100, DEPLOYMENTS: 200, IMPORTS: 100, FILES: 100, BATCHES: 100}
+# `/deployments` page size is undocumented; a reference CLI says at most 100, and a silently capped page would make
+# page numbers skip deployments (service-contract.md#C24).
+PAGE_SIZES = {FINE_TUNES: 100, DEPLOYMENTS: 100, IMPORTS: 100, FILES: 100, BATCHES: 100}
 
 
 @dataclass

@@ -14,15 +14,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bailian_flow.client.errors import APIStatusError, BadRequestError, BailianError, NotFoundError
 from bailian_flow.pipeline.protocol import reconcile
 from bailian_flow.pipeline.protocol.kinds import all_specs, owner_of_resource, spec_of
+from bailian_flow.pipeline.protocol.layout import JOBS_PREFIX
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.state import RunState
 from bailian_flow.runlog import is_run_id
+
+if TYPE_CHECKING:
+    from bailian_flow.client.models import FineTuneJob
 
 log = logging.getLogger("bailian_flow.pipeline")
 
@@ -60,6 +65,7 @@ async def delete_job(flow: Flow, job_id: str) -> bool:
     except BadRequestError as exc:
         log.info("fine-tune %s not deleted: %s", job_id, exc.code)
         return False
+    await forget_job_owner(flow, job_id)
     return True
 
 
@@ -69,14 +75,44 @@ async def undeploy(flow: Flow, deployed_model: str) -> None:
         await flow.client.deployments.delete(deployed_model)
 
 
-def owner_of_job(job_name: str | None) -> str | None:
-    """The run id a pipeline job belongs to, from its deterministic name; None for anyone else's job."""
+def _owner_by_name(job_name: str | None) -> str | None:
     match = _OUR_JOB.match(job_name or "")
     return match["run_id"] if match and is_run_id(match["run_id"]) else None
 
 
 # How an undo that found nothing to undo ends its phrase (the audit writes no history for it).
 ALREADY_GONE = "was already gone"
+
+
+def job_owner_key(job_id: str, run_id: str) -> str:
+    return f"{JOBS_PREFIX}{job_id}/{run_id}"
+
+
+async def note_job_owner(flow: Flow, job_id: str, run_id: str) -> None:
+    """Remember which run made a fine-tune, before the run records it (service-contract.md#C2)."""
+    await flow.store.put(job_owner_key(job_id, run_id), b"", content_type="text/plain")
+
+
+async def forget_job_owner(flow: Flow, job_id: str) -> None:
+    """Drop the note of a job that is gone (whoever deleted it: retention, compensation, a sweep)."""
+    async for info in flow.store.list(f"{JOBS_PREFIX}{job_id}/"):
+        await flow.store.delete(info.key)
+
+
+async def job_owners(flow: Flow) -> dict[str, str]:
+    """job id -> the run that made it, from one listing of `jobs/`."""
+    owners: dict[str, str] = {}
+    async for info in flow.store.list(JOBS_PREFIX):
+        job_id, _, run_id = info.key[len(JOBS_PREFIX) :].partition("/")
+        if job_id and is_run_id(run_id):
+            owners[job_id] = run_id
+    return owners
+
+
+def owner_of_job(job: FineTuneJob, owners: Mapping[str, str]) -> str | None:
+    """The run id a pipeline job belongs to: what the run noted when it made it, else the name it kept (a hint the
+    service may drop, service-contract.md#C2); None for anyone else's job."""
+    return owners.get(job.job_id) or (_owner_by_name(job.job_name) if job.name_kept() else None)
 
 
 # -- undoing by name: compensation and cancel ------------------------------------------------------------------------
@@ -173,7 +209,7 @@ async def made_by(
         # Lists lag creates: the files the run records go by their ids, listed yet or not.
         found += [Made("file", file_id) for file_id in run_files(state) if file_id not in state.files_deleted]
     if "job" in kinds:
-        jobs = await reconcile.jobs_of_run(flow, state.run_id)
+        jobs = await reconcile.jobs_of_run(flow, state)
         # A failed or canceled job costs nothing more; a running one is canceled, a succeeded one deleted. The
         # recorded one is included even when a lagging list hides it.
         found += [Made("job", job.job_id) for job in jobs if job.status not in ("FAILED", "CANCELED", "CANCELING")]

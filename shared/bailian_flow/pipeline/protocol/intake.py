@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from bailian_flow.pipeline.protocol import inputs
+from bailian_flow.pipeline.protocol import inputs, offered
 from bailian_flow.pipeline.protocol.kinds import spec_of, state_model
 from bailian_flow.pipeline.protocol.layout import SIDECAR_SUFFIX
 from bailian_flow.pipeline.protocol.runtime import Flow, iso_z
@@ -128,6 +128,8 @@ async def open_run_for_object(
     fields: dict[str, Any] = {"settings": RunSettings.from_defaults(flow.settings.defaults)}
     try:
         fields.update(await settings_update(flow, kind, key, info.metadata or {}, explicit))
+        # Before anything is paid: a region or plan the service does not offer this run (service-contract.md#C13).
+        offered.check(flow.settings.region, kind, fields.get("settings"), object_key=key)
     except SettingsError as exc:
         error = RunError(reason=exc.reason, object=exc.object_key, field=exc.field, code="InvalidSettings")
     state = state_model(kind)(
@@ -182,6 +184,8 @@ async def open_run_for_file(
         await _keep_marked(flow, existing.state)
         return existing.state, False
     settings = resolve_settings(flow.settings.defaults, explicit=explicit)
+    # No run for what the region or plan cannot do (service-contract.md#C13, #C22): the caller answers 400.
+    offered.check(flow.settings.region, "fine-tune", settings)
     state = RunState(
         run_id=run_id,
         stage="file-ready",

@@ -96,6 +96,9 @@ class KindSpec:
     # `(flow, body) -> (state, created)`, which raises SettingsError for the caller's own mistakes (a 400).
     request_field: str | None = None
     quotas: Mapping[str, Quota] = field(default_factory=dict)
+    # The Bailian operations its runs use (`protocol/offered.REGIONS`: "fine-tune", "import", "batch"), checked
+    # against the configured region when a run opens, with the delivery leg's deployment if its settings deploy.
+    uses: frozenset[str] = frozenset()
     # The stage a retried FAILED run restarts from (None: from what it has, a dataset's `requested` or further).
     retry_from: str | None = None
     # Optional hooks by name, `"module:function"`: see `hook`.

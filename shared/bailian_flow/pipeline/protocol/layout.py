@@ -35,6 +35,9 @@ TTL_PREFIX = "ttl/"  # deployments to undeploy, soonest first: `ttl/<expiry>-<ru
 TIMER_STATE_NAME = "_timer-state.json"
 # ending/<run_id>: a run whose end of life (cancel or failure) has not landed yet; the timer looks at each every tick.
 ENDING_PREFIX = "ending/"
+# jobs/<job_id>/<run_id>: which run made a fine-tune, for retention (the service may not keep our job name,
+# service-contract.md#C2); written before the run records the job, removed with the job.
+JOBS_PREFIX = "jobs/"
 WAITING_PREFIX = "waiting/"  # waiting/<quota>/<since ms>-<run_id>: the line of runs waiting for a quota
 
 # Stage markers: the entry that records a stage carries it in its key, so an OSS suffix filter can chain the

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 if TYPE_CHECKING:
     from bailian_flow.client.models import Batch, CompatFile, Deployment, FileInfo, FineTuneJob, ImportJob
     from bailian_flow.pipeline.protocol.runtime import Flow
+    from bailian_flow.pipeline.protocol.state import RunState
 
 T = TypeVar("T")
 
@@ -28,6 +29,24 @@ def _generation(separator: str, generation: int) -> str:
 
 def file_description(run_id: str, attempt: int, role: str, generation: int = 1) -> str:
     return f"bailian-flow run={run_id} attempt={attempt} role={role}" + _generation(_DESCRIPTION_GENERATION, generation)
+
+
+# A native file is uploaded under a name that says what `file_description` says: the list echoes `name`, while
+# whether it echoes `description` is undocumented (service-contract.md#C18).
+# The extension is the dataset's (`.jsonl`, or `.zip` for media datasets, which the service checks by name).
+_FILE_SUFFIXES = (".jsonl", ".zip")
+
+
+def file_name(run_id: str, attempt: int, role: str, generation: int = 1, suffix: str = ".jsonl") -> str:
+    assert suffix in _FILE_SUFFIXES
+    return f"bf-{run_id}-{attempt}-{role}" + _generation(_NAME_GENERATION, generation) + suffix
+
+
+def _file_stem(info: FileInfo) -> str | None:
+    name = info.name or ""
+    if not name.startswith("bf-"):
+        return None
+    return next((name[: -len(suffix)] for suffix in _FILE_SUFFIXES if name.endswith(suffix)), None)
 
 
 def job_name(run_id: str, attempt: int, generation: int = 1) -> str:
@@ -47,20 +66,6 @@ def deploy_suffix(run_id: str, attempt: int) -> str:
         chars.append(_SUFFIX_ALPHABET[index])
     # A letter first: some services reject names whose segments start with a digit.
     return "f" + "".join(chars[:7])
-
-
-async def find_file(flow: Flow, description: str) -> FileInfo | None:
-    async for info in flow.client.files.list():
-        if info.description == description:
-            return info
-    return None
-
-
-async def find_job(flow: Flow, name: str) -> FineTuneJob | None:
-    async for job in flow.client.fine_tunes.list():
-        if job.job_name == name:
-            return job
-    return None
 
 
 async def find_deployment(flow: Flow, suffix: str) -> Deployment | None:
@@ -144,14 +149,72 @@ async def _of_attempt(
     return found
 
 
-async def jobs_of_attempt(flow: Flow, run_id: str, attempt: int) -> list[tuple[int, FineTuneJob]]:
-    base = job_name(run_id, attempt)
-    return await _of_attempt(flow.client.fine_tunes.list(), lambda job: job.job_name, base, _NAME_GENERATION)
+def _file_generation(info: FileInfo, run_id: str, attempt: int, role: str) -> int | None:
+    """The generation a listed file is of this run's attempt and role, by its name, or by its description when
+    the list echoes one; None when it is not one of them."""
+    by_name = generation_of(_file_stem(info), f"bf-{run_id}-{attempt}-{role}", _NAME_GENERATION)
+    if by_name is not None:
+        return by_name
+    return generation_of(info.description, file_description(run_id, attempt, role), _DESCRIPTION_GENERATION)
 
 
 async def files_of_attempt(flow: Flow, run_id: str, attempt: int, role: str) -> list[tuple[int, FileInfo]]:
-    base = file_description(run_id, attempt, role)
-    return await _of_attempt(flow.client.files.list(), lambda info: info.description, base, _DESCRIPTION_GENERATION)
+    found = []
+    async for info in flow.client.files.list():
+        generation = _file_generation(info, run_id, attempt, role)
+        if generation is not None:
+            found.append((generation, info))
+    return found
+
+
+# -- fine-tunes: found by the files they train on (service-contract.md#C2, #C3) ---------------------------------------
+#
+# The service documents `job_name` as "the same as job_id": a name we send may be replaced. What it does echo is
+# `training_file_ids`, and every attempt trains on a file it uploaded itself (`file_name`), so the files identify
+# the attempt's jobs. The name stays a hint: a job that kept a name of its own is ours only if it is our name, and
+# then the name tells its generation; a job that did not keep one is of an unknown generation. A run that trains
+# on the user's own file (`source.file_id`), or an attempt that trains again on an earlier attempt's file, also
+# needs the jobs made from that file before its first claim set aside (`foreign_jobs`, `earlier_jobs`, listed at
+# that claim by `jobs_before_claim`), and the job's `model` to be the run's.
+
+
+def _named_generation(job: FineTuneJob, run_id: str, attempt: int) -> tuple[bool, int | None]:
+    """(whether the job may be this attempt's, its generation when its kept name says it)."""
+    if not job.name_kept():
+        return True, None
+    generation = generation_of(job.job_name, job_name(run_id, attempt), _NAME_GENERATION)
+    return generation is not None, generation
+
+
+def _trains_on(state: RunState) -> list[str]:
+    return [state.file_id] if state.file_id else []
+
+
+async def jobs_before_claim(flow: Flow, state: RunState) -> dict[str, list[str]]:
+    """What the first claim of `starting-job` in an attempt records when the attempt's file is not new: the jobs
+    already made from it (one list; nothing to list for a file the attempt uploaded itself)."""
+    files = _trains_on(state)
+    reused = state.file_id in state.earlier_file_ids
+    if not files or not (state.source.file_id or reused):
+        return {}
+    ids = [job.job_id for job in await flow.client.fine_tunes.made_from(files)]
+    if state.attempt == 1 or not reused:
+        return {"foreign_jobs": sorted(set(state.foreign_jobs) | set(ids))}
+    return {"earlier_jobs": [job_id for job_id in ids if job_id not in state.foreign_jobs]}
+
+
+async def jobs_of_attempt(flow: Flow, state: RunState) -> list[tuple[int | None, FineTuneJob]]:
+    """The attempt's jobs, oldest first, each with its generation when its name says it."""
+    files = _trains_on(state)
+    if not files:
+        return []
+    skip = set(state.foreign_jobs) | set(state.earlier_jobs)
+    found: list[tuple[int | None, FineTuneJob]] = []
+    for job in await flow.client.fine_tunes.made_from(files):
+        ours, generation = _named_generation(job, state.run_id, state.attempt)
+        if ours and job.job_id not in skip and (job.model in (None, state.settings.model)):
+            found.append((generation, job))
+    return found
 
 
 async def imports_of_attempt(flow: Flow, run_id: str, attempt: int) -> list[tuple[int, ImportJob]]:
@@ -162,14 +225,35 @@ async def imports_of_attempt(flow: Flow, run_id: str, attempt: int) -> list[tupl
 # -- everything a run made, every attempt and generation (for cancel and cleanup) ------------------------------------
 
 
-async def jobs_of_run(flow: Flow, run_id: str) -> list[FineTuneJob]:
-    prefix = f"bf-{run_id}-"
-    return [job async for job in flow.client.fine_tunes.list() if (job.job_name or "").startswith(prefix)]
+async def jobs_of_run(flow: Flow, state: RunState) -> list[FineTuneJob]:
+    """Every fine-tune of the run, any attempt: made from a file it trained on, or named by it (a hint the service
+    may drop, but a kept name of ours is certainly ours)."""
+    files = {*state.earlier_file_ids, *_trains_on(state)}
+    prefix = f"bf-{state.run_id}-"
+    skip = set(state.foreign_jobs)
+    found = []
+    async for job in flow.client.fine_tunes.list():
+        named = job.name_kept() and (job.job_name or "").startswith(prefix)
+        made = len(job.training_file_ids) == 1 and job.training_file_ids[0] in files and job.job_id not in skip
+        if named or (made and not job.name_kept()):
+            found.append(job)
+    return found
+
+
+_ROLES = ("train", "validation")
+
+
+def _of_run(info: FileInfo, run_id: str) -> bool:
+    stem = _file_stem(info) or ""
+    if stem.startswith(f"bf-{run_id}-"):
+        rest = stem[len(f"bf-{run_id}-") :].split("-")
+        return len(rest) >= 2 and rest[0].isdigit() and rest[1] in _ROLES
+    return (info.description or "").startswith(f"bailian-flow run={run_id} ")
 
 
 async def files_of_run(flow: Flow, run_id: str) -> list[FileInfo]:
-    prefix = f"bailian-flow run={run_id} "
-    return [info async for info in flow.client.files.list() if (info.description or "").startswith(prefix)]
+    """Every native file the run uploaded, by its name (or its description, when listed; #C18)."""
+    return [info async for info in flow.client.files.list() if _of_run(info, run_id)]
 
 
 async def imports_of_run(flow: Flow, run_id: str) -> list[ImportJob]:
@@ -196,10 +280,24 @@ def pick(found: list[tuple[int, T]], generation: int | None, usable: Callable[[T
     return None
 
 
-async def find_job_of(flow: Flow, run_id: str, attempt: int, generation: int | None) -> FineTuneJob | None:
+async def find_job_of(flow: Flow, state: RunState, generation: int | None) -> FineTuneJob | None:
+    """The attempt's job to adopt: `generation`'s own (after our ambiguous create), or (None) the oldest usable one.
+
+    A job whose generation is unknown (the service kept no name) may be any claim's: adopting the oldest keeps
+    the first; after an ambiguous create the newest is the likeliest ours. Whatever is not adopted is undone by
+    the winner's sweep (`transitions.record`) or by cancel."""
     # A canceled job was undone on purpose (or by a person): never adopt it, make a fresh one.
-    found = await jobs_of_attempt(flow, run_id, attempt)
-    return pick(found, generation, lambda job: job.status not in ("CANCELED", "CANCELING"))
+    found = [
+        (gen, job)
+        for gen, job in await jobs_of_attempt(flow, state)
+        if job.status not in ("CANCELED", "CANCELING") and (generation is None or gen in (None, generation))
+    ]
+    if generation is not None:
+        exact = [job for gen, job in found if gen == generation]
+        unknown = [job for gen, job in found if gen is None]
+        return exact[0] if exact else (unknown[-1] if unknown else None)
+    found.sort(key=lambda pair: pair[0] if pair[0] is not None else 0)  # stable: oldest first among unknown ones
+    return found[0][1] if found else None
 
 
 async def find_file_of(flow: Flow, run_id: str, attempt: int, role: str, generation: int | None) -> FileInfo | None:

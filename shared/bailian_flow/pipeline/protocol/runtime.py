@@ -58,7 +58,9 @@ class Flow:
 
     @property
     def lease_seconds(self) -> float:
-        return self.settings.lease_seconds
+        """How long an intent is held before a re-claim: never shorter than the lists' lag, or a re-claim's look-up
+        could miss what the first claim made and create it again (service-contract.md#C41)."""
+        return max(self.settings.lease_seconds, self.settings.list_lag_seconds)
 
     @property
     def redrive_after_seconds(self) -> float:

@@ -88,6 +88,12 @@ class RunState(BaseModel):
     file_id: str | None = None
     validation_file_id: str | None = None
     records: int | None = None
+    # Finding the run's fine-tunes by the files they train on (service-contract.md#C2, #C3): the training files of
+    # earlier attempts; jobs made from the user's own file before the run claimed it (never the run's); jobs of
+    # earlier attempts made from the file this attempt trains on again (not this attempt's).
+    earlier_file_ids: list[str] = Field(default_factory=list)
+    foreign_jobs: list[str] = Field(default_factory=list)
+    earlier_jobs: list[str] = Field(default_factory=list)
     job_name: str | None = None
     job_id: str | None = None
     job_status: str | None = None

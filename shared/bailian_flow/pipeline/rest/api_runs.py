@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from bailian_flow.client.errors import NotFoundError
-from bailian_flow.pipeline.protocol import inputs, kinds
+from bailian_flow.pipeline.protocol import inputs, kinds, offered
 from bailian_flow.pipeline.protocol.admission import places_in_line
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.settings import SettingsError, resolve_settings, with_overrides
@@ -96,8 +96,11 @@ async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
     sources = ["oss_key", "file_id", *_request_fields()]
     if sum(name in body for name in sources) != 1:
         raise HttpError(400, "InvalidParameter", f"give one of {', '.join(sources[:-1])} or {sources[-1]}")
-    kind, key = _object_kind(flow, body["oss_key"]) if "oss_key" in body else ("fine-tune", "")
+    kind, key = _object_kind(flow, body["oss_key"]) if "oss_key" in body else (_requested_kind(body), "")
     explicit = request_settings(flow, body.get("settings"), kind=kind)
+    if explicit is None and "oss_key" in body:
+        # Nothing of the body to blame but the region: still a 400 before any run (service-contract.md#C13).
+        _refuse_region(flow, kind)
     try:
         if "oss_key" in body:
             state, created = await open_run_for_object(
@@ -135,6 +138,13 @@ async def start_run(flow: Flow, body: dict[str, Any]) -> tuple[int, Any]:
     return (202 if created else 200), {"run": state.public(), "created": created}
 
 
+def _requested_kind(body: dict[str, Any]) -> str:
+    """The kind a body without `oss_key` starts: the one whose request field it holds, else a fine-tune."""
+    return next(
+        (spec.name for spec in kinds.all_specs() if spec.request_field and spec.request_field in body), "fine-tune"
+    )
+
+
 def _object_kind(flow: Flow, value: Any) -> tuple[str, str]:
     """The kind of run an `oss_key` opens (the kind whose watched prefix holds it, the deepest prefix first) and
     the key made canonical; outside every prefix, the first registered kind's prefix names the mistake."""
@@ -165,11 +175,20 @@ def request_settings(flow: Flow, value: Any, *, kind: str = "fine-tune") -> dict
             check(value)
             return value
         resolved = resolve_settings(flow.settings.defaults, explicit=value)
+        if not kinds.spec_of(kind).request_field:
+            # A kind started by a body of its own (an import) checks what it builds from it (`start_request`).
+            offered.check(flow.settings.region, kind, resolved)
     except SettingsError as exc:
         raise HttpError(400, "InvalidSettings", exc.reason) from None
     if resolved.validation_key is not None:
         inputs.object_key(resolved.validation_key, prefix=flow.settings.datasets_prefix, field="validation_key")
     return value
+
+
+def _refuse_region(flow: Flow, kind: str) -> None:
+    refused = offered.refusal(flow.settings.region, kind, None)
+    if refused is not None:
+        raise HttpError(400, "InvalidSettings", refused.reason)
 
 
 def _agrees(state: RunState, explicit: dict[str, Any]) -> bool:
@@ -327,6 +346,10 @@ async def retry_run(flow: Flow, run_id: str, given: Any = None) -> dict[str, Any
             raise HttpError(400, "InvalidSettings", exc.reason) from None
     if resume in ("requested", "file-ready"):
         updates.update(job_id=None, job_name=None, job_status=None, finetuned_output=None, job_deleted=False)
+        # The run's jobs are found by the files they train on (service-contract.md#C3): the files of every attempt
+        # stay known, and the next attempt's first claim sets aside the jobs already made from a file it reuses.
+        trained = [file_id for file_id in (state.file_id,) if file_id and file_id not in state.earlier_file_ids]
+        updates.update(earlier_file_ids=[*state.earlier_file_ids, *trained], earlier_jobs=[])
     if resume == "requested":
         # The files were deleted when the job ended: the retry uploads the dataset again.
         updates.update(file_id=None, validation_file_id=None, files_deleted=[])

@@ -3,11 +3,12 @@
 Every end of life undoes what its run made (`transitions.end_of_life`), yet a resource can outlive it: a create
 that landed after the end (its actor past every lease), a list that lagged longer than expected, a person's retry
 of a create by hand. So the timer reads one slice of one list per audit (a page, families in turn, a cursor in its
-hint), names each resource's run from the pipeline's own names (`bf-<run>-<attempt>…` jobs and imports, file
-descriptions, and each kind's own, e.g. batch shard tags), and undoes what belongs to a terminal run, except what
-that run keeps on purpose (`cleanup.kept`: a DONE run's deployment and kept job). Each undo is written into the
-owning run's history. A resource of a newer attempt than the run's newest entry (a retry racing the audit) and a
-name whose run does not exist (another installation sharing the account) are left alone.
+hint), names each resource's run from what the service echoes (file names, the note a run writes when it makes a
+job or the job's name where the service kept it, import display names, and each kind's own, e.g. batch shard
+tags), and undoes what belongs to a terminal run, except what that run keeps on purpose (`cleanup.kept`: a DONE
+run's deployment and kept job). Each undo is written into the owning run's history. A resource of a newer attempt
+than the run's newest entry (a retry racing the audit) and a name whose run does not exist (another installation
+sharing the account) are left alone.
 
 Deployments carry a hash of run and attempt (`reconcile.deploy_suffix`), which names no run by itself: the end of
 life finds them by the suffixes of every attempt, and here they are not audited.
@@ -35,6 +36,7 @@ Found = tuple[Made, str, int]
 Auditor = Callable[[Flow, str | None], Awaitable[tuple[list[Found], str | None]]]
 
 _NAMED = re.compile(r"^bf-(?P<run_id>[A-Za-z0-9_-]+?)-(?P<attempt>\d+)(?:-g\d+)?$")
+_FILE_NAMED = re.compile(r"^bf-(?P<run_id>[A-Za-z0-9_]+)-(?P<attempt>\d+)-[a-z]+(?:-g\d+)?\.(?:jsonl|zip)$")
 _DESCRIBED = re.compile(r"^bailian-flow run=(?P<run_id>\S+) attempt=(?P<attempt>\d+) ")
 _ENDED_JOBS = ("FAILED", "CANCELED", "CANCELING")
 
@@ -51,11 +53,18 @@ def _next_page(page_no: int, total: int) -> str | None:
 async def _jobs(flow: Flow, cursor: str | None) -> tuple[list[Found], str | None]:
     page_no = int(cursor or 1)
     page = await flow.client.fine_tunes.list_page(page_no, AUDIT_PAGE)
-    found = [
-        (Made("job", job.job_id), *named)
-        for job in page.jobs
-        if job.status not in _ENDED_JOBS and (named := _named(job.job_name)) is not None
-    ]
+    live = [job for job in page.jobs if job.status not in _ENDED_JOBS]
+    # The run a job belongs to: the note its run wrote when it made it, else the name when the service kept it
+    # (service-contract.md#C2). A note knows no attempt: a retry commits before it makes a job, so a run found
+    # terminal here made the job in an earlier attempt (0 stands for "not newer").
+    owners = await cleanup.job_owners(flow) if live else {}
+    found: list[Found] = []
+    for job in live:
+        named = _named(job.job_name) if job.name_kept() else None
+        if named is not None:
+            found.append((Made("job", job.job_id), *named))
+        elif job.job_id in owners:
+            found.append((Made("job", job.job_id), owners[job.job_id], 0))
     return found, _next_page(page_no, page.total)
 
 
@@ -71,7 +80,8 @@ async def _files(flow: Flow, cursor: str | None) -> tuple[list[Found], str | Non
     page = await flow.client.files.list_page(page_no, AUDIT_PAGE)
     found: list[Found] = []
     for info in page.files:
-        match = _DESCRIBED.match(info.description or "")
+        # The file's name (`reconcile.file_name`, echoed by the list), or its description where the list shows it.
+        match = _FILE_NAMED.match(info.name or "") or _DESCRIBED.match(info.description or "")
         if match and is_run_id(match["run_id"]):
             found.append((Made("file", info.file_id), match["run_id"], int(match["attempt"])))
     return found, _next_page(page_no, page.total)

@@ -40,6 +40,15 @@ async def count_jobs(flow: Flow, briefs: Sequence[Brief], listed: Listed) -> Roo
     return Room(used=used, limit=flow.settings.quota_fine_tune_jobs)
 
 
+async def count_training(flow: Flow, briefs: Sequence[Brief], listed: Listed) -> Room | None:
+    """Trainings under way (every job not ended) against `quota_training_slots` (service-contract.md#C8)."""
+    if listed.jobs is None or bulk.FINE_TUNES not in listed.complete:
+        return None
+    used = sum(1 for job in listed.jobs if not job.is_terminal)
+    used += len(admission.about_to_take(briefs, admission.TRAINING_SLOT, "starting-job"))
+    return Room(used=used, limit=flow.settings.quota_training_slots)
+
+
 async def count_files(flow: Flow, briefs: Sequence[Brief], listed: Listed) -> Room | None:
     if listed.files is None or bulk.FILES not in listed.complete:
         return None
@@ -55,11 +64,13 @@ async def count_files(flow: Flow, briefs: Sequence[Brief], listed: Listed) -> Ro
 COUNTERS: dict[str, Counter] = {
     admission.FINE_TUNE_JOBS: count_jobs,
     admission.FILES: count_files,
+    admission.TRAINING_SLOT: count_training,
 }
 # The bulk list each counter reads.
 LISTS: dict[str, str] = {
     admission.FINE_TUNE_JOBS: bulk.FINE_TUNES,
     admission.FILES: bulk.FILES,
+    admission.TRAINING_SLOT: bulk.FINE_TUNES,
 }
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from bailian_flow.client.errors import BailianError, QuotaExceededError
 from bailian_flow.pipeline.protocol import admission, reconcile
-from bailian_flow.pipeline.protocol.cleanup import Made, delete_run_files
+from bailian_flow.pipeline.protocol.cleanup import Made, delete_run_files, note_job_owner
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.state import RunError
 from bailian_flow.pipeline.protocol.transitions import (
@@ -32,12 +32,20 @@ FAILURE_LOG_LINES = 3
 
 
 async def step_file_ready(flow: Flow, current: Current) -> Outcome:
-    if await admission.must_wait(flow, current.state, admission.FINE_TUNE_JOBS):
-        await admission.wait(flow, current, admission.FINE_TUNE_JOBS, "file-ready", why="other runs wait already")
-        return "again"
+    # Both quotas a create may meet have a line: a newcomer queues behind runs waiting in either (a run admitted
+    # from one of them goes on, or the two lines could hand it back and forth).
+    lines = (admission.FINE_TUNE_JOBS, admission.TRAINING_SLOT)
+    admitted = any(admission.admitted_for(current.state, quota) for quota in lines)
+    for quota in () if admitted else lines:
+        if await admission.must_wait(flow, current.state, quota):
+            await admission.wait(flow, current, quota, "file-ready", why="other runs wait already")
+            return "again"
     state = current.state
+    first = state.claims.get("starting-job", 0) == 0
     name = reconcile.job_name(state.run_id, state.attempt, state.claims.get("starting-job", 0) + 1)
-    claimed = await claim(flow, current, "starting-job", f"starting fine-tune {name}", job_name=name)
+    # A file this attempt did not upload itself may have jobs already: set them aside before the first create.
+    before = await reconcile.jobs_before_claim(flow, state) if first else {}
+    claimed = await claim(flow, current, "starting-job", f"starting fine-tune {name}", job_name=name, **before)
     if claimed is not None:
         await act_start_job(flow, claimed)
     return "again"
@@ -49,9 +57,13 @@ async def act_start_job(flow: Flow, current: Current) -> None:
     try:
         job = await _start_job(flow, current, name)
     except QuotaExceededError as exc:
+        # "Too many fine-tune job in running" is the training-slot line, the 20-job quota its own; both are waits,
+        # never a failure (service-contract.md#C8, #C10).
         await admission.wait_for_quota(flow, current, exc, admission.FINE_TUNE_JOBS, "file-ready")
         return
     if job is not None:
+        # Retention finds the job's run by this note: the service may not keep our name (service-contract.md#C2).
+        await note_job_owner(flow, job.job_id, state.run_id)
         await record(
             flow,
             current,
@@ -59,7 +71,8 @@ async def act_start_job(flow: Flow, current: Current) -> None:
             "training",
             f"fine-tune {job.job_id} {job.status}",
             job_id=job.job_id,
-            job_name=job.job_name or name,
+            # The name sent: the service may answer the job id instead (service-contract.md#C2); only a hint.
+            job_name=name,
             job_status=job.status,
         )
 
@@ -77,7 +90,8 @@ async def _start_job(flow: Flow, current: Current, name: str) -> FineTuneJob | N
             hyper_parameters=state.settings.hyper_parameters or None,
             job_name=name,
         ),
-        find=lambda gen: reconcile.find_job_of(flow, state.run_id, state.attempt, gen),
+        # By the files it trains on, the name only a hint (service-contract.md#C2, #C3).
+        find=lambda gen: reconcile.find_job_of(flow, state, gen),
         doing=f"starting fine-tune of {state.settings.model}",
     )
 

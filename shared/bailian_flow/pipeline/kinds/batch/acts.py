@@ -276,9 +276,14 @@ async def delete_batch_files(flow: Flow, batch: BatchRun) -> None:
     for shard in batch.shards:
         for file_id in (shard.file_id, shard.output_file_id, shard.error_file_id):
             if file_id:
-                # A failed attempt's end of life may have deleted them already (a retry keeps the shard).
-                with contextlib.suppress(NotFoundError):
-                    await flow.client.compat_files.delete(file_id)
+                await _delete_compat_file(flow, file_id)
+
+
+async def _delete_compat_file(flow: Flow, file_id: str) -> None:
+    # Gone already (an earlier pass of the same cancel, a collect) counts as deleted: a 404 here must not stall the
+    # cancel for ever.
+    with contextlib.suppress(NotFoundError):
+        await flow.client.compat_files.delete(file_id)
 
 
 async def cancel_batches(flow: Flow, batch: BatchRun) -> None:
@@ -297,7 +302,7 @@ async def cancel_batches(flow: Flow, batch: BatchRun) -> None:
         # One that ended before the cancel reached it has answer files the plan does not record yet.
         for file_id in (seen.output_file_id, seen.error_file_id):
             if file_id:
-                await flow.client.compat_files.delete(file_id)
+                await _delete_compat_file(flow, file_id)
     await delete_batch_files(flow, batch)
 
 

@@ -7,6 +7,7 @@ from bailian_flow.pipeline.protocol.kinds import KindSpec, Opener, Quota
 
 SPEC = KindSpec(
     name="batch",
+    uses=frozenset({"batch"}),
     facts={
         "received": "kinds.batch.stages:step_batch_received",
         "requested": "kinds.batch.stages:step_batch_received",

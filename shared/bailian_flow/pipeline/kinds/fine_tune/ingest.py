@@ -18,7 +18,6 @@ from bailian_flow.validate import (
     DatasetError,
     DatasetValidator,
     kind_for_training_type,
-    safe_file_name,
     validating,
 )
 
@@ -52,7 +51,7 @@ async def _superseded(flow: Flow, key: str) -> SourceSuperseded:
 
 
 async def ingest(
-    flow: Flow, key: str, *, training_type: str, description: str, etag: str | None = None
+    flow: Flow, key: str, *, training_type: str, description: str, filename: str, etag: str | None = None
 ) -> IngestResult:
     """Validate `key` while uploading it; with `etag`, only that version of it (SourceSuperseded otherwise)."""
     from bailian_flow.estimate import QwenTokens, counter_loading
@@ -97,7 +96,7 @@ async def ingest(
             validated(),
             purpose="fine-tune",
             description=description,
-            filename=safe_file_name(key),
+            filename=filename,
             size=info.size,
         )
     except Exception:

@@ -8,6 +8,7 @@ from bailian_flow.pipeline.training import spec as training
 
 SPEC = KindSpec(
     name="fine-tune",
+    uses=frozenset({"fine-tune"}),
     facts={
         "received": "kinds.fine_tune.upload:step_received",
         "requested": "kinds.fine_tune.upload:step_received",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bailian_flow.client.errors import (
     APIConnectionError,
     APIStatusError,
+    FileTooLargeError,
     QuotaExceededError,
     RateLimitError,
     UploadFailedError,
@@ -43,6 +44,16 @@ class SourceForbidden(PermissionError):
         self.field = field
 
 
+class SourceTooLarge(ValueError):
+    """A dataset over the per-file size Bailian documents (service-contract.md#C14): refused before any byte is sent."""
+
+    def __init__(self, key: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"object {key} is {size} bytes; Bailian takes at most {limit} bytes ({limit >> 20} MB) per fine-tune file"
+        )
+        self.key = key
+
+
 async def step_received(flow: Flow, current: Current) -> Outcome:
     state = current.state
     if state.source.file_id:
@@ -65,17 +76,28 @@ async def _ensure_file(
     state = current.state
     own = generation(current)
     description = reconcile.file_description(state.run_id, state.attempt, role, own)
+    # Named after the run too: the list may not echo the description (service-contract.md#C18).
+    name = reconcile.file_name(state.run_id, state.attempt, role, own)
     if (
         may_exist(current)
         and (found := await reconcile.find_file_of(flow, state.run_id, state.attempt, role, None)) is not None
     ):
         return found.file_id, state.records or 0, [], None
     try:
-        result = await ingest(flow, key, training_type=state.settings.training_type, description=description, etag=etag)
+        result = await ingest(
+            flow,
+            key,
+            training_type=state.settings.training_type,
+            description=description,
+            filename=name,
+            etag=etag,
+        )
     except StoreError as exc:
         if exc.status == 403:
             raise SourceForbidden(key, "validation_key" if role == "validation" else "source.key") from None
         raise
+    except FileTooLargeError as exc:
+        raise SourceTooLarge(key, exc.size, exc.limit) from None
     except APIConnectionError as exc:
         if (
             exc.maybe_processed
@@ -116,6 +138,9 @@ async def act_upload(flow: Flow, current: Current) -> None:
         return
     except SourceForbidden as exc:
         await fail(flow, current, RunError(reason=str(exc), object=exc.key, field=exc.field, code="AccessDenied"))
+        return
+    except SourceTooLarge as exc:
+        await fail(flow, current, RunError(reason=str(exc), object=exc.key, code="FileTooLarge"))
         return
     except QuotaExceededError as exc:
         await admission.wait_for_quota(flow, current, exc, admission.FILES, "requested", state.source.size)

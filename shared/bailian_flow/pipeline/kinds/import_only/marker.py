@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from bailian_flow.pipeline.protocol import offered
 from bailian_flow.pipeline.protocol.inputs import MAX_SIDECAR_BYTES
 from bailian_flow.pipeline.protocol.layout import IMPORT_SUFFIX
 from bailian_flow.pipeline.protocol.runtime import Flow, iso_z
@@ -46,7 +47,11 @@ def import_settings(flow: Flow, body: Mapping[str, Any], *, object_key: str | No
         raise SettingsError("on_success must be a mapping", object_key=object_key, field="settings.on_success")
     explicit = {**settings, "on_success": {**on_success, "action": "import", "import": dict(spec)}}
     try:
-        return resolve_settings(flow.settings.defaults, explicit=explicit, object_key=object_key)
+        settings = resolve_settings(flow.settings.defaults, explicit=explicit, object_key=object_key)
+        # Import then PTU, or a region that cannot deploy it: refused before the import is paid
+        # (service-contract.md#C22, #C27).
+        offered.check(flow.settings.region, "import", settings, object_key=object_key)
+        return settings
     except SettingsError as exc:
         # Name the field as the request spells it: `import.object_key`, not `on_success.import.object_key`.
         field = exc.field or ""

@@ -8,6 +8,7 @@ from bailian_flow.pipeline.protocol.kinds import KindSpec, Opener
 
 SPEC = KindSpec(
     name="import",
+    uses=frozenset({"import"}),
     facts=delivery.FACTS,
     acts=delivery.ACTS,
     handled_by={"on_success": delivery.ON_SUCCESS},

@@ -10,6 +10,7 @@ from bailian_flow.pipeline.training import spec as training
 
 SPEC = KindSpec(
     name="media-fine-tune",
+    uses=frozenset({"fine-tune"}),
     facts={
         "received": "kinds.media_fine_tune.upload:step_received",
         "requested": "kinds.media_fine_tune.upload:step_received",

@@ -30,7 +30,7 @@ from bailian_flow.pipeline.protocol.transitions import (
 )
 from bailian_flow.runlog import run_id_for
 from bailian_flow.store import ObjectChangedError, StoreError, bare_etag
-from bailian_flow.validate import MAX_REPORTED_ERRORS, DatasetError, safe_file_name
+from bailian_flow.validate import MAX_REPORTED_ERRORS, DatasetError
 from bailian_flow.validate._zip import ArchiveStats, validate_archive
 from bailian_flow.validate._zipdir import StoreRangedReader
 
@@ -118,7 +118,12 @@ async def _upload(flow: Flow, current: Current, description: str) -> str:
 
     try:
         uploaded = await flow.client.files.upload(
-            body(), purpose="fine-tune", description=description, filename=safe_file_name(key), size=state.source.size
+            body(),
+            purpose="fine-tune",
+            description=description,
+            # Named after the run (the list may not echo the description, service-contract.md#C18), a .zip still.
+            filename=reconcile.file_name(state.run_id, state.attempt, "train", generation(current), suffix=".zip"),
+            size=state.source.size,
         )
     except Exception:
         if changed:
