@@ -244,8 +244,16 @@ async def act_merge(flow: Flow, current: Current) -> None:
     key = state.source.key
     assert key is not None
     parts = [shard.part_key for shard in batch.shards if shard.part_key]
+    collected = [shard for shard in batch.shards if shard.part_key]
+    # A part holds each shard's `completed` answers and `failed` errors: a kind no shard has is an empty file,
+    # written without reading every part through once more.
+    counts = {OUTPUT: sum(shard.completed for shard in collected), ERROR: sum(shard.failed for shard in collected)}
     for kind, name in ((OUTPUT, "output.jsonl"), (ERROR, "errors.jsonl")):
-        await flow.store.put_stream(results_key(flow, key, state.run_id, name), merged(flow, parts, kind))
+        target = results_key(flow, key, state.run_id, name)
+        if counts[kind] == 0:
+            await flow.store.put(target, b"")
+        else:
+            await flow.store.put_stream(target, merged(flow, parts, kind))
     finished = iso_z()
     report = summary(batch, state.run_id, key, finished)
     await flow.store.put(

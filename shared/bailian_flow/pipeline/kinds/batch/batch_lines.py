@@ -131,12 +131,16 @@ async def _plan(
     override = settings.model
     # One thinking mode per input file (service-contract.md): a shard is one model's lines, so per model.
     modes = ThinkingModes(key)
+    from bailian_flow.pipeline.kinds.batch.batch_fast import valid_line
+
+    endpoint = settings.endpoint
     try:
         async for line_no, offset, raw in iter_lines(store, key, etag=etag):
             if not raw.strip():
                 continue
-            line = check_batch_line(
-                raw, object_name=key, line=line_no, endpoint=settings.endpoint, model_override=override
+            # The common valid line is read for its checked fields only; any other gets the full check's verdict.
+            line = valid_line(raw, endpoint=endpoint, model_override=override) or check_batch_line(
+                raw, object_name=key, line=line_no, endpoint=endpoint, model_override=override
             )
             modes.check(line, line=line_no)
             ids.add(line.custom_id)
@@ -198,8 +202,14 @@ async def shard_lines(
     mixed: bool,
     skip: frozenset[str] = frozenset(),
     etag: str | None = None,
+    rewrite: bool = True,
 ) -> AsyncIterator[tuple[int, str | None, bytes]]:
-    """(line number, custom_id, line as sent) of the shard's lines; the id is None when nothing needed parsing."""
+    """(line number, custom_id, line as sent) of the shard's lines; the id is None when nothing needed parsing.
+
+    `rewrite=False` leaves an overridden model's lines as they are (a reader of their ids only).
+    """
+    from bailian_flow.pipeline.kinds.batch.batch_fast import line_routing
+
     parse = mixed or override is not None or bool(skip)
     lines = iter_lines(store, key, start=shard.start, end=shard.end, first_line=shard.first_line, etag=etag)
     async for line_no, _, raw in lines:
@@ -210,20 +220,25 @@ async def shard_lines(
         if not parse:
             yield line_no, None, raw
             continue
-        request = json.loads(raw)
-        if (override or request["body"]["model"]) != shard.model or request["custom_id"] in skip:
+        routing = line_routing(raw)
+        if routing is None:
+            request = json.loads(raw)
+            routing = request["custom_id"], request["body"]["model"]
+        custom_id, model = routing
+        if (override or model) != shard.model or custom_id in skip:
             continue
-        if override is not None:
+        if override is not None and rewrite:
+            request = json.loads(raw)
             request["body"]["model"] = override
             raw = json.dumps(request, ensure_ascii=False).encode() + b"\n"
-        yield line_no, request["custom_id"], raw
+        yield line_no, custom_id, raw
 
 
 async def shard_index(
     store: ObjectStore, key: str, shard: Shard, *, override: str | None, skip: frozenset[str], etag: str | None
 ) -> dict[str, int]:
     """custom_id → line number for the shard's lines (at most a shard's worth of entries)."""
-    lines = shard_lines(store, key, shard, override=override, mixed=True, skip=skip, etag=etag)
+    lines = shard_lines(store, key, shard, override=override, mixed=True, skip=skip, etag=etag, rewrite=False)
     return {custom_id: line_no async for line_no, custom_id, _ in lines if custom_id is not None}
 
 
