@@ -126,3 +126,25 @@ def answer_fields(raw: bytes) -> tuple[Any, Any, Any, Any] | None:
         usage.prompt_tokens or usage.input_tokens or 0,
         usage.completion_tokens or usage.output_tokens or 0,
     )
+
+
+class _SentIds(msgspec.Struct):
+    etag: str | None
+    lines: list[tuple[int, str]]
+
+
+def encode_sent(etag: str | None, sent: list[tuple[int, str]]) -> bytes:
+    """The (line number, custom_id) pairs a shard's file holds, for its collect to read instead of the input."""
+    return msgspec.json.encode(_SentIds(etag=etag, lines=sent))
+
+
+def decode_sent(data: bytes, *, etag: str | None, lines: int) -> dict[str, int] | None:
+    """custom_id → line number from `encode_sent`'s bytes; None unless they are of that input version and whole."""
+    try:
+        sent = msgspec.json.decode(data, type=_SentIds)
+    except msgspec.DecodeError:
+        return None
+    if sent.etag != etag or len(sent.lines) != lines:
+        return None
+    index = {custom_id: line_no for line_no, custom_id in sent.lines}
+    return index if len(index) == lines else None

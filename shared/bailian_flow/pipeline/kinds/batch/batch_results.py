@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from bailian_flow.pipeline.kinds.batch.batch_lines import BODY_BLOCK, shard_index, split_lines
+from bailian_flow.pipeline.kinds.batch.batch_lines import BODY_BLOCK, iter_lines, shard_index, split_lines
 from bailian_flow.pipeline.kinds.batch.batch_state import BatchRun, Shard
 from bailian_flow.pipeline.protocol.runtime import Flow
 
@@ -51,7 +51,7 @@ async def finished_ids(flow: Flow, batch: BatchRun, root: int) -> frozenset[str]
     for shard in batch.shards:
         if shard.root != root or shard.part_key is None:
             continue
-        async for _, _, raw in split_lines(flow.store.stream(shard.part_key)):
+        async for _, _, raw in iter_lines(flow.store, shard.part_key):
             _, _, line = raw.split(b" ", 2)
             ids.add(json.loads(line)["custom_id"])
     return frozenset(ids)
@@ -66,12 +66,18 @@ async def collect_shard(
     *,
     resubmit: bool,
     etag: str | None,
+    index: dict[str, int] | None = None,
 ) -> Collected:
-    """Write the shard's part object; lines it did not run are returned (`resubmit`) or reported as errors."""
+    """Write the shard's part object; lines it did not run are returned (`resubmit`) or reported as errors.
+
+    `index` (custom_id → line number of the shard's lines, as its submit recorded them) spares reading the input.
+    """
     from bailian_flow.pipeline.kinds.batch.batch_fast import answer_fields
 
-    skip = await finished_ids(flow, batch, shard.root) if shard.generation > 1 else frozenset()
-    index = await shard_index(flow.store, source_key, shard, override=batch.settings.model, skip=skip, etag=etag)
+    if index is None:
+        skip = await finished_ids(flow, batch, shard.root) if shard.generation > 1 else frozenset()
+        override = batch.settings.model
+        index = await shard_index(flow.store, source_key, shard, override=override, skip=skip, etag=etag)
     result = Collected()
     records: list[tuple[int, int, int, int]] = []  # (line, kind, offset in spill, length)
     with tempfile.TemporaryFile(prefix="bf-shard-") as file:
@@ -157,7 +163,7 @@ async def _part_body(spill: IO[bytes], records: list[tuple[int, int, int, int]])
 
 
 async def _part_lines(flow: Flow, part_key: str, kind: int) -> AsyncIterator[tuple[int, bytes]]:
-    async for _, _, raw in split_lines(flow.store.stream(part_key)):
+    async for _, _, raw in iter_lines(flow.store, part_key):
         line_no, line_kind, line = raw.split(b" ", 2)
         if int(line_kind) == kind:
             yield int(line_no), line
