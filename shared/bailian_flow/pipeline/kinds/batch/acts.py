@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bailian_flow.client.errors import BailianError, NotFoundError, QuotaExceededError
-from bailian_flow.pipeline.kinds.batch.batch_lines import shard_body
+from bailian_flow.pipeline.kinds.batch.batch_lines import AHEAD_BLOCKS, produce_ahead, shard_body
 from bailian_flow.pipeline.kinds.batch.batch_results import (
     ERROR,
     OUTPUT,
@@ -293,7 +293,7 @@ async def act_merge(flow: Flow, current: Current) -> None:
         if counts[kind] == 0:
             await flow.store.put(target, b"")
         else:
-            await flow.store.put_stream(target, merged(flow, parts, kind))
+            await flow.store.put_stream(target, produce_ahead(merged(flow, parts, kind), AHEAD_BLOCKS))
     finished = iso_z()
     report = summary(batch, state.run_id, key, finished)
     await flow.store.put(

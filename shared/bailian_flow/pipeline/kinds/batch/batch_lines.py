@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 CHUNK_SIZE = 4 << 20
 # Lines are handed to the HTTP body in blocks of about this size rather than one write per line.
 BODY_BLOCK = 256 * 1024
+# Blocks made ahead of a multipart writer: 4 MiB, half an OSS part.
+AHEAD_BLOCKS = 16
 
 
 class LineTooLong(ValueError):
@@ -88,6 +90,37 @@ async def read_ahead(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def produce_ahead(blocks: AsyncIterator[bytes], depth: int) -> AsyncIterator[bytes]:
+    """`blocks`, made up to `depth` ahead by a task of their own: a writer that waits for its service (a multipart
+    part going up) no longer stops the work that makes the next blocks."""
+    queue: asyncio.Queue[tuple[bytes | None, Exception | None]] = asyncio.Queue(maxsize=depth)
+
+    async def fill() -> None:
+        try:
+            async for block in blocks:
+                await queue.put((block, None))
+            await queue.put((None, None))
+        except Exception as exc:  # handed to the reader, in the place of the block it would have been
+            await queue.put((None, exc))
+        finally:
+            aclose = getattr(blocks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    filling = asyncio.ensure_future(fill())
+    try:
+        while True:
+            block, error = await queue.get()
+            if error is not None:
+                raise error
+            if block is None:
+                return
+            yield block
+    finally:
+        filling.cancel()
+        await asyncio.wait([filling])
 
 
 def iter_lines(

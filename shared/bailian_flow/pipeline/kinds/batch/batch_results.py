@@ -16,7 +16,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from bailian_flow.pipeline.kinds.batch.batch_lines import BODY_BLOCK, iter_lines, shard_index, split_lines
+from bailian_flow.pipeline.kinds.batch.batch_lines import (
+    AHEAD_BLOCKS,
+    BODY_BLOCK,
+    iter_lines,
+    produce_ahead,
+    shard_index,
+    split_lines,
+)
 from bailian_flow.pipeline.kinds.batch.batch_state import BatchRun, Shard
 from bailian_flow.pipeline.protocol.runtime import Flow
 
@@ -111,7 +118,7 @@ async def collect_shard(
                 result.failed += 1
                 records.append(spill.add(line_no, ERROR, _not_run_line(custom_id, shard)))
         records.sort()
-        await flow.store.put_stream(part_key, _part_body(file, records))
+        await flow.store.put_stream(part_key, produce_ahead(_part_body(file, records), AHEAD_BLOCKS))
     return result
 
 
