@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 # One ranged GET per chunk: at 1 MiB a 200 MiB shard was 200 round trips, each waited for in turn.
 CHUNK_SIZE = 4 << 20
+# What the k-way merge's readers of k parts hold together (two chunks each: one read ahead), whatever k is.
+MERGE_READ_BYTES = 8 << 20
+MIN_CHUNK_SIZE = 256 << 10
 # Lines are handed to the HTTP body in blocks of about this size rather than one write per line.
 BODY_BLOCK = 256 * 1024
 # Blocks made ahead of a multipart writer: 4 MiB, half an OSS part.
@@ -131,9 +134,10 @@ def iter_lines(
     end: int | None = None,
     first_line: int = 1,
     etag: str | None = None,
+    chunk_size: int = CHUNK_SIZE,
 ) -> AsyncIterator[tuple[int, int, bytes]]:
     """The lines of an object in the store, as `split_lines` gives them; `etag` pins the version read."""
-    chunks = read_ahead(store.stream(key, chunk_size=CHUNK_SIZE, if_match=etag))
+    chunks = read_ahead(store.stream(key, chunk_size=chunk_size, if_match=etag))
     return split_lines(chunks, start=start, end=end, first_line=first_line)
 
 

@@ -19,6 +19,9 @@ from typing import IO, Any
 from bailian_flow.pipeline.kinds.batch.batch_lines import (
     AHEAD_BLOCKS,
     BODY_BLOCK,
+    CHUNK_SIZE,
+    MERGE_READ_BYTES,
+    MIN_CHUNK_SIZE,
     iter_lines,
     produce_ahead,
     shard_index,
@@ -169,8 +172,8 @@ async def _part_body(spill: IO[bytes], records: list[tuple[int, int, int, int]])
         yield b"".join(block)
 
 
-async def _part_lines(flow: Flow, part_key: str, kind: int) -> AsyncIterator[tuple[int, bytes]]:
-    async for _, _, raw in iter_lines(flow.store, part_key):
+async def _part_lines(flow: Flow, part_key: str, kind: int, chunk_size: int) -> AsyncIterator[tuple[int, bytes]]:
+    async for _, _, raw in iter_lines(flow.store, part_key, chunk_size=chunk_size):
         line_no, line_kind, line = raw.split(b" ", 2)
         if int(line_kind) == kind:
             yield int(line_no), line
@@ -178,7 +181,8 @@ async def _part_lines(flow: Flow, part_key: str, kind: int) -> AsyncIterator[tup
 
 async def merged(flow: Flow, part_keys: list[str], kind: int) -> AsyncIterator[bytes]:
     """The parts' lines of one kind, in input line order (a k-way merge, one line per part in memory)."""
-    sources = [_part_lines(flow, key, kind) for key in part_keys]
+    chunk_size = max(MIN_CHUNK_SIZE, min(CHUNK_SIZE, MERGE_READ_BYTES // (2 * max(1, len(part_keys)))))
+    sources = [_part_lines(flow, key, kind, chunk_size) for key in part_keys]
     heap: list[tuple[int, int, bytes]] = []
     for number, source in enumerate(sources):
         first = await anext(source, None)
