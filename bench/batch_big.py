@@ -15,10 +15,10 @@ a fresh interpreter so no run inherits another's heap:
 
 Peak RSS is the child's `ru_maxrss` from `os.wait4` (the child's own, without the emulator's), the functions and
 the local runtime together for ours ("idle": the same child once the local stack runs, before any input).
-Wall time runs from the input being in the bucket (ours) or on disk (SDK)
-to the results being complete; both sides look every 0.1 s (ours: `GET /runs`, the SDK: `batches.retrieve`), so
-neither figure carries up to half a second of the bench's own polling (both polled every 0.5 s before). Ours then checks the output line by line against the input's order, outside the
-clock and after the peak was taken. Goal: peak < 150 MB at any input size.
+Wall time runs from the input being in the bucket (ours) or on disk (SDK) to the results being complete; both
+sides look every 0.1 s (ours: `GET /runs`, the SDK: `batches.retrieve`; both looked every 0.5 s before, which put
+up to half a second of the bench's own polling into each figure). Ours then checks the output line by line against
+the input's order, outside the clock and after the peak was taken. Goal: peak < 150 MB at any input size.
 """
 
 from __future__ import annotations
