@@ -15,9 +15,10 @@ a fresh interpreter so no run inherits another's heap:
 
 Peak RSS is the child's `ru_maxrss` from `os.wait4` (the child's own, without the emulator's), the functions and
 the local runtime together for ours ("idle": the same child once the local stack runs, before any input).
-Wall time runs from the input being in the bucket (ours) or on disk (SDK)
-to the results being complete. Ours then checks the output line by line against the input's order, outside the
-clock and after the peak was taken. Goal: peak < 150 MB at any input size.
+Wall time runs from the input being in the bucket (ours) or on disk (SDK) to the results being complete; both
+sides look every 0.1 s (ours: `GET /runs`, the SDK: `batches.retrieve`; both looked every 0.5 s before, which put
+up to half a second of the bench's own polling into each figure). Ours then checks the output line by line against
+the input's order, outside the clock and after the peak was taken. Goal: peak < 150 MB at any input size.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from bailian_flow.store import open_store
 
 path, emulator_url, root = sys.argv[1:4]
 KEY = "batches/bench/input.jsonl"
+POLL = 0.1
 
 def api(stack, route):
     request = urllib.request.Request(stack.http_url + route, headers={"Authorization": f"Bearer {stack.api_token}"})
@@ -85,7 +87,7 @@ async def main():
         started = time.perf_counter()
         run = None
         while True:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(POLL)
             runs = (await asyncio.to_thread(api, stack, "/runs?kind=batch"))["runs"]
             run = next((r for r in runs if r["source"]["key"] == KEY), None)
             if run and run["stage"] in ("DONE", "FAILED", "CANCELED"):
@@ -107,13 +109,14 @@ SDK = """
 import json, sys, time
 import openai
 path, emulator_url, out = sys.argv[1:4]
+POLL = 0.1
 client = openai.OpenAI(api_key="sk-bench-0000", base_url=emulator_url + "/compatible-mode/v1")
 started = time.perf_counter()
 with open(path, "rb") as handle:
     uploaded = client.files.create(file=handle, purpose="batch")
 batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
 while batch.status not in ("completed", "failed", "expired", "cancelled"):
-    time.sleep(0.5)
+    time.sleep(POLL)
     batch = client.batches.retrieve(batch.id)
 client.files.content(batch.output_file_id).write_to_file(out)
 print(json.dumps({"wall": time.perf_counter() - started, "status": batch.status}))

@@ -303,7 +303,8 @@ def test_a_forged_callback_changes_nothing(pipeline: Pipeline) -> None:
 
 
 def test_cancel_mid_way_stops_the_batches(batch_pipeline: Pipeline) -> None:
-    # The batches work an emulated hour: however slow the machine, the run is mid-way when the cancel comes.
+    # Each batch works an emulated hour, so the upload's own invocation cannot finish the run before the cancel (a
+    # fast one did: collecting no longer re-reads the input).
     batch_pipeline.script("batch", "SLOW:3600", count=3)
     run_id = batch_pipeline.upload(KEY, batch_input(120))
     submitted = batch_pipeline.created()["batches"]

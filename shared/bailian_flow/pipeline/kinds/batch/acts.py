@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bailian_flow.client.errors import BailianError, NotFoundError, QuotaExceededError
-from bailian_flow.pipeline.kinds.batch.batch_lines import shard_body
+from bailian_flow.pipeline.kinds.batch.batch_lines import AHEAD_BLOCKS, produce_ahead, shard_body
 from bailian_flow.pipeline.kinds.batch.batch_results import (
     ERROR,
     OUTPUT,
@@ -43,6 +43,7 @@ from bailian_flow.pipeline.protocol.transitions import (
     load,
     record,
 )
+from bailian_flow.store import ObjectChangedError, ObjectNotFoundError, bare_etag
 
 log = logging.getLogger("bailian_flow.pipeline")
 
@@ -161,9 +162,35 @@ def _replace(batch: BatchRun, index: int, **update: Any) -> list[Shard]:
     return [shard.model_copy(update=update) if shard.index == index else shard for shard in batch.shards]
 
 
+def sent_ids_key(flow: Flow, state: RunState, shard: Shard) -> str:
+    """Where a shard's submit leaves the (line, custom_id) pairs it sent, for its collect (deleted by the merge)."""
+    assert state.source.key is not None
+    tag = shard_name(state.run_id, state.attempt, shard)
+    return results_key(flow, state.source.key, state.run_id, f"_ids/{tag}.json")
+
+
+async def _sent_index(flow: Flow, state: RunState, shard: Shard) -> dict[str, int] | None:
+    """The shard's index as its submit recorded it; None when it did not (then the collect reads the input)."""
+    from bailian_flow.pipeline.kinds.batch.batch_fast import decode_sent
+
+    data = await flow.store.get(sent_ids_key(flow, state, shard))
+    index = None if data is None else decode_sent(data, etag=state.source.etag, lines=shard.lines)
+    key = state.source.key
+    if index is not None and key is not None:
+        # The input is not read, but it is still the version the run began with, or the run stops as a read would.
+        found = await flow.store.head(key)
+        if found is None:
+            raise ObjectNotFoundError(f"no such object: {key}", status=404, code="NoSuchKey")
+        etag = state.source.etag
+        if etag is not None and bare_etag(etag).upper() != found.etag.upper():
+            raise ObjectChangedError(f"{key} is not the version asked for", status=412, code="PreconditionFailed")
+    return index
+
+
 async def _shard_file(flow: Flow, current: Current, key: str, batch: BatchRun, shard: Shard, tag: str) -> str | None:
     skip = await finished_ids(flow, batch, shard.root) if shard.generation > 1 else frozenset()
     filename = f"{tag}.jsonl"
+    sent: list[tuple[int, str]] = []
     uploaded = await create_or_find(
         flow,
         current,
@@ -176,6 +203,7 @@ async def _shard_file(flow: Flow, current: Current, key: str, batch: BatchRun, s
                 mixed=_mixed(batch),
                 skip=skip,
                 etag=current.state.source.etag,
+                sent=sent,
             ),
             purpose="batch",
             filename=filename,
@@ -183,7 +211,16 @@ async def _shard_file(flow: Flow, current: Current, key: str, batch: BatchRun, s
         find=lambda _generation: reconcile.find_compat_file(flow, filename),
         doing=f"uploading shard {shard.index}",
     )
-    return None if uploaded is None else uploaded.id
+    if uploaded is None:
+        return None
+    if len(sent) == shard.lines:
+        # Read whole (a file found, not made, has no list): its collect reads this instead of the input again.
+        from bailian_flow.pipeline.kinds.batch.batch_fast import encode_sent
+
+        state = current.state
+        data = encode_sent(state.source.etag, sent)
+        await flow.store.put(sent_ids_key(flow, state, shard), data, content_type="application/json")
+    return uploaded.id
 
 
 async def _create_batch(flow: Flow, current: Current, batch: BatchRun, file_id: str, tag: str) -> Any:
@@ -212,7 +249,10 @@ async def act_collect(flow: Flow, current: Current) -> None:
     shard = batch.shards[batch.current]
     resubmit = shard.status != "completed" and shard.generation <= batch.settings.resubmit_limit
     part_key = results_key(flow, state.source.key, state.run_id, part_name(state.attempt, shard))
-    got = await collect_shard(flow, state.source.key, batch, shard, part_key, resubmit=resubmit, etag=state.source.etag)
+    index = await _sent_index(flow, state, shard)
+    got = await collect_shard(
+        flow, state.source.key, batch, shard, part_key, resubmit=resubmit, etag=state.source.etag, index=index
+    )
     fields = {
         "part_key": part_key,
         "completed": got.completed,
@@ -246,8 +286,16 @@ async def act_merge(flow: Flow, current: Current) -> None:
     key = state.source.key
     assert key is not None
     parts = [shard.part_key for shard in batch.shards if shard.part_key]
+    collected = [shard for shard in batch.shards if shard.part_key]
+    # A part holds each shard's `completed` answers and `failed` errors: a kind no shard has is an empty file,
+    # written without reading every part through once more.
+    counts = {OUTPUT: sum(shard.completed for shard in collected), ERROR: sum(shard.failed for shard in collected)}
     for kind, name in ((OUTPUT, "output.jsonl"), (ERROR, "errors.jsonl")):
-        await flow.store.put_stream(results_key(flow, key, state.run_id, name), merged(flow, parts, kind))
+        target = results_key(flow, key, state.run_id, name)
+        if counts[kind] == 0:
+            await flow.store.put(target, b"")
+        else:
+            await flow.store.put_stream(target, produce_ahead(merged(flow, parts, kind), AHEAD_BLOCKS))
     finished = iso_z()
     report = summary(batch, state.run_id, key, finished)
     await flow.store.put(
@@ -269,6 +317,8 @@ async def act_merge(flow: Flow, current: Current) -> None:
     if written is not None:
         for part in parts:
             await flow.store.delete(part)
+        for shard in batch.shards:
+            await flow.store.delete(sent_ids_key(flow, state, shard))
 
 
 async def delete_batch_files(flow: Flow, batch: BatchRun) -> None:

@@ -8,6 +8,7 @@ the input is ever written.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,9 +22,15 @@ from bailian_flow.validate import MAX_BATCH_LINE_BYTES, DatasetError, ThinkingMo
 if TYPE_CHECKING:
     from bailian_flow.store import ObjectStore
 
-CHUNK_SIZE = 1 << 20
+# One ranged GET per chunk: at 1 MiB, with none read ahead, a 200 MiB shard was 200 round trips waited for in turn.
+CHUNK_SIZE = 2 << 20
+# What the k-way merge's readers of k parts hold together (two chunks each: one read ahead), whatever k is.
+MERGE_READ_BYTES = 8 << 20
+MIN_CHUNK_SIZE = 256 << 10
 # Lines are handed to the HTTP body in blocks of about this size rather than one write per line.
 BODY_BLOCK = 256 * 1024
+# Blocks made ahead of a multipart writer: 4 MiB, half an OSS part.
+AHEAD_BLOCKS = 16
 
 
 class LineTooLong(ValueError):
@@ -70,6 +77,55 @@ async def split_lines(
         yield line_no, offset, buf
 
 
+async def read_ahead(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`chunks`, the next one already on its way while the caller works on this one (two in memory at most)."""
+    pending: asyncio.Future[bytes | None] = asyncio.ensure_future(anext(chunks, None))
+    try:
+        while (chunk := await pending) is not None:
+            pending = asyncio.ensure_future(anext(chunks, None))
+            yield chunk
+    finally:
+        # A caller that leaves early: the fetch under way is stopped and waited for before the source is closed.
+        pending.cancel()
+        await asyncio.wait([pending])
+        if not pending.cancelled():
+            pending.exception()  # retrieved: a fetch that failed after the caller left is not news
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def produce_ahead(blocks: AsyncIterator[bytes], depth: int) -> AsyncIterator[bytes]:
+    """`blocks`, made up to `depth` ahead by a task of their own: a writer that waits for its service (a multipart
+    part going up) no longer stops the work that makes the next blocks."""
+    queue: asyncio.Queue[tuple[bytes | None, Exception | None]] = asyncio.Queue(maxsize=depth)
+
+    async def fill() -> None:
+        try:
+            async for block in blocks:
+                await queue.put((block, None))
+            await queue.put((None, None))
+        except Exception as exc:  # handed to the reader, in the place of the block it would have been
+            await queue.put((None, exc))
+        finally:
+            aclose = getattr(blocks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    filling = asyncio.ensure_future(fill())
+    try:
+        while True:
+            block, error = await queue.get()
+            if error is not None:
+                raise error
+            if block is None:
+                return
+            yield block
+    finally:
+        filling.cancel()
+        await asyncio.wait([filling])
+
+
 def iter_lines(
     store: ObjectStore,
     key: str,
@@ -78,9 +134,10 @@ def iter_lines(
     end: int | None = None,
     first_line: int = 1,
     etag: str | None = None,
+    chunk_size: int = CHUNK_SIZE,
 ) -> AsyncIterator[tuple[int, int, bytes]]:
     """The lines of an object in the store, as `split_lines` gives them; `etag` pins the version read."""
-    chunks = store.stream(key, chunk_size=CHUNK_SIZE, if_match=etag)
+    chunks = read_ahead(store.stream(key, chunk_size=chunk_size, if_match=etag))
     return split_lines(chunks, start=start, end=end, first_line=first_line)
 
 
@@ -131,12 +188,16 @@ async def _plan(
     override = settings.model
     # One thinking mode per input file (service-contract.md): a shard is one model's lines, so per model.
     modes = ThinkingModes(key)
+    from bailian_flow.pipeline.kinds.batch.batch_fast import valid_line
+
+    endpoint = settings.endpoint
     try:
         async for line_no, offset, raw in iter_lines(store, key, etag=etag):
             if not raw.strip():
                 continue
-            line = check_batch_line(
-                raw, object_name=key, line=line_no, endpoint=settings.endpoint, model_override=override
+            # The common valid line is read for its checked fields only; any other gets the full check's verdict.
+            line = valid_line(raw, endpoint=endpoint, model_override=override) or check_batch_line(
+                raw, object_name=key, line=line_no, endpoint=endpoint, model_override=override
             )
             modes.check(line, line=line_no)
             ids.add(line.custom_id)
@@ -198,9 +259,17 @@ async def shard_lines(
     mixed: bool,
     skip: frozenset[str] = frozenset(),
     etag: str | None = None,
+    rewrite: bool = True,
+    need_ids: bool = False,
 ) -> AsyncIterator[tuple[int, str | None, bytes]]:
-    """(line number, custom_id, line as sent) of the shard's lines; the id is None when nothing needed parsing."""
-    parse = mixed or override is not None or bool(skip)
+    """(line number, custom_id, line as sent) of the shard's lines; the id is None when nothing needed parsing
+    (always given with `need_ids`).
+
+    `rewrite=False` leaves an overridden model's lines as they are (a reader of their ids only).
+    """
+    from bailian_flow.pipeline.kinds.batch.batch_fast import line_routing
+
+    parse = need_ids or mixed or override is not None or bool(skip)
     lines = iter_lines(store, key, start=shard.start, end=shard.end, first_line=shard.first_line, etag=etag)
     async for line_no, _, raw in lines:
         if not raw.strip():
@@ -210,20 +279,25 @@ async def shard_lines(
         if not parse:
             yield line_no, None, raw
             continue
-        request = json.loads(raw)
-        if (override or request["body"]["model"]) != shard.model or request["custom_id"] in skip:
+        routing = line_routing(raw)
+        if routing is None:
+            request = json.loads(raw)
+            routing = request["custom_id"], request["body"]["model"]
+        custom_id, model = routing
+        if (override or model) != shard.model or custom_id in skip:
             continue
-        if override is not None:
+        if override is not None and rewrite:
+            request = json.loads(raw)
             request["body"]["model"] = override
             raw = json.dumps(request, ensure_ascii=False).encode() + b"\n"
-        yield line_no, request["custom_id"], raw
+        yield line_no, custom_id, raw
 
 
 async def shard_index(
     store: ObjectStore, key: str, shard: Shard, *, override: str | None, skip: frozenset[str], etag: str | None
 ) -> dict[str, int]:
     """custom_id → line number for the shard's lines (at most a shard's worth of entries)."""
-    lines = shard_lines(store, key, shard, override=override, mixed=True, skip=skip, etag=etag)
+    lines = shard_lines(store, key, shard, override=override, mixed=True, skip=skip, etag=etag, rewrite=False)
     return {custom_id: line_no async for line_no, custom_id, _ in lines if custom_id is not None}
 
 
@@ -236,11 +310,20 @@ async def shard_body(
     mixed: bool,
     skip: frozenset[str],
     etag: str | None,
+    sent: list[tuple[int, str]] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The shard as the JSONL body of a Bailian file, in blocks."""
+    """The shard as the JSONL body of a Bailian file, in blocks; `sent` gets (line number, custom_id) of each line
+    of this reading (cleared when it starts: an upload that is retried reads the shard again)."""
     block: list[bytes] = []
     size = 0
-    async for _, _, raw in shard_lines(store, key, shard, override=override, mixed=mixed, skip=skip, etag=etag):
+    if sent is not None:
+        sent.clear()
+    lines = shard_lines(
+        store, key, shard, override=override, mixed=mixed, skip=skip, etag=etag, need_ids=sent is not None
+    )
+    async for line_no, custom_id, raw in lines:
+        if sent is not None and custom_id is not None:
+            sent.append((line_no, custom_id))
         block.append(raw)
         size += len(raw)
         if size >= BODY_BLOCK:

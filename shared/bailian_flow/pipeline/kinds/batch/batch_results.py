@@ -16,7 +16,17 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from bailian_flow.pipeline.kinds.batch.batch_lines import BODY_BLOCK, shard_index, split_lines
+from bailian_flow.pipeline.kinds.batch.batch_lines import (
+    AHEAD_BLOCKS,
+    BODY_BLOCK,
+    CHUNK_SIZE,
+    MERGE_READ_BYTES,
+    MIN_CHUNK_SIZE,
+    iter_lines,
+    produce_ahead,
+    shard_index,
+    split_lines,
+)
 from bailian_flow.pipeline.kinds.batch.batch_state import BatchRun, Shard
 from bailian_flow.pipeline.protocol.runtime import Flow
 
@@ -57,7 +67,7 @@ async def finished_ids(flow: Flow, batch: BatchRun, root: int) -> frozenset[str]
     for shard in batch.shards:
         if shard.root != root or shard.part_key is None:
             continue
-        async for _, _, raw in split_lines(flow.store.stream(shard.part_key)):
+        async for _, _, raw in iter_lines(flow.store, shard.part_key):
             _, _, line = raw.split(b" ", 2)
             ids.add(json.loads(line)["custom_id"])
     return frozenset(ids)
@@ -72,54 +82,64 @@ async def collect_shard(
     *,
     resubmit: bool,
     etag: str | None,
+    index: dict[str, int] | None = None,
 ) -> Collected:
-    """Write the shard's part object; lines it did not run are returned (`resubmit`) or reported as errors."""
-    skip = await finished_ids(flow, batch, shard.root) if shard.generation > 1 else frozenset()
-    index = await shard_index(flow.store, source_key, shard, override=batch.settings.model, skip=skip, etag=etag)
+    """Write the shard's part object; lines it did not run are returned (`resubmit`) or reported as errors.
+
+    `index` (custom_id → line number of the shard's lines, as its submit recorded them) spares reading the input.
+    """
+    from bailian_flow.pipeline.kinds.batch.batch_fast import answer_fields
+
+    if index is None:
+        skip = await finished_ids(flow, batch, shard.root) if shard.generation > 1 else frozenset()
+        override = batch.settings.model
+        index = await shard_index(flow.store, source_key, shard, override=override, skip=skip, etag=etag)
     result = Collected()
     records: list[tuple[int, int, int, int]] = []  # (line, kind, offset in spill, length)
-    with tempfile.TemporaryFile(prefix="bf-shard-") as spill:
+    with tempfile.TemporaryFile(prefix="bf-shard-") as file:
+        spill = _Spill(file)
         for file_id, kind in ((shard.output_file_id, OUTPUT), (shard.error_file_id, ERROR)):
             if file_id is None:
                 continue
             async for _, _, raw in split_lines(flow.client.compat_files.content(file_id)):
                 if not raw.strip():
                     continue
-                answer = json.loads(raw)
-                line_no = index.get(answer.get("custom_id"))
+                fields = answer_fields(raw) or _answer_fields(json.loads(raw))
+                custom_id, code, input_tokens, output_tokens = fields
+                line_no = index.get(custom_id)
                 if line_no is None:
-                    log.warning("shard %s: answer for unknown custom_id %r", shard.index, answer.get("custom_id"))
+                    log.warning("shard %s: answer for unknown custom_id %r", shard.index, custom_id)
                     continue
-                if kind == ERROR and _error_code(answer) in NOT_RUN_CODES:
+                if kind == ERROR and code in NOT_RUN_CODES:
                     continue
-                del index[answer["custom_id"]]
-                _count(result, kind, answer)
-                records.append(_spill(spill, line_no, kind, raw))
+                del index[custom_id]
+                if kind == ERROR:
+                    result.failed += 1
+                else:
+                    result.completed += 1
+                    result.input_tokens += int(input_tokens)
+                    result.output_tokens += int(output_tokens)
+                records.append(spill.add(line_no, kind, raw))
         if resubmit:
             result.unfinished = index
         else:
             for custom_id, line_no in index.items():
                 result.failed += 1
-                records.append(_spill(spill, line_no, ERROR, _not_run_line(custom_id, shard)))
+                records.append(spill.add(line_no, ERROR, _not_run_line(custom_id, shard)))
         records.sort()
-        await flow.store.put_stream(part_key, _part_body(spill, records))
+        await flow.store.put_stream(part_key, produce_ahead(_part_body(file, records), AHEAD_BLOCKS))
     return result
 
 
-def _error_code(answer: dict[str, Any]) -> str | None:
+def _answer_fields(answer: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """(custom_id, error code, input tokens, output tokens) of a decoded answer line."""
     error = answer.get("error")
-    return error.get("code") if isinstance(error, dict) else None
-
-
-def _count(result: Collected, kind: int, answer: dict[str, Any]) -> None:
-    if kind == ERROR:
-        result.failed += 1
-        return
-    result.completed += 1
+    code = error.get("code") if isinstance(error, dict) else None
     response = answer.get("response") or {}
     usage = (response.get("body") or {}).get("usage") or {}
-    result.input_tokens += int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
-    result.output_tokens += int(usage.get("completion_tokens") or usage.get("output_tokens") or 0)
+    input_tokens = usage.get("prompt_tokens") or usage.get("input_tokens") or 0
+    output_tokens = usage.get("completion_tokens") or usage.get("output_tokens") or 0
+    return answer.get("custom_id"), code, input_tokens, output_tokens
 
 
 def _not_run_line(custom_id: str, shard: Shard) -> bytes:
@@ -128,12 +148,20 @@ def _not_run_line(custom_id: str, shard: Shard) -> bytes:
     return json.dumps(line, ensure_ascii=False).encode() + b"\n"
 
 
-def _spill(spill: IO[bytes], line_no: int, kind: int, raw: bytes) -> tuple[int, int, int, int]:
-    if not raw.endswith(b"\n"):
-        raw += b"\n"
-    offset = spill.seek(0, 2)
-    spill.write(raw)
-    return line_no, kind, offset, len(raw)
+class _Spill:
+    """Answer lines appended to a file; where each went is counted, not asked of the file (a seek flushes)."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
+        self.size = 0
+
+    def add(self, line_no: int, kind: int, raw: bytes) -> tuple[int, int, int, int]:
+        if not raw.endswith(b"\n"):
+            raw += b"\n"
+        offset = self.size
+        self.file.write(raw)
+        self.size += len(raw)
+        return line_no, kind, offset, len(raw)
 
 
 async def _part_body(spill: IO[bytes], records: list[tuple[int, int, int, int]]) -> AsyncIterator[bytes]:
@@ -150,8 +178,8 @@ async def _part_body(spill: IO[bytes], records: list[tuple[int, int, int, int]])
         yield b"".join(block)
 
 
-async def _part_lines(flow: Flow, part_key: str, kind: int) -> AsyncIterator[tuple[int, bytes]]:
-    async for _, _, raw in split_lines(flow.store.stream(part_key)):
+async def _part_lines(flow: Flow, part_key: str, kind: int, chunk_size: int) -> AsyncIterator[tuple[int, bytes]]:
+    async for _, _, raw in iter_lines(flow.store, part_key, chunk_size=chunk_size):
         line_no, line_kind, line = raw.split(b" ", 2)
         if int(line_kind) == kind:
             yield int(line_no), line
@@ -159,7 +187,8 @@ async def _part_lines(flow: Flow, part_key: str, kind: int) -> AsyncIterator[tup
 
 async def merged(flow: Flow, part_keys: list[str], kind: int) -> AsyncIterator[bytes]:
     """The parts' lines of one kind, in input line order (a k-way merge, one line per part in memory)."""
-    sources = [_part_lines(flow, key, kind) for key in part_keys]
+    chunk_size = max(MIN_CHUNK_SIZE, min(CHUNK_SIZE, MERGE_READ_BYTES // (2 * max(1, len(part_keys)))))
+    sources = [_part_lines(flow, key, kind, chunk_size) for key in part_keys]
     heap: list[tuple[int, int, bytes]] = []
     for number, source in enumerate(sources):
         first = await anext(source, None)
