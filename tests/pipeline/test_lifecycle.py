@@ -183,6 +183,29 @@ def test_teardown_undeploys_a_done_run_once(pipeline: Pipeline) -> None:
     assert [entry["changed"] for entry in history].count(f"undeployed {deployed} (torn down through the API)") == 1
 
 
+def test_a_refused_teardown_is_retried_by_the_timer_until_it_lands_never_recorded_before(pipeline: Pipeline) -> None:
+    # Whether a RUNNING deployment may be deleted is undocumented (service-contract.md#C26): the strictest reading
+    # refuses it until the deployment is stopped (in the console; the emulator stands in with its own stop).
+    run_id = pipeline.upload(KEY, SFT_SAMPLE)
+    deployed = pipeline.pump(run_id)["deployed_model"]
+    http_json(f"{pipeline.url}/_emulator/config", "POST", {"delete_requires_stopped": True})
+
+    status, body = pipeline.api("POST", f"/runs/{run_id}/teardown")
+
+    assert status == 200, body
+    assert body["run"]["undeployed_at"] is None and body["run"]["deployment_expires_at"], body
+    assert "tries again every tick" in pipeline.history(run_id)[-1]["changed"]
+    pipeline.tick()
+    assert pipeline.run(run_id)["run"]["undeployed_at"] is None  # still refused: nothing recorded
+    assert _deployment(pipeline, deployed)["status"] == "RUNNING"
+
+    http_json(f"{pipeline.url}/_emulator/deployments/{deployed}/stop", "POST", {})
+    assert pipeline.tick()["undeployed"] == [run_id]
+    run = pipeline.run(run_id)["run"]
+    assert run["undeployed_at"] and pipeline.object_count("ttl/") == 0
+    assert pipeline.tick()["undeployed"] == []  # once
+
+
 def test_teardown_refuses_what_it_cannot_undeploy(pipeline: Pipeline) -> None:
     run_id = pipeline.upload(KEY, SFT_SAMPLE, metadata={"flow-on-success": "none"})
     assert pipeline.pump(run_id)["stage"] == "DONE"

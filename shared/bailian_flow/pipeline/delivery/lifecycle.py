@@ -12,6 +12,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from bailian_flow.client.errors import APIStatusError
 from bailian_flow.pipeline.delivery.retention import apply_retention
 from bailian_flow.pipeline.protocol.cleanup import undeploy
 from bailian_flow.pipeline.protocol.layout import TTL_PREFIX
@@ -68,11 +69,28 @@ def can_tear_down(state: RunState) -> str | None:
     return None
 
 
+class DeleteRefused(Exception):
+    """Bailian refused to delete the deployment for now (whether a RUNNING one may be deleted is undocumented,
+    service-contract.md#C26): nothing is recorded as undeployed, and the timer tries again every tick."""
+
+    def __init__(self, deployed_model: str, code: str | None, message: str) -> None:
+        super().__init__(f"Bailian refused to delete {deployed_model} for now ({code}: {message})")
+        self.deployed_model = deployed_model
+        self.code = code
+
+
 async def tear_down(flow: Flow, current: Current, why: str) -> RunState | None:
-    """Undeploy a DONE run's model and record it (notification `run.undeployed`); None: lost the race."""
+    """Undeploy a DONE run's model and record it (notification `run.undeployed`); None: lost the race.
+
+    Raises DeleteRefused when Bailian refuses the delete with a definite answer (a 4xx other than 404)."""
     state = current.state
     assert state.deployed_model is not None
-    await undeploy(flow, state.deployed_model)
+    try:
+        await undeploy(flow, state.deployed_model)
+    except APIStatusError as exc:
+        if exc.status is None or exc.status >= 500:
+            raise
+        raise DeleteRefused(state.deployed_model, exc.code, str(exc.message)) from None
     written = await commit(
         flow,
         current,
@@ -85,6 +103,26 @@ async def tear_down(flow: Flow, current: Current, why: str) -> RunState | None:
     expiry = _expiry_of(state)
     if written is not None and expiry is not None:
         await flow.store.delete(ttl_key(expiry, state.run_id))
+    return written
+
+
+async def retry_tear_down(flow: Flow, current: Current, refused: DeleteRefused) -> RunState | None:
+    """A teardown Bailian refused for now: due at once in the TTL index, so that every tick tries it again until the
+    delete lands (never recorded as undeployed before); None: lost the race."""
+    now = utc_now()
+    expiry = _expiry_of(current.state)
+    if expiry is not None and expiry <= now:
+        return current.state  # already due: the timer is at it
+    await flow.store.put(ttl_key(now, current.state.run_id), b"", content_type="text/plain")
+    written = await commit(
+        flow,
+        current,
+        "done",
+        f"teardown asked; {refused}: the timer tries again every tick until it lands",
+        deployment_expires_at=iso_z(now),
+    )
+    if written is not None and expiry is not None:
+        await flow.store.delete(ttl_key(expiry, current.state.run_id))
     return written
 
 
@@ -116,7 +154,12 @@ async def _expire(flow: Flow, key: str, run_id: str, now: datetime) -> bool:
         if state.undeployed_at or can_tear_down(state) is not None:
             break
         assert current is not None
-        if await tear_down(flow, current, "deployment_ttl expired") is not None:
-            return True
+        try:
+            if await tear_down(flow, current, "deployment_ttl expired") is not None:
+                return True
+        except DeleteRefused as refused:
+            # Kept in the index: the next tick tries again (service-contract.md#C26).
+            log.info("run %s: %s; the next tick tries again", run_id, refused)
+            return False
     await flow.store.delete(key)
     return False

@@ -247,7 +247,7 @@ async def cancel_run(flow: Flow, run_id: str) -> dict[str, Any]:
 
 async def teardown_run(flow: Flow, run_id: str) -> dict[str, Any]:
     """Undeploy a DONE run's model; asking again once it is undeployed answers the same run."""
-    from bailian_flow.pipeline.delivery.lifecycle import can_tear_down, tear_down
+    from bailian_flow.pipeline.delivery.lifecycle import DeleteRefused, can_tear_down, retry_tear_down, tear_down
 
     for _ in range(5):
         current = await load(flow, run_id)
@@ -258,7 +258,11 @@ async def teardown_run(flow: Flow, run_id: str) -> dict[str, Any]:
         refusal = can_tear_down(current.state)
         if refusal is not None:
             raise HttpError(409, "Conflict", refusal)
-        written = await tear_down(flow, current, "torn down through the API")
+        try:
+            written = await tear_down(flow, current, "torn down through the API")
+        except DeleteRefused as refused:
+            # Not undeployed yet: the timer retries the delete every tick until it lands (the run says so).
+            written = await retry_tear_down(flow, current, refused)
         if written is not None:
             return written.public()
     raise HttpError(409, "Conflict", f"run {run_id} kept changing; try again")
