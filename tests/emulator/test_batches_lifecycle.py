@@ -67,6 +67,7 @@ class Client:
 @pytest.fixture
 async def client(frozen: Emulator) -> AsyncIterator[Client]:
     frozen.reset()
+    frozen.configure({"profile": "default"})  # the behaviours tested here, whatever the suite's profile
     async with aiohttp.ClientSession() as session:
         yield Client(session, frozen)
 

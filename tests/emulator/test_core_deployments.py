@@ -29,11 +29,14 @@ async def test_deployable_models_include_base_models_and_succeeded_fine_tunes(ap
     _, body = await api.native("GET", "/deployments/models", params={"page_size": 200})
     models = {item["model_name"]: item for item in body["output"]["models"]}
     assert models["qwen3-32b"]["base_capacity"] == 2
-    assert job["finetuned_output"] not in models
+    before = set(models)
     await api.advance(80)
+    _, answer = await api.native("GET", f"/fine-tunes/{job['job_id']}")
+    output = answer["output"]["finetuned_output"]
+    assert output not in before
     _, body = await api.native("GET", "/deployments/models", params={"page_size": 200})
     models = {item["model_name"]: item for item in body["output"]["models"]}
-    assert models[job["finetuned_output"]]["base_capacity"] == 1
+    assert models[output]["base_capacity"] == 1
     assert body["output"]["total"] == len(models)
 
 

@@ -38,7 +38,7 @@ def _state(url: str) -> dict[str, dict[str, int]]:
 
 async def test_jobs_files_and_clock_survive_a_restart(tmp_path: Path) -> None:
     data = b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
-    process, url = start_emulator(tmp_path)
+    process, url = start_emulator(tmp_path, "--profile", "default")
     try:
         async with BailianClient(api_key=TEST_API_KEY, base_url=url) as client:
             uploaded = await client.files.upload(data, purpose="fine-tune", filename="train.jsonl")
@@ -51,9 +51,9 @@ async def test_jobs_files_and_clock_survive_a_restart(tmp_path: Path) -> None:
         _stop(process)
     saved = tmp_path / "registries.json"
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
-    assert json.loads(saved.read_bytes())["format"] == 2
+    assert json.loads(saved.read_bytes())["format"] == 3
 
-    process, url = start_emulator(tmp_path)
+    process, url = start_emulator(tmp_path, "--profile", "default")
     try:
         async with BailianClient(api_key=TEST_API_KEY, base_url=url) as client:
             again = await client.fine_tunes.get(job.job_id)
@@ -81,10 +81,10 @@ def _batch_input(count: int) -> bytes:
 
 
 async def test_every_registry_reads_the_same_after_a_restart(tmp_path: Path) -> None:
-    process, url = start_emulator(tmp_path)
+    process, url = start_emulator(tmp_path, "--profile", "default")
     try:
         async with BailianClient(api_key=TEST_API_KEY, base_url=url) as client:
-            deployment = await client.deployments.create("qwen3-14b", capacity=1, plan="lora", suffix="keep")
+            deployment = await client.deployments.create("qwen3-14b", capacity=1, suffix="keep")
             storage = {"bucket_name": "weights", "object_key": "models/x/"}
             imported = await client.custom_models.create("qwen3-32b", storage, weight_type="lora")
             uploaded = await client.compat_files.upload(_batch_input(3), purpose="batch", filename="in.jsonl")
@@ -105,7 +105,7 @@ async def test_every_registry_reads_the_same_after_a_restart(tmp_path: Path) -> 
     finally:
         _stop(process)
 
-    process, url = start_emulator(tmp_path)
+    process, url = start_emulator(tmp_path, "--profile", "default")
     try:
         async with BailianClient(api_key=TEST_API_KEY, base_url=url) as client:
             after = (
@@ -156,11 +156,11 @@ def test_an_old_pickle_is_never_loaded_and_says_so_in_one_line(tmp_path: Path) -
     assert set(state["created"].values()) == {0}
     lines = said.strip().splitlines()
     assert len(lines) == 1 and "registries.pickle" in lines[0] and "starting empty" in lines[0], said
-    assert json.loads((data_dir / "registries.json").read_bytes())["format"] == 2, "the new format from now on"
+    assert json.loads((data_dir / "registries.json").read_bytes())["format"] == 3, "the new format from now on"
 
 
 def test_a_state_file_it_cannot_trust_gives_one_line_and_a_fresh_start(tmp_path: Path) -> None:
-    saved = {"format": 2, "clock": 10.0, "created": {"files": 1}, "registries": {}}
+    saved = {"format": 3, "clock": 10.0, "created": {"files": 1}, "registries": {}}
     outside = {
         "f1": {
             "id": "f1",

@@ -14,6 +14,7 @@ from emulator_support import Emulator
 
 @pytest.fixture
 async def api(emulator_reset: Emulator) -> AsyncIterator[Api]:
+    emulator_reset.configure({"profile": "default"})  # the behaviours tested here, whatever the suite's profile
     async with aiohttp.ClientSession() as session:
         yield Api(session, emulator_reset.url, emulator_reset.api_key)
 

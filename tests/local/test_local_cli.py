@@ -104,3 +104,29 @@ def test_demo_of_a_bad_dataset_says_why_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     [said] = result.stderr.strip().splitlines()
     assert said.endswith("ended FAILED: datasets/demo/train.jsonl line 1, field messages: missing"), said
+
+
+def test_dev_starts_the_emulator_in_the_profile_asked(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    config = write_app(tmp_path / "app", out, timer="0 0 4 * * *")
+    process = subprocess.Popen(
+        _command("dev", "--config", str(config), "--emulator-profile", "strict", "--ephemeral"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=_isolated_env(tmp_path / "home"),
+    )
+    try:
+        assert process.stdout is not None
+        text = "".join(process.stdout.readline() for _ in range(3))
+        emulator = re.search(r"Bailian emulator\s+(http://127\.0\.0\.1:\d+)", text)
+        assert emulator, text
+        with urllib.request.urlopen(f"{emulator.group(1)}/_emulator/config", timeout=30) as response:
+            assert json.loads(response.read())["profile"] == "strict"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

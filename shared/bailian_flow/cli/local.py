@@ -23,6 +23,9 @@ def _stack_options(*, time_scale: float, timer_interval: float | None) -> Callab
         click.option("--timer-interval", type=click.FloatRange(min=0.05), default=timer_interval,
                      help="Fire timer triggers every N seconds instead of their cronExpression."),
         click.option("--emulator-port", type=click.IntRange(0, 65535), default=0, help="Emulator port (0: free)."),
+        click.option("--emulator-profile", type=click.Choice(["default", "strict"]), default=None,
+                     help="Undocumented Bailian behaviours: lenient, or their strictest reading "
+                          "[default: $BAILIAN_FLOW_EMULATOR_PROFILE, else default]."),
         click.option("--invoke-port", type=click.IntRange(0, 65535), default=0, help="FC invoke API port (0: free)."),
         click.option("--http-port", type=click.IntRange(0, 65535), default=0, help="HTTP trigger port (0: free)."),
         click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True,
@@ -101,6 +104,11 @@ def demo(**options: Any) -> int:
 @click.option("--time-scale", type=click.FloatRange(min=0.001), default=1.0, show_default=True,
               help="Emulated seconds per real second.")  # fmt: skip
 @click.option("--api-key", default=None, help="The only accepted API key [default: any non-empty key].")
+@click.option("--profile", type=click.Choice(["default", "strict"]), default=None,
+              help="Undocumented Bailian behaviours: lenient, or their strictest reading "
+                   "[default: $BAILIAN_FLOW_EMULATOR_PROFILE, else default].")  # fmt: skip
+@click.option("--region", type=click.Choice(["cn", "intl"]), default="cn", show_default=True,
+              help="The region emulated: operations it does not offer are refused.")  # fmt: skip
 @verbose_option
 def emulator(**options: Any) -> int:
     """Serve just the Bailian + OSS emulator (also: python -m bailian_flow.emulator).
@@ -108,6 +116,7 @@ def emulator(**options: Any) -> int:
     \b
     Example:
       bailian-flow emulator --port 8000 --time-scale 100
+      bailian-flow emulator --profile strict
     """
     from bailian_flow.emulator.__main__ import run
 

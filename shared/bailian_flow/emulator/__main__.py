@@ -15,6 +15,7 @@ import tempfile
 from aiohttp import web
 
 READY_PREFIX = "bailian-flow emulator ready"
+PROFILE_ENV = "BAILIAN_FLOW_EMULATOR_PROFILE"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=pathlib.Path, default=None, help="storage root (default: temp dir)")
     parser.add_argument("--time-scale", type=float, default=1.0, help="emulated seconds per real second (default 1)")
     parser.add_argument("--api-key", default=None, help="the only accepted key (default: any non-empty key)")
+    parser.add_argument(
+        "--profile",
+        choices=("default", "strict"),
+        # From the environment too, so that a whole test suite (every emulator it starts) runs strict in CI.
+        default=None,
+        help=f"undocumented behaviours: lenient (default) or their strictest reading (strict); default ${PROFILE_ENV}",
+    )
+    parser.add_argument(
+        "--region", choices=("cn", "intl"), default="cn", help="the region emulated: cn (Beijing, default) or intl"
+    )
 
 
 async def serve(
@@ -31,6 +42,8 @@ async def serve(
     data_dir: pathlib.Path | None = None,
     time_scale: float = 1.0,
     api_key: str | None = None,
+    profile: str = "default",
+    region: str = "cn",
 ) -> tuple[web.AppRunner, str]:
     """Start the emulator in the running loop; returns the runner (call ``cleanup()``) and its base URL."""
     from .app import create_app
@@ -42,7 +55,7 @@ async def serve(
     if data_dir is None:
         data_dir = pathlib.Path(tempfile.mkdtemp(prefix="bailian-flow-emulator-"))
     data_dir.mkdir(parents=True, exist_ok=True)
-    state = EmulatorState(data_dir=data_dir, clock=Clock(time_scale), api_key=api_key)
+    state = EmulatorState(data_dir=data_dir, clock=Clock(time_scale), api_key=api_key, profile=profile, region=region)
     app = create_app(state)
     if persistent:
         from .persist import enable
@@ -59,7 +72,15 @@ async def serve(
 
 
 async def _serve_forever(args: argparse.Namespace) -> None:
-    runner, url = await serve(args.host, args.port, args.data_dir, args.time_scale, args.api_key)
+    runner, url = await serve(
+        args.host,
+        args.port,
+        args.data_dir,
+        args.time_scale,
+        args.api_key,
+        getattr(args, "profile", None) or os.environ.get(PROFILE_ENV) or "default",
+        getattr(args, "region", None) or "cn",
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

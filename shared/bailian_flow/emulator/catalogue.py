@@ -34,10 +34,43 @@ BASE_MODELS: dict[str, int] = {
     "qwen2.5-72b-instruct": 4,
     "qwen-plus": 4,
     "qwen-turbo": 1,
+    "qwen-flash-2025-07-28": 1,
+    # The seed's vision-language fine-tunes; they take the `freeze_vit` hyper-parameter.
+    "qwen3-vl-8b-instruct": 1,
+    "qwen3-vl-8b-thinking": 1,
+    # Wan image-to-video (help.aliyun.com model-studio "视频生成模型微调 API 参考", supported base models; wan2.7-i2v
+    # is listed by the newer English page): LoRA fine-tunes only.
+    "wan2.7-i2v": 1,
+    "wan2.6-i2v": 1,
+    "wan2.5-i2v-preview": 1,
+    "wan2.2-i2v-flash": 1,
+    "wan2.2-kf2v-flash": 1,
+    # Deployable only (the seed's deployment models).
+    "emo": 1,
+    "animate-anyone-detect": 1,
 }
 
-# Base models offered for direct deployment (the rest are only fine-tunable, as on the service).
-DEPLOYABLE_BASE_MODELS = ("qwen3-8b", "qwen3-14b", "qwen3-32b", "qwen2.5-7b-instruct", "qwen2.5-72b-instruct")
+VL_MODELS = frozenset({"qwen3-vl-8b-instruct", "qwen3-vl-8b-thinking"})
+WAN_I2V_MODELS = frozenset({"wan2.7-i2v", "wan2.6-i2v", "wan2.5-i2v-preview", "wan2.2-i2v-flash", "wan2.2-kf2v-flash"})
+NOT_FINE_TUNABLE = frozenset({"emo", "animate-anyone-detect", "qwen-flash-2025-07-28"})
+
+# Base models offered for direct deployment (the rest are only fine-tunable, as on the service), with the plans the
+# deployment reference (help.aliyun.com model-studio "模型部署 API 参考"; alibabacloud.com "Create deployment") shows
+# for them: PTU (with ptu_capacity) and model units (MU, with deploy_spec) for Qwen LLMs; None is the older
+# capacity-only form of the `emo` sample, which is the only form for the image/video base models. `cu` and `lora`
+# on a Qwen base are not refused: no page says they are, and earlier clients deploy that way.
+LLM_PLANS: frozenset[str | None] = frozenset({None, "ptu", "mu", "cu", "lora"})
+DEPLOYABLE_BASE_MODELS: dict[str, frozenset[str | None]] = {
+    "qwen-plus": LLM_PLANS,
+    "qwen-flash-2025-07-28": LLM_PLANS,
+    "qwen3-8b": LLM_PLANS,
+    "qwen3-14b": LLM_PLANS,
+    "qwen3-32b": LLM_PLANS,
+    "qwen2.5-7b-instruct": LLM_PLANS,
+    "qwen2.5-72b-instruct": LLM_PLANS,
+    "emo": frozenset({None}),
+    "animate-anyone-detect": frozenset({None}),
+}
 
 
 class ModelCatalogue:
@@ -62,6 +95,8 @@ class ModelCatalogue:
 
     def fine_tunable(self, name: str) -> ModelInfo | None:
         """A base model, or a fine-tuned output that can be trained further."""
+        if name in NOT_FINE_TUNABLE:
+            return None
         if name in BASE_MODELS:
             return ModelInfo(name, name, BASE_MODELS[name])
         return self.produced().get(name)

@@ -199,6 +199,13 @@ def setup(app: web.Application) -> None:
         return native_exists(file_id) or file_id in store.records
 
     state.file_exists = file_exists
+    native_name = state.file_name
+
+    def file_name(file_id: str) -> str | None:
+        record = store.records.get(file_id)
+        return record.filename if record is not None else native_name(file_id)
+
+    state.file_name = file_name
     state.register_live("compat_files", lambda: len(store.records))
     state.add_reset_hook(store.clear)
     prefix = "/compatible-mode/v1/files"

@@ -100,6 +100,8 @@ def _required_str(body: dict[str, Any], key: str) -> str:
 
 
 async def create(request: web.Request) -> web.Response:
+    # Region: the English import page says Singapore only, the Chinese one shows the Beijing host; the pages
+    # conflict, so the emulator offers import in both regions (no refusal) rather than pick one.
     state, store = _state(request), _store(request)
     body = await json_object(request)
     base_model = _required_str(body, "model_name")
@@ -188,20 +190,6 @@ def _spelling_option(store: ImportStore) -> Callable[[Any], str]:
     return apply
 
 
-def _lag_option(state: EmulatorState) -> Callable[[Any], float]:
-    """``/_emulator/config {"list_lag_seconds": N}`` makes every list endpoint omit resources younger than N
-    emulated seconds (None reads it)."""
-
-    def apply(lag: Any) -> float:
-        if lag is not None:
-            if isinstance(lag, bool) or not isinstance(lag, int | float) or not 0 <= lag <= 86400:
-                raise ApiError(400, "InvalidParameter", "list_lag_seconds must be a number of seconds from 0 to 86400.")
-            state.list_lag_seconds = float(lag)
-        return state.list_lag_seconds
-
-    return apply
-
-
 def setup(app: web.Application) -> None:
     store = ImportStore()
     app[STORE_KEY] = store
@@ -214,4 +202,3 @@ def setup(app: web.Application) -> None:
     app.router.add_get(PREFIX + "/{job_id}", get_job)
     app.router.add_delete(PREFIX + "/{job_id}", delete)
     add_config_option(app, "import_success_status", _spelling_option(store))
-    add_config_option(app, "list_lag_seconds", _lag_option(state))

@@ -9,8 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .catalogue import ModelInfo, catalogue
-from .common import ApiError, format_iso_centis, json_object, ok, paged, workspace_id
+from .catalogue import DEPLOYABLE_BASE_MODELS, WAN_I2V_MODELS, ModelInfo, catalogue
+from .common import ApiError, format_iso_centis, hex4, json_object, ok, paged, workspace_id
 from .state import STATE_KEY, EmulatorState
 from .timeline import Phase, Timeline
 
@@ -23,6 +23,10 @@ PLANS = frozenset({"mu", "cu", "ptu", "lora"})
 SUFFIX_PATTERN = re.compile(r"^[a-z0-9]{1,8}$")
 # A phase status that means the deployment no longer exists.
 GONE = "GONE"
+# What a delete is allowed from when the delete_requires_stopped switch is on (behaviour.py): no stop operation is
+# documented, so through the API a RUNNING deployment cannot be deleted at all then; the control API's
+# `POST /_emulator/deployments/{name}/stop` stands for a stop in the console (a script can also end one STOPPED).
+DELETABLE_WHEN_STRICT = frozenset({"STOPPED", "FAILED"})
 
 
 @dataclass
@@ -141,6 +145,7 @@ def _plan_options(body: dict[str, Any]) -> dict[str, Any]:
         "deploy_spec",
         "ptu_capacity",
         "name",
+        "aigc_config",
         "enable_thinking",
         "max_context_length",
         "template_id",
@@ -152,6 +157,26 @@ def _plan_options(body: dict[str, Any]) -> dict[str, Any]:
         if value is not None:
             options[key] = value
     return options
+
+
+def _check_plan(info: ModelInfo, plan: str | None) -> None:
+    """The plans the model may deploy on. PTU serves Bailian's own base models only (the deployment reference's
+    PTU section; reference notes' Corrections); Wan LoRA outputs deploy with ``plan: lora`` as the Wan fine-tune
+    guide deploys them ("视频生成模型微调 API 参考", 部署模型)."""
+    allowed = DEPLOYABLE_BASE_MODELS.get(info.model_name)
+    if allowed is not None:
+        if plan not in allowed:
+            forms = ", ".join(sorted(item for item in allowed if item)) or "capacity only, no plan"
+            raise ApiError(400, "InvalidParameter", f"Model {info.model_name} does not support plan {plan}: {forms}.")
+        return
+    if plan == "ptu":
+        raise ApiError(
+            400,
+            "InvalidParameter",
+            f"Plan ptu is only available for Bailian base models; {info.model_name} is a custom model.",
+        )
+    if info.base_model in WAN_I2V_MODELS and plan != "lora":
+        raise ApiError(400, "InvalidParameter", f"Model {info.model_name} deploys with plan lora only.")
 
 
 def _deployed_name(model_name: str, workspace_id: str, suffix: str | None) -> str:
@@ -185,9 +210,20 @@ async def create(request: web.Request) -> web.Response:
     if suffix is not None and (not isinstance(suffix, str) or not SUFFIX_PATTERN.match(suffix)):
         raise ApiError(400, "InvalidParameter", f"Invalid suffix {suffix!r}: 1-8 lowercase letters or digits.")
     options = _plan_options(body)
+    plan = options.get("plan")
+    _check_plan(info, plan)
     now = state.clock.now()
     workspace = workspace_id(request)
-    deployed_model = _deployed_name(model_name, workspace, suffix)
+    if plan == "ptu":
+        # The backend names a PTU deployment; a suffix is ignored, or refused under the strict reading.
+        if suffix is not None and state.behaviour.ptu_suffix_refused:
+            raise ApiError(400, "InvalidParameter", "A ptu deployment takes no suffix; the service names it.")
+        suffix = None
+        deployed_model = f"{model_name}-ptu-{hex4()}{hex4()}"
+        while deployed_model in store.deployments:
+            deployed_model = f"{model_name}-ptu-{hex4()}{hex4()}"
+    else:
+        deployed_model = _deployed_name(model_name, workspace, suffix)
     live = store.live(now)
     if suffix is not None and any(item.suffix == suffix for item in live):
         raise ApiError(409, "Conflict", f"Suffix {suffix} already exists, please specify another suffix.")
@@ -219,6 +255,11 @@ async def list_deployments(request: web.Request) -> web.Response:
     state = _state(request)
     live = [item for item in reversed(_store(request).live(now)) if state.listed(item.created)]
     fields, listed = paged(request, live, 50, 200)
+    cap = state.behaviour.deployments_page_size_cap
+    if cap is not None and fields["page_size"] > cap:
+        # Answered, not refused: the page the service would plausibly give (see behaviour.py).
+        start = (fields["page_no"] - 1) * cap
+        fields["page_size"], listed = cap, live[start : start + cap]
     return ok({**fields, "deployments": [item.to_output(now) for item in listed]})
 
 
@@ -263,12 +304,30 @@ async def delete(request: web.Request) -> web.Response:
     now = _state(request).clock.now()
     deployment = _store(request).get(request.match_info["deployed_model"], now)
     phase = deployment.current(now)
+    if _state(request).behaviour.delete_requires_stopped and phase.status not in DELETABLE_WHEN_STRICT | {"DELETING"}:
+        raise ApiError(
+            400,
+            "OperationDenied",
+            f"Deployment {deployment.deployed_model} is {phase.status}; only STOPPED or FAILED deployments can be "
+            "deleted.",
+        )
     if phase.status != "DELETING":
         deployment.timeline.cut_and_append(
             now,
             Phase(now, "DELETING", {**phase.extra, "ready_capacity": 0}),
             Phase(now + DELETING_SECONDS, GONE),
         )
+    return ok(deployment.to_output(now))
+
+
+async def stop(request: web.Request) -> web.Response:
+    """``POST /_emulator/deployments/{deployed_model}/stop``: the deployment is STOPPED now, as if stopped in the
+    console (the API documents no stop operation); what a delete needs under ``delete_requires_stopped``."""
+    now = _state(request).clock.now()
+    deployment = _store(request).get(request.match_info["deployed_model"], now)
+    phase = deployment.current(now)
+    if phase.status != "DELETING":
+        deployment.timeline.cut_and_append(now, Phase(now, "STOPPED", {**phase.extra, "ready_capacity": 0}))
     return ok(deployment.to_output(now))
 
 
@@ -285,3 +344,4 @@ def setup(app: web.Application) -> None:
     app.router.add_put(PREFIX + "/{deployed_model}/scale", scale)
     app.router.add_put(PREFIX + "/{deployed_model}/update", update)
     app.router.add_delete(PREFIX + "/{deployed_model}", delete)
+    app.router.add_post("/_emulator/deployments/{deployed_model}/stop", stop)

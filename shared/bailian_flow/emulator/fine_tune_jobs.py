@@ -20,13 +20,21 @@ CHECKPOINT_RETENTION_SECONDS = 7 * 24 * 3600
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
 TRAINING_TYPES = frozenset({"cpt", "sft", "efficient_sft", "dpo_full", "dpo_lora"})
+# The documented defaults (help.aliyun.com model-studio "模型调优 API 参考", hyper_parameters table). They drive the
+# emulated training; the job answers only the hyper-parameters that were sent ("显性声明过的超参表").
 DEFAULT_HYPER_PARAMETERS: dict[str, Any] = {
-    "n_epochs": 3,
-    "batch_size": 16,
-    "max_length": 8192,
-    "learning_rate": "1.6e-5",
-    "lr_scheduler_type": "linear",
-    "split": 0.9,
+    "n_epochs": 1,
+    "max_length": 2048,
+    "split": 0.8,
+    "lr_scheduler_type": "cosine",
+    "warmup_ratio": 0.05,
+    "weight_decay": 0.1,
+    "eval_steps": 50,
+    "logging_steps": 5,
+    "lora_rank": 8,
+    "lora_alpha": 32,
+    "lora_dropout": 0.1,
+    "save_total_limit": 1,
 }
 
 
@@ -39,22 +47,34 @@ class FineTuneJob:
     finetuned_output: str
     training_file_ids: list[str]
     validation_file_ids: list[str]
+    # What training uses (the documented defaults under what was sent) and what was sent (echoed).
     hyper_parameters: dict[str, Any]
+    sent_hyper_parameters: dict[str, Any]
     training_type: str
     created: float
     timeline: Timeline
     workspace_id: str
     request_extras: dict[str, Any] = field(default_factory=dict)
+    # The scripted outcome (None: success), kept so that serial training can re-plan a queued job.
+    outcome: str | None = None
     exports: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def schedule(cls, created: float, outcome: str | None) -> Timeline:
-        running = PENDING_SECONDS + QUEUING_SECONDS
+    def schedule(cls, created: float, outcome: str | None, running_at: float | None = None) -> Timeline:
+        """PENDING, QUEUING, then training from ``running_at`` (default: as soon as queuing is over)."""
+        earliest = PENDING_SECONDS + QUEUING_SECONDS
+        running = earliest if running_at is None else max(earliest, running_at - created)
         if outcome is not None and outcome != "SUCCEEDED":
             end = (running + FAIL_AFTER_RUNNING_SECONDS, outcome)
         else:
             end = (running + RUNNING_SECONDS, "SUCCEEDED")
         return Timeline.starting(created, (0.0, "PENDING"), (PENDING_SECONDS, "QUEUING"), (running, "RUNNING"), end)
+
+    def training_ends(self) -> float | None:
+        """When this job stops occupying the trainer (its terminal phase), or None if it never trains."""
+        if self.timeline.started_at("RUNNING") is None:
+            return None
+        return next((phase.start for phase in self.timeline.phases if phase.status in TERMINAL), None)
 
     @property
     def n_epochs(self) -> int:
@@ -94,16 +114,16 @@ class FineTuneJob:
         return round(full * self.trained_fraction(now))
 
     def to_output(self, now: float) -> dict[str, Any]:
+        status = self.status(now)
         output: dict[str, Any] = {
             "job_id": self.job_id,
             "job_name": self.job_name,
-            "status": self.status(now),
-            "finetuned_output": self.finetuned_output,
+            "status": status,
             "model": self.model,
             "base_model": self.base_model,
             "training_file_ids": list(self.training_file_ids),
             "validation_file_ids": list(self.validation_file_ids),
-            "hyper_parameters": dict(self.hyper_parameters),
+            "hyper_parameters": dict(self.sent_hyper_parameters),
             "training_type": self.training_type,
             "create_time": format_space(self.created),
             "workspace_id": self.workspace_id,
@@ -113,6 +133,9 @@ class FineTuneJob:
             "group": "llm",
             **self.request_extras,
         }
+        # "仅调优任务状态为 SUCCEED 时出现" (调优任务对象, output.finetuned_output).
+        if status == "SUCCEEDED":
+            output["finetuned_output"] = self.finetuned_output
         end = self.end_time(now)
         if end is not None:
             output["end_time"] = format_space(end)

@@ -8,7 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .catalogue import BASE_MODELS, ModelInfo, catalogue
+from .behaviour import region_refusal
+from .catalogue import BASE_MODELS, VL_MODELS, WAN_I2V_MODELS, ModelInfo, catalogue
 from .common import ApiError, beijing, hex4, int_param, json_object, ok, paged, workspace_id
 from .fine_tune_jobs import DEFAULT_HYPER_PARAMETERS, TERMINAL, TRAINING_TYPES, FineTuneJob
 from .quotas import add_usage, quotas
@@ -17,6 +18,13 @@ from .state import STATE_KEY, EmulatorState
 PREFIX = "/api/v1/fine-tunes"
 # Real seconds between two looks at the log while streaming events.
 STREAM_POLL_SECONDS = 0.2
+# The Wan reference's create sample sends these, marked required (its table also has learning_rate etc.).
+WAN_REQUIRED_HYPER_PARAMETERS = ("batch_size", "n_epochs")
+# "当前模型调优 API 仅在北京 Region 开放" (help.aliyun.com 调优任务对象 page); the Wan fine-tune API reference on
+# help.aliyun.com says Beijing only too. Conflict: alibabacloud.com's English Wan pages ("Video generation model
+# fine-tuning API reference", "Fine-tune video generation models") say Singapore only; Beijing is kept (issue 14).
+TRAINING_REGIONS = ("cn",)
+BUSY_MESSAGE = "Too many fine-tune job in running, please retry later."
 
 
 class FineTuneStore:
@@ -29,6 +37,24 @@ class FineTuneStore:
     def counted(self, now: float) -> int:
         """Jobs held against the quota: every one not FAILED or CANCELED (succeeded jobs count until deleted)."""
         return sum(1 for job in self.jobs.values() if job.status(now) not in ("FAILED", "CANCELED"))
+
+    def busy(self, now: float) -> bool:
+        """Whether a job of the account is unfinished (what the serial_training_refuses_create switch refuses)."""
+        return any(job.status(now) not in TERMINAL for job in self.jobs.values())
+
+    def replan(self, now: float) -> None:
+        """Serial training: one job trains at a time, in creation order; a job not yet RUNNING waits in QUEUING
+        until the job before it ends (re-planned whenever a create or cancel moves that end)."""
+        free_at = float("-inf")
+        for job in self.jobs.values():
+            started = job.timeline.started_at("RUNNING")
+            if started is not None and started <= now:
+                free_at = max(free_at, job.training_ends() or now)
+                continue
+            if job.status(now) not in ("PENDING", "QUEUING"):
+                continue
+            job.timeline = FineTuneJob.schedule(job.created, job.outcome, running_at=free_at)
+            free_at = job.training_ends() or free_at
 
     def get(self, job_id: str) -> FineTuneJob:
         job = self.jobs.get(job_id)
@@ -85,25 +111,47 @@ def _file_ids(body: dict[str, Any], legacy_key: str, datasets_key: str) -> list[
     return ids
 
 
-def _hyper_parameters(raw: Any) -> dict[str, Any]:
+def _hyper_parameters(raw: Any, model: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What training uses (the documented defaults under what was sent) and what the job echoes: only what was
+    sent, ``learning_rate`` as a number (the training reference's samples)."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ApiError(400, "InvalidParameter", "hyper_parameters must be an object.")
-    merged = {**DEFAULT_HYPER_PARAMETERS, **raw}
-    epochs = merged["n_epochs"]
+    sent = dict(raw)
+    epochs = sent.get("n_epochs", DEFAULT_HYPER_PARAMETERS["n_epochs"])
     if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= 100:
         raise ApiError(400, "InvalidParameter", f"n_epochs must be an integer in [1, 100], got {epochs!r}.")
-    rate = merged["learning_rate"]
-    try:
-        rate_value = float(rate)
-    except (TypeError, ValueError):
-        raise ApiError(400, "InvalidParameter", f"learning_rate must be a number, got {rate!r}.") from None
-    if not rate_value > 0:
-        raise ApiError(400, "InvalidParameter", f"learning_rate must be positive, got {rate!r}.")
-    # The service reports learning_rate as a string.
-    merged["learning_rate"] = rate if isinstance(rate, str) else repr(float(rate))
-    return merged
+    if "learning_rate" in sent:
+        rate = sent["learning_rate"]
+        try:
+            rate_value = float(rate)
+        except (TypeError, ValueError):
+            raise ApiError(400, "InvalidParameter", f"learning_rate must be a number, got {rate!r}.") from None
+        if isinstance(rate, bool) or not rate_value > 0:
+            raise ApiError(400, "InvalidParameter", f"learning_rate must be positive, got {rate!r}.")
+        sent["learning_rate"] = rate_value
+    if "freeze_vit" in sent:
+        if model not in VL_MODELS:
+            raise ApiError(400, "InvalidParameter", f"freeze_vit applies to vision-language models only, not {model}.")
+        if not isinstance(sent["freeze_vit"], bool):
+            raise ApiError(400, "InvalidParameter", "freeze_vit must be true or false.")
+    return {**DEFAULT_HYPER_PARAMETERS, **sent}, sent
+
+
+def _wan_rules(state: EmulatorState, model: str, training_type: str, sent: dict[str, Any], files: list[str]) -> None:
+    """What the Wan fine-tune API reference (help.aliyun.com model-studio "视频生成模型微调 API 参考", 创建调优任务)
+    requires: LoRA training (``efficient_sft``), the hyper-parameters it marks required, and .zip datasets.
+    Its region (Beijing only) is checked with the training API's."""
+    if training_type != "efficient_sft":
+        raise ApiError(400, "InvalidParameter", f"Model {model} supports training_type efficient_sft only.")
+    missing = [name for name in WAN_REQUIRED_HYPER_PARAMETERS if name not in sent]
+    if missing:
+        raise ApiError(400, "InvalidParameter", f"hyper_parameters {', '.join(missing)} required for {model}.")
+    for file_id in files:
+        name = file_id if file_id.startswith("oss://") else state.file_name(file_id) or ""
+        if not name.lower().endswith(".zip"):
+            raise ApiError(400, "InvalidParameter", f"Model {model} trains on a .zip dataset; {file_id} is not one.")
 
 
 def _store(request: web.Request) -> FineTuneStore:
@@ -117,6 +165,9 @@ def _state(request: web.Request) -> EmulatorState:
 async def create(request: web.Request) -> web.Response:
     state, store = _state(request), _store(request)
     body = await json_object(request)
+    refusal = region_refusal(state.region, TRAINING_REGIONS, "The fine-tune API")
+    if refusal is not None:
+        raise refusal
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ApiError(400, "InvalidParameter", "model is required.")
@@ -133,12 +184,16 @@ async def create(request: web.Request) -> web.Response:
     for file_id in training_ids + validation_ids:
         if not file_id.startswith("oss://") and not state.file_exists(file_id):
             raise ApiError(400, "InvalidParameter", f"File not found: {file_id}")
-    hyper_parameters = _hyper_parameters(body.get("hyper_parameters"))
+    hyper_parameters, sent = _hyper_parameters(body.get("hyper_parameters"), info.base_model)
+    if info.base_model in WAN_I2V_MODELS:
+        _wan_rules(state, model, training_type, sent, training_ids + validation_ids)
     now = state.clock.now()
     limits = quotas(request.app)
     # Counting is O(jobs): skipped while there are fewer jobs than the limit, so thousands of creates stay linear.
     if len(store.jobs) >= limits.fine_tune_jobs and store.counted(now) >= limits.fine_tune_jobs:
         raise ApiError(429, "Throttling", limits.fine_tune_message())
+    if state.behaviour.serial_training_refuses_create and store.busy(now):
+        raise ApiError(429, "Throttling", BUSY_MESSAGE)
 
     job_id = store.new_job_id(now)
     suffix = body.get("finetuned_output_suffix")
@@ -146,22 +201,29 @@ async def create(request: web.Request) -> web.Response:
     if not isinstance(output_name, str) or not output_name:
         output_name = f"{model}-{suffix}-{job_id}" if suffix else f"{model}-{job_id}"
     extras: dict[str, Any] = {key: body[key] for key in ("training_datasets", "validation_datasets") if key in body}
+    sent_name = body.get("job_name")
+    outcome = state.take_scripted_outcome("fine_tune")
     job = FineTuneJob(
         job_id=job_id,
-        job_name=str(body.get("job_name") or job_id),
+        # The reference documents the name as "the same as output.job_id"; keeping ours is a switch.
+        job_name=str(sent_name) if sent_name and state.behaviour.job_name_kept else job_id,
         model=model,
         base_model=info.base_model,
         finetuned_output=output_name,
         training_file_ids=training_ids,
         validation_file_ids=validation_ids,
         hyper_parameters=hyper_parameters,
+        sent_hyper_parameters=sent,
         training_type=training_type,
         created=now,
-        timeline=FineTuneJob.schedule(now, state.take_scripted_outcome("fine_tune")),
+        timeline=FineTuneJob.schedule(now, outcome),
         workspace_id=workspace_id(request),
         request_extras=extras,
+        outcome=outcome,
     )
     store.jobs[job_id] = job
+    if state.behaviour.serial_training:
+        store.replan(now)
     state.count_created("fine_tunes")
     return ok(job.to_output(now))
 
@@ -192,6 +254,8 @@ async def cancel(request: web.Request) -> web.Response:
         raise ApiError(400, "UnsupportedOperation", f"Job {job.job_id} is {status} and can not be canceled.")
     if status != "CANCELING":
         job.cancel(now)
+        if _state(request).behaviour.serial_training:
+            _store(request).replan(now)
     return ok({"status": "success"})
 
 

@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 FILE_NAME = "registries.json"
 # What earlier versions wrote; never loaded (see the module's docstring), only mentioned.
 OLD_FILE_NAMES = ("registries.pickle",)
-FORMAT = 2
+# 3: fine-tune jobs keep the hyper-parameters sent apart from those used, and their scripted outcome.
+FORMAT = 3
 SAVE_DELAY = 0.5  # seconds: a burst of requests costs one save
 # registry name -> (module, its app key's name, the attribute holding the records, the records' class)
 REGISTRIES = {

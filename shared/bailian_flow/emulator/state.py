@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from .behaviour import Behaviour
 from .clock import Clock
 
 if TYPE_CHECKING:
@@ -36,20 +37,37 @@ SCRIPT_KINDS = ("fine_tune", "deployment", "import", "batch")
 
 
 class EmulatorState:
-    def __init__(self, data_dir: pathlib.Path, clock: Clock | None = None, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: pathlib.Path,
+        clock: Clock | None = None,
+        api_key: str | None = None,
+        profile: str = "default",
+        region: str = "cn",
+    ) -> None:
         self.data_dir = data_dir
         self.clock = clock if clock is not None else Clock()
         self.api_key = api_key
         # files.py replaces this with a lookup in its store; the default accepts any id so that fine-tunes
         # can be created while the files module is absent.
         self.file_exists: Callable[[str], bool] = lambda file_id: True
+        # The name a file was uploaded under (None: unknown id); files.py and compat_files.py chain their lookups.
+        self.file_name: Callable[[str], str | None] = lambda file_id: None
         self.faults: list[FaultRule] = []
         self._created: Counter[str] = Counter()
         self._live: dict[str, Callable[[], int]] = {}
         self._reset_hooks: list[Callable[[], None]] = []
         self._scripts: dict[str, list[str]] = {}
-        # Bailian's list endpoints lag its creates: a resource younger than this (emulated seconds) is not listed.
-        self.list_lag_seconds = 0.0
+        # The undocumented behaviours (see behaviour.py) and the region; a reset restores the ones started with.
+        self.start_profile = profile
+        self.behaviour = Behaviour.profile(profile)
+        self.start_region = region
+        self.region = region
+
+    @property
+    def list_lag_seconds(self) -> float:
+        """Bailian's list endpoints lag its creates: a resource younger than this (emulated seconds) is not listed."""
+        return self.behaviour.list_lag_seconds
 
     def count_created(self, kind: str) -> None:
         self._created[kind] += 1
@@ -90,7 +108,8 @@ class EmulatorState:
             hook()
         self._created.clear()
         self._scripts.clear()
-        self.list_lag_seconds = 0.0
+        self.behaviour = Behaviour.profile(self.start_profile)
+        self.region = self.start_region
         self.faults.clear()
         log.info("emulator state reset")
 

@@ -103,6 +103,7 @@ def stack_from_args(args: argparse.Namespace, *, api_token: str | None = None) -
         http_port=args.http_port,
         workers=args.workers,
         api_token=api_token,
+        emulator_profile=getattr(args, "emulator_profile", None),
     )
 
 

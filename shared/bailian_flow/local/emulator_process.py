@@ -23,8 +23,11 @@ class EmulatorProcess:
         data_dir: Path | None = None,
         time_scale: float = 1.0,
         startup_timeout: float = 30.0,
+        profile: str | None = None,
     ) -> None:
         self._args = ["--host", host, "--port", str(port), "--time-scale", str(time_scale)]
+        if profile is not None:  # None: the emulator's own default ($BAILIAN_FLOW_EMULATOR_PROFILE, else default)
+            self._args += ["--profile", profile]
         if data_dir is not None:
             self._args += ["--data-dir", str(data_dir)]
         self._startup_timeout = startup_timeout

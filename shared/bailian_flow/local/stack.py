@@ -67,8 +67,11 @@ class LocalStack:
         api_token: str | None = None,
         env: Mapping[str, str] | None = None,
         functions: Sequence[str] | None = None,
+        emulator_profile: str | None = None,
     ) -> None:
         self.config_path = Path(config)
+        # The emulator's reading of what Bailian leaves undocumented (emulator/behaviour.py): default or strict.
+        self._emulator_profile = emulator_profile
         self._given_emulator_url = emulator_url
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self._time_scale = time_scale
@@ -165,6 +168,7 @@ class LocalStack:
                 port=self._emulator_port,
                 data_dir=self._data_dir,
                 time_scale=self._time_scale,
+                profile=self._emulator_profile,
             )
             self.emulator_url = await self._emulator.start()
 
