@@ -129,7 +129,7 @@ def _workspace(client: BailianClient, report: Report, account: Account) -> None:
             "C40",
             "workspace",
             HOLDS,
-            f"DASHSCOPE_WORKSPACE unset: the default one; jobs and deployments show {seen or 'none'}",
+            f"DASHSCOPE_WORKSPACE unset: the default one; items show {', '.join(seen) or 'no workspace'}",
         )
         return
     others = [ws for ws in seen if ws != client.workspace]
@@ -264,7 +264,7 @@ def _statuses(values: Sequence[str], kind: Any) -> tuple[Status, str]:
     strange = sorted({value for value in values if value not in known})
     if strange:
         return HOLDS, f"undocumented statuses {', '.join(strange)} (read as still running)"
-    return HOLDS, f"{len(values)} items, every status documented"
+    return HOLDS, f"{len(values)} item(s), every status documented"
 
 
 async def _page_sizes(client: BailianClient, report: Report) -> None:
@@ -281,7 +281,8 @@ async def _page_sizes(client: BailianClient, report: Report) -> None:
         return _echoed(page), len(page.files), page.total
 
     await _page_size(report, "C11", "GET /fine-tunes", fine_tunes, (PAGE_SIZE,))
-    await _page_size(report, "C24", "GET /deployments", deployments, DEPLOYMENT_PAGE_SIZES)
+    remedy = "list deployments 100 a page (pipeline/protocol/bulk.PAGE_SIZES asks 200)"
+    await _page_size(report, "C24", "GET /deployments", deployments, DEPLOYMENT_PAGE_SIZES, remedy)
     await _page_size(report, "C18", "GET /files", files, (PAGE_SIZE,))
     try:
         batch_page = await client.batches.list_page(limit=PAGE_SIZE)
@@ -306,6 +307,7 @@ async def _page_size(
     what: str,
     fetch: Callable[[int], Awaitable[tuple[int | None, int, int]]],
     sizes: Sequence[int],
+    remedy: str = "",
 ) -> None:
     verdicts: list[tuple[Status, str]] = []
     for size in sizes:
@@ -316,17 +318,22 @@ async def _page_size(
             continue
         expected = min(size, total)
         if (echoed is not None and echoed < size) or got < expected:
-            verdicts.append((VIOLATED, f"page_size {size} capped: answered page_size {echoed}, {got} of {total} items"))
+            verdicts.append(
+                (VIOLATED, f"page_size {size} capped: answered page_size {echoed}, {got} of {total} item(s)")
+            )
         elif total < size and echoed is None:
             verdicts.append(
                 (UNKNOWN, f"page_size {size}: {got} of {total} items, no page_size echoed (too few to tell)")
             )
         else:
-            verdicts.append((HOLDS, f"page_size {size} accepted ({got} of {total} items)"))
+            verdicts.append((HOLDS, f"page_size {size} accepted ({got} of {total} item(s))"))
     statuses = [status for status, _ in verdicts]
     worst: Status = VIOLATED if VIOLATED in statuses else UNKNOWN if UNKNOWN in statuses else HOLDS
     sizes_text = "/".join(str(size) for size in sizes)
-    report.add(row, f"{what} page size {sizes_text} accepted", worst, "; ".join(text for _, text in verdicts))
+    evidence = "; ".join(text for _, text in verdicts)
+    if worst == VIOLATED and remedy:
+        evidence += f": {remedy}"
+    report.add(row, f"{what} page size {sizes_text} accepted", worst, evidence)
 
 
 async def _file_info(client: BailianClient, account: Account, file_id: str, budget: list[int]) -> FileInfo | None:
