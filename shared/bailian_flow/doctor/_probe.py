@@ -37,6 +37,8 @@ __all__ = ["TEST_ENDPOINT", "TEST_MODEL", "Made", "probe"]
 TEST_MODEL = "batch-test-model"
 TEST_ENDPOINT = "/v1/chat/ds-test"
 TEST_LINES = 2
+# The output of two test lines is a few KiB: more is not the answer we asked for, and is not read whole.
+MAX_OUTPUT_BYTES = 1 << 20
 # How often and how long to look: the list lag and the test batch (minutes on the real service).
 POLL_SECONDS = 1.0
 LIST_LAG_LIMIT = 120.0
@@ -304,7 +306,11 @@ async def _results(client: BailianClient, report: Report, batch: Batch, made: Ma
         report.add("C37", "test batch end to end", VIOLATED, f"ended {batch.status}: {str(batch.errors)[:200]}")
         return
     try:
-        raw = b"".join([chunk async for chunk in client.compat_files.content(batch.output_file_id)])
+        raw = b""
+        async for chunk in client.compat_files.content(batch.output_file_id):
+            raw += chunk
+            if len(raw) > MAX_OUTPUT_BYTES:
+                raise ValueError(f"larger than {MAX_OUTPUT_BYTES} B for {TEST_LINES} lines")
         ids = sorted(json.loads(line)["custom_id"] for line in raw.splitlines() if line.strip())
     except (errors.BailianError, ValueError, KeyError, TypeError) as exc:
         report.add("C37", "test batch end to end", VIOLATED, f"output {batch.output_file_id} unreadable: {_said(exc)}")
