@@ -215,3 +215,42 @@ def test_the_settings_decide_which_region_rows_are_checked(
     rows = _rows(done)
     assert row in rows, done.stdout
     assert _statuses(rows, row) == ({"violated"} if row == "C22" else {"holds"})
+
+
+def test_a_workspace_is_checked_against_what_the_items_echo(emulator_reset: Emulator, tmp_path: Path) -> None:
+    async def make() -> None:
+        async with BailianClient(
+            api_key=emulator_reset.api_key, base_url=emulator_reset.url, workspace="ws-a"
+        ) as client:
+            uploaded = await client.files.upload(SAMPLE, filename="train.jsonl")
+            await client.fine_tunes.create("qwen3-8b", training_file_ids=[uploaded.file_id])
+
+    asyncio.run(make())
+    same = _rows(_doctor(emulator_reset, tmp_path, "--json", DASHSCOPE_WORKSPACE="ws-a"))
+    other = _rows(_doctor(emulator_reset, tmp_path, "--json", DASHSCOPE_WORKSPACE="ws-b"))
+    assert {check["status"] for check in same["C40"]} == {"holds"}
+    workspace = [check for check in other["C40"] if check["assumption"] == "workspace"]
+    assert workspace[0]["status"] == "violated" and "ws-a" in workspace[0]["evidence"]
+
+
+def test_quotas_against_the_settings_and_a_full_file_quota(emulator_reset: Emulator, tmp_path: Path) -> None:
+    _pipeline_job(emulator_reset)
+
+    async def one_more_file() -> None:
+        async with BailianClient(api_key=emulator_reset.api_key, base_url=emulator_reset.url) as client:
+            await client.files.upload(SAMPLE, filename="other.jsonl")
+
+    asyncio.run(one_more_file())
+    _post(emulator_reset, "/_emulator/config", {"quotas": {"files": 2}})  # the account's two files fill it
+    _post(emulator_reset, "/_emulator/script", SLOW_BATCHES)
+    quotas = {"BAILIAN_FLOW_QUOTA_FILES": "1", "BAILIAN_FLOW_QUOTA_FINE_TUNE_JOBS": "1"}
+    done = _doctor(emulator_reset, tmp_path, "--probe", "--json", **quotas)
+    assert done.returncode == 1, done.stderr
+    rows = _rows(done)
+    assert _statuses(rows, "C10") == {"holds"} and "1 of 1 jobs" in rows["C10"][0]["evidence"]
+    assert "full" in rows["C10"][0]["evidence"]
+    # More files than the setting assumes: the account's real quota is larger than the pipeline believes.
+    assert _statuses(rows, "C15") == {"violated"} and "BAILIAN_FLOW_QUOTA_FILES" in rows["C15"][0]["evidence"]
+    # The probe's upload is answered 200 with failed_uploads, read as a full quota; the batch probe still runs.
+    assert _statuses(rows, "C16") == {"holds"} and "Out of number" in rows["C16"][0]["evidence"]
+    assert "C17" not in rows and _statuses(rows, "C37") == {"holds"}
