@@ -206,7 +206,7 @@ def test_a_refused_key_says_the_key_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("setting", "row"),
-    [("on_success.plan=ptu", "C22"), ("on_success.action=import", "C30")],
+    [("on_success.plan=ptu", "C22"), ("on_success.action=import", "C30"), ("model=wan2.2-i2v-flash", "C45")],
 )
 def test_the_settings_decide_which_region_rows_are_checked(
     emulator_reset: Emulator, tmp_path: Path, setting: str, row: str

@@ -150,6 +150,16 @@ async def _regions(client: BailianClient, report: Report, account: Account, uses
         report.add(
             "C27", "the region offers the deployment plan", HOLDS, f"nothing deployed (on_success {uses.on_success})"
         )
+    if uses.model.startswith("wan"):
+        # service-contract.md#C45: the Chinese Wan fine-tune page says Beijing, the English one Singapore.
+        wan: Status = HOLDS if region == "cn" else UNKNOWN
+        report.add(
+            "C45",
+            f"the region offers {uses.model} fine-tunes",
+            wan,
+            f"region {region}; the Chinese page: "
+            "China (Beijing); the English page: Singapore for the international site",
+        )
     if uses.on_success == "import":
         try:
             await client.custom_models.list_page(1, 1)
