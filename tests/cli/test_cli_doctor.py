@@ -254,3 +254,33 @@ def test_quotas_against_the_settings_and_a_full_file_quota(emulator_reset: Emula
     # The probe's upload is answered 200 with failed_uploads, read as a full quota; the batch probe still runs.
     assert _statuses(rows, "C16") == {"holds"} and "Out of number" in rows["C16"][0]["evidence"]
     assert "C17" not in rows and _statuses(rows, "C37") == {"holds"}
+
+
+def test_a_host_that_is_not_bailian_exits_4(tmp_path: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html>a web page</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        env = isolated_env(tmp_path, DASHSCOPE_API_KEY="sk-x", DASHSCOPE_BASE_URL=url)
+        done = subprocess.run(cli_command("doctor"), env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 4, done.stderr
+    assert "DASHSCOPE_BASE_URL" in done.stderr and done.stderr.count("\n") == 1, done.stderr

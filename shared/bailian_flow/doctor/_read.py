@@ -50,6 +50,8 @@ async def _first_call(client: BailianClient) -> None:
         ) from None
     except errors.APIStatusError as exc:
         raise Unusable(f"GET {client.endpoints.native}/files answered {_said(exc)}") from None
+    except errors.BailianError as exc:  # an answer that is not the file list: not Bailian at that URL
+        raise Unusable(f"GET {client.endpoints.native}/files: {_said(exc)}; is DASHSCOPE_BASE_URL right?") from None
 
 
 async def _collect(account: Account, name: str, read: Callable[[], Awaitable[list[T]]]) -> list[T] | None:
