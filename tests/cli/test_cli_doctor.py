@@ -284,3 +284,30 @@ def test_a_host_that_is_not_bailian_exits_4(tmp_path: Path) -> None:
         server.server_close()
     assert done.returncode == 4, done.stderr
     assert "DASHSCOPE_BASE_URL" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_terminal_gets_a_table(emulator_reset: Emulator, tmp_path: Path) -> None:
+    import os
+    import pty
+
+    master, terminal = pty.openpty()
+    env = isolated_env(
+        tmp_path, DASHSCOPE_API_KEY=emulator_reset.api_key, DASHSCOPE_BASE_URL=emulator_reset.url, COLUMNS="200"
+    )
+    process = subprocess.Popen(cli_command("doctor"), env=env, stdout=terminal, stderr=subprocess.PIPE, cwd=ROOT)
+    os.close(terminal)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the command ended and closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert process.wait(timeout=60) == 0
+    os.close(master)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    header = next(line for line in text.splitlines() if "assumption" in line)
+    assert all(word in header for word in ("row", "status", "evidence"))
+    assert "C40" in text and "holds" in text and "(rows: docs/service-contract.md)" in text
