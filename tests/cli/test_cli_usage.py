@@ -21,6 +21,7 @@ COMMANDS = {
     ("demo",): ["--dataset", "--timeout"],
     ("emulator",): ["--port", "--data-dir", "--time-scale"],
     ("files", "upload"): ["--purpose", "--description"],
+    ("doctor",): ["--probe", "--json", "--set", "--settings", "--batch-timeout"],
 }
 
 
@@ -46,7 +47,7 @@ def test_help_shows_options_and_an_example(tmp_path: Path, command: tuple[str, .
 def test_top_level_help_lists_commands_and_exit_codes(tmp_path: Path) -> None:
     done = _run(tmp_path, "--help")
     assert done.returncode == 0
-    for name in ("runs", "put", "validate", "dev", "demo", "emulator"):
+    for name in ("runs", "put", "validate", "dev", "demo", "emulator", "doctor"):
         assert name in done.stdout
     assert "Exit codes" in done.stdout
 

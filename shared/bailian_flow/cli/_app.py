@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "emulator": "bailian_flow.cli.local:emulator",
     "files": "bailian_flow.cli.files:files",
     "responses": "bailian_flow.cli.responses:responses",
+    "doctor": "bailian_flow.cli.doctor:doctor",
 }
 
 

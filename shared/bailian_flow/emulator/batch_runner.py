@@ -27,7 +27,13 @@ MAX_LINE_BYTES = 6 * 1024 * 1024
 MAX_REPORTED_ERRORS = 100
 CHAT_ENDPOINT = "/v1/chat/completions"
 EMBEDDINGS_ENDPOINT = "/v1/embeddings"
-ENDPOINTS = (CHAT_ENDPOINT, EMBEDDINGS_ENDPOINT)
+# The batch page's free test model (OpenAI兼容-Batch, 快速开始, https://help.aliyun.com/document_detail/2975721.html):
+# model `batch-test-model` with line url `/v1/chat/ds-test` runs no inference; input ≤ 1 MB and ≤ 100 lines.
+TEST_ENDPOINT = "/v1/chat/ds-test"
+TEST_MODEL = "batch-test-model"
+TEST_MAX_LINES = 100
+TEST_MAX_BYTES = 1 << 20
+ENDPOINTS = (CHAT_ENDPOINT, EMBEDDINGS_ENDPOINT, TEST_ENDPOINT)
 CHAT_MODEL_PREFIXES = ("qwen", "deepseek", "kimi", "glm", "llama")
 EMBEDDING_MODEL_PREFIXES = ("text-embedding-", "multimodal-embedding")
 DEFAULT_EMBEDDING_DIMENSIONS = 8
@@ -53,6 +59,8 @@ class _Invalid(Exception):
 
 
 def model_known(model: str, endpoint: str) -> bool:
+    if endpoint == TEST_ENDPOINT:
+        return model == TEST_MODEL
     prefixes = EMBEDDING_MODEL_PREFIXES if endpoint == EMBEDDINGS_ENDPOINT else CHAT_MODEL_PREFIXES
     return model.startswith(prefixes)
 
@@ -106,6 +114,8 @@ def run_batch(
                 _answer(request, raw, endpoint, created_at, result, output, error_output, failed_share)
         if result.total == 0 and not result.errors:
             _fail(result, "empty_file", "The input file has no requests.", None)
+        if endpoint == TEST_ENDPOINT and (result.total > TEST_MAX_LINES or input_path.stat().st_size > TEST_MAX_BYTES):
+            _fail(result, "invalid_file", "A test-model input holds at most 100 lines and 1 MB.", None)
     except BaseException:
         output.discard()
         error_output.discard()
@@ -197,7 +207,8 @@ def _answer(
         error = (500, "internal_error", "The request failed inside the service (scripted).")
     if error is None:
         try:
-            answer = _fake_chat(body, digest, created_at) if endpoint == CHAT_ENDPOINT else _fake_embedding(body)
+            chat = endpoint in (CHAT_ENDPOINT, TEST_ENDPOINT)
+            answer = _fake_chat(body, digest, created_at) if chat else _fake_embedding(body)
         except _Invalid as exc:
             error = (400, exc.code, exc.message)
     request_id = str(uuid.UUID(digest[:32]))
