@@ -37,6 +37,7 @@ OPTIONAL_VARIABLES = {
         f"BAILIAN_FLOW_QUOTA_{name}": "the account's quota; the default is the service's documented one"
         for name in ("FINE_TUNE_JOBS", "FILES", "FILE_BYTES", "BATCHES", "TRAINING_SLOTS")
     },
+    "BAILIAN_FLOW_AUDIT_EVERY": "tuning knob: how often the timer audits a slice of Bailian's lists (default 300 s)",
     "BAILIAN_FLOW_TIMER_PAGE_SIZE": "test knob: the default is each list endpoint's largest page",
     "BAILIAN_FLOW_TIMER_VISIT_BUDGET": "test knob: the default is what the tick's time allows",
 }

@@ -77,9 +77,10 @@ def show_facts(console: Any, facts: dict[str, Any]) -> None:
     if deployment:
         console.print(f"  call      model {deployment['model']} at {deployment.get('base_url')}")
         console.print(deployment.get("curl", ""), markup=False, highlight=False)
+    # What the run still holds on Bailian (issue #17): after its end, only what it keeps on purpose.
     owns = facts.get("owns") or []
-    if owns:
-        console.print("  owns      " + "; ".join(f"{item['resource']} {item['id']} ({item['what']})" for item in owns))
+    listed = "; ".join(f"{item['resource']} {item['id']} ({item['what']})" for item in owns)
+    console.print("  owns      " + (listed or "nothing on Bailian"))
 
 
 def show_account(console: Any, account: dict[str, Any]) -> None:

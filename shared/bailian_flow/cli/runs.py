@@ -164,9 +164,6 @@ def _show(console: Any, detail: dict[str, Any]) -> None:
     for label, value in resources:
         if value:
             console.print(f"  {label:<9} {value}")
-    if "owns" in run:
-        # What the run still holds on Bailian (issue #17): after its end, only what it keeps on purpose.
-        console.print(f"  owns      {', '.join(run['owns']) or 'nothing on Bailian'}")
     estimate = run.get("estimate") or {}
     if estimate:
         tokens = estimate.get("tokens")
