@@ -223,24 +223,30 @@ def check_orphans(pipeline: Pipeline, runs: list[dict[str, Any]]) -> None:
     by_id = {run["run_id"]: pipeline.run(run["run_id"])["run"] for run in runs}
     for run in by_id.values():
         assert set(run["owns"]) <= _kept(run), f"terminal run {run['run_id']} still owns {run['owns']}"
-    live: list[tuple[str, str | None]] = []
+    # Each resource with the run it belongs to, found by what the service echoes (contract C2, C3, C18): a job by the
+    # files it trains on (its name only where the service kept it), a file by its name (or listed description).
+    live: list[tuple[str, str, str | None]] = []
     live += [
-        (f"job:{job['job_id']}", job.get("job_name"))
+        (f"job:{job['job_id']}", str(job.get("job_name")), _job_owner(job, by_id))
         for job in pipeline.bailian("GET", "/api/v1/fine-tunes?page_size=100")["output"]["jobs"]
         if job["status"] not in ("CANCELED", "CANCELING", "FAILED")
     ]
     live += [
-        (f"import:{job['job_id']}", job.get("display_name"))
+        (f"import:{job['job_id']}", str(job.get("display_name")), _owner(job.get("display_name"), by_id))
         for job in pipeline.bailian("GET", "/api/v1/custom_models/import?page_size=100")["output"]["list"]
     ]
     live += [
-        (f"file:{item['file_id']}", item.get("description"))
+        (
+            f"file:{item['file_id']}",
+            str(item.get("name")),
+            _owner(item.get("name"), by_id) or _owner(item.get("description"), by_id),
+        )
         for item in pipeline.bailian("GET", "/api/v1/files?page_size=100")["data"]["files"]
     ]
     batches = _listed(pipeline, "batches")
     tags = {batch["id"]: str((batch.get("metadata") or {}).get("ds_name", "")).split(" ")[-1] for batch in batches}
     live += [
-        (f"batch:{batch['id']}", tags[batch["id"]])
+        (f"batch:{batch['id']}", tags[batch["id"]], _owner(tags[batch["id"]], by_id))
         for batch in batches
         if batch["status"] in ("validating", "in_progress", "finalizing")
     ]
@@ -251,11 +257,10 @@ def check_orphans(pipeline: Pipeline, runs: list[dict[str, Any]]) -> None:
         for file_id in (batch.get("output_file_id"), batch.get("error_file_id"))
         if file_id
     }
-    live += [
-        (f"batch-file:{item['id']}", answers.get(item["id"], item["filename"])) for item in _listed(pipeline, "files")
-    ]
-    for resource, name in live:
-        owner = _owner(name, by_id)
+    for item in _listed(pipeline, "files"):
+        name = answers.get(item["id"], item["filename"])
+        live.append((f"batch-file:{item['id']}", name, _owner(name, by_id)))
+    for resource, name, owner in live:
         assert owner is not None, f"{resource} ({name}) belongs to no run"
         run = by_id[owner]
         if run["stage"] in ENDED:
