@@ -22,6 +22,7 @@ from bailian_flow.pipeline.protocol.cleanup import Made
 from bailian_flow.pipeline.protocol.kinds import polled, state_model
 from bailian_flow.pipeline.protocol.runtime import Flow, parse_iso_z, utc_now
 from bailian_flow.pipeline.protocol.state import RunError, RunState, Stage
+from bailian_flow.runlog import run_id_for
 
 if TYPE_CHECKING:
     from bailian_flow.runlog import RunEntry
@@ -225,6 +226,29 @@ def api_error(exc: APIStatusError, doing: str) -> RunError:
         code=exc.code,
         retryable=isinstance(exc, RateLimitError) or server_fault(exc),
     )
+
+
+async def refuse_or_raise(flow: Flow, current: Current, exc: APIStatusError, doing: str, subject: str | None) -> None:
+    """A status answer to a claimed act: a server fault or a throttle is raised for FC to retry (the intent released
+    first when Bailian certainly did not act); any other answer is the service's verdict and fails the run, naming
+    what was being done and its `subject` object."""
+    if server_fault(exc) or isinstance(exc, RateLimitError):
+        if never_processed(exc):
+            await release(flow, current, f"{current.state.stage}: Bailian answered {exc.status} {exc.code}")
+        raise exc
+    await fail(flow, current, api_error(exc, doing).model_copy(update={"object": subject}))
+
+
+def superseded_error(state: RunState, newer_etag: str | None) -> RunError:
+    """The run's version of its object is gone (a run is bound to one version, invariant I7): name the run of the
+    version that replaced it."""
+    key = state.source.key
+    if newer_etag is None or state.source.bucket is None or key is None:
+        reason = f"object {key} was overwritten and the version this run was opened for is gone"
+    else:
+        newer = run_id_for(state.source.bucket, key, newer_etag)
+        reason = f"superseded by run {newer}: object {key} was overwritten by a newer version"
+    return RunError(reason=reason, object=key, code="Superseded")
 
 
 async def fetch_or_fail(

@@ -7,7 +7,6 @@ from bailian_flow.client.errors import (
     APIStatusError,
     FileTooLargeError,
     QuotaExceededError,
-    RateLimitError,
     UploadFailedError,
 )
 from bailian_flow.estimate import run_estimate
@@ -15,11 +14,10 @@ from bailian_flow.pipeline.kinds.fine_tune.ingest import SourceMissing, SourceSu
 from bailian_flow.pipeline.protocol import admission, reconcile
 from bailian_flow.pipeline.protocol.cleanup import Made
 from bailian_flow.pipeline.protocol.runtime import Flow
-from bailian_flow.pipeline.protocol.state import RunError, RunState
+from bailian_flow.pipeline.protocol.state import RunError
 from bailian_flow.pipeline.protocol.transitions import (
     Current,
     Outcome,
-    api_error,
     claim,
     commit,
     fail,
@@ -27,10 +25,10 @@ from bailian_flow.pipeline.protocol.transitions import (
     may_exist,
     never_processed,
     record,
+    refuse_or_raise,
     release,
-    server_fault,
+    superseded_error,
 )
-from bailian_flow.runlog import run_id_for
 from bailian_flow.store import StoreError
 from bailian_flow.validate import DatasetError
 
@@ -149,12 +147,7 @@ async def act_upload(flow: Flow, current: Current) -> None:
         await fail(flow, current, RunError(reason=f"Bailian rejected the file: {exc}", object=state.source.key))
         return
     except APIStatusError as exc:
-        if server_fault(exc) or isinstance(exc, RateLimitError):
-            if never_processed(exc):
-                await release(flow, current, f"uploading: Bailian answered {exc.status} {exc.code}")
-            raise
-        error = api_error(exc, "uploading the dataset")
-        await fail(flow, current, error.model_copy(update={"object": state.source.key}))
+        await refuse_or_raise(flow, current, exc, "uploading the dataset", state.source.key)
         return
     except APIConnectionError as exc:
         if never_processed(exc):
@@ -173,14 +166,3 @@ async def act_upload(flow: Flow, current: Current) -> None:
         warnings=warnings,
         estimate=run_estimate(state.settings.model, state.settings.hyper_parameters, records, tokens),
     )
-
-
-def superseded_error(state: RunState, newer_etag: str | None) -> RunError:
-    """The run's version of its object is gone: name the run of the version that replaced it."""
-    key = state.source.key
-    if newer_etag is None or state.source.bucket is None or key is None:
-        reason = f"object {key} was overwritten and the version this run was opened for is gone"
-    else:
-        newer = run_id_for(state.source.bucket, key, newer_etag)
-        reason = f"superseded by run {newer}: object {key} was overwritten by a newer version"
-    return RunError(reason=reason, object=key, code="Superseded")

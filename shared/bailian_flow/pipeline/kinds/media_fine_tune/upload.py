@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from bailian_flow.client.errors import APIConnectionError, APIStatusError, QuotaExceededError, RateLimitError
+from bailian_flow.client.errors import APIConnectionError, APIStatusError, QuotaExceededError
 from bailian_flow.pipeline.protocol import admission, reconcile
 from bailian_flow.pipeline.protocol.cleanup import Made, delete_file
 from bailian_flow.pipeline.protocol.runtime import Flow
@@ -18,17 +18,16 @@ from bailian_flow.pipeline.protocol.state import RunError
 from bailian_flow.pipeline.protocol.transitions import (
     Current,
     Outcome,
-    api_error,
     claim,
     fail,
     generation,
     may_exist,
     never_processed,
     record,
+    refuse_or_raise,
     release,
-    server_fault,
+    superseded_error,
 )
-from bailian_flow.runlog import run_id_for
 from bailian_flow.store import ObjectChangedError, StoreError, bare_etag
 from bailian_flow.validate import MAX_REPORTED_ERRORS, DatasetError
 from bailian_flow.validate._zip import ArchiveStats, validate_archive
@@ -64,16 +63,6 @@ def _dataset_error(exc: DatasetError) -> RunError:
     )
 
 
-def _superseded(current: Current, newer_etag: str | None) -> RunError:
-    state = current.state
-    key = state.source.key
-    if newer_etag is None or state.source.bucket is None or key is None:
-        reason = f"object {key} was overwritten and the version this run was opened for is gone"
-    else:
-        reason = f"superseded by run {run_id_for(state.source.bucket, key, newer_etag)}: {key} was overwritten"
-    return RunError(reason=reason, object=key, code="Superseded")
-
-
 async def _check(flow: Flow, current: Current) -> ArchiveStats | RunError:
     """The zip's own verdict, read by ranges of the run's version of it."""
     state = current.state
@@ -83,7 +72,7 @@ async def _check(flow: Flow, current: Current) -> ArchiveStats | RunError:
     if info is None:
         return RunError(reason=f"object {key} does not exist (deleted before it was processed?)", object=key)
     if etag is not None and bare_etag(etag).upper() != info.etag.upper():
-        return _superseded(current, info.etag)
+        return superseded_error(current.state, info.etag)
     reader = StoreRangedReader(flow.store, key, info.size, info.etag)
     try:
         return await validate_archive(
@@ -93,7 +82,7 @@ async def _check(flow: Flow, current: Current) -> ArchiveStats | RunError:
         return _dataset_error(exc)
     except ObjectChangedError:
         newer = await flow.store.head(key)
-        return _superseded(current, newer.etag if newer else None)
+        return superseded_error(current.state, newer.etag if newer else None)
     except StoreError as exc:
         if exc.status == 403:
             reason = f"the function's role may not read {key} (OSS answered 403 AccessDenied)"
@@ -152,18 +141,13 @@ async def act_upload(flow: Flow, current: Current) -> None:
         file_id = await _upload(flow, current, description)
     except ObjectChangedError:
         newer = await flow.store.head(state.source.key or "")
-        await fail(flow, current, _superseded(current, newer.etag if newer else None))
+        await fail(flow, current, superseded_error(state, newer.etag if newer else None))
         return
     except QuotaExceededError as exc:
         await admission.wait_for_quota(flow, current, exc, admission.FILES, "requested", state.source.size)
         return
     except APIStatusError as exc:
-        if server_fault(exc) or isinstance(exc, RateLimitError):
-            if never_processed(exc):
-                await release(flow, current, f"uploading: Bailian answered {exc.status} {exc.code}")
-            raise
-        error = api_error(exc, "uploading the dataset")
-        await fail(flow, current, error.model_copy(update={"object": state.source.key}))
+        await refuse_or_raise(flow, current, exc, "uploading the dataset", state.source.key)
         return
     except APIConnectionError as exc:
         own = generation(current)
