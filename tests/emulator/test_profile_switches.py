@@ -24,6 +24,7 @@ STRICT = {
     "serial_training": True,
     "serial_training_refuses_create": True,
     "native_descriptions_listed": False,
+    "batch_answers_in_order": False,
 }
 DEFAULT = {
     "job_name_kept": True,
@@ -34,6 +35,7 @@ DEFAULT = {
     "serial_training": False,
     "serial_training_refuses_create": False,
     "native_descriptions_listed": True,
+    "batch_answers_in_order": True,
 }
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import random
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .blobs import Blob, BlobStore, BlobWriter
+from .blobs import Blob, BlobStore, BlobWriter, remove
 
 MAX_LINES = 50_000
 MAX_LINE_BYTES = 6 * 1024 * 1024
@@ -66,11 +67,17 @@ def model_known(model: str, endpoint: str) -> bool:
 
 
 def run_batch(
-    input_path: Path, endpoint: str, created_at: int, blobs: BlobStore, failed_share: float = 0.0
+    input_path: Path,
+    endpoint: str,
+    created_at: int,
+    blobs: BlobStore,
+    failed_share: float = 0.0,
+    shuffle_seed: str | None = None,
 ) -> BatchResult:
     """Validate ``input_path`` and write the output and error files (kept only when they have lines).
 
     ``failed_share`` of the lines (chosen by their content, so reruns agree) fail with ``internal_error``.
+    ``shuffle_seed``: each result file lists its lines shuffled by that seed, not in input order.
     """
     result = BatchResult()
     output = blobs.open_writer()
@@ -126,7 +133,22 @@ def run_batch(
         return result
     result.output = _keep_if_written(blobs, output)
     result.error_output = _keep_if_written(blobs, error_output)
+    if shuffle_seed is not None:
+        result.output = _shuffled(blobs, result.output, shuffle_seed)
+        result.error_output = _shuffled(blobs, result.error_output, shuffle_seed)
     return result
+
+
+def _shuffled(blobs: BlobStore, blob: Blob | None, seed: str) -> Blob | None:
+    """The blob's lines in a seeded random order (a new blob; the old one is removed)."""
+    if blob is None:
+        return None
+    lines = blob.path.read_bytes().splitlines(keepends=True)
+    random.Random(seed).shuffle(lines)
+    writer = blobs.open_writer()
+    writer.write(b"".join(lines))
+    remove(blob.path)
+    return blobs.commit(writer)
 
 
 def _keep_if_written(blobs: BlobStore, writer: BlobWriter) -> Blob | None:

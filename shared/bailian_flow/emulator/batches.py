@@ -173,8 +173,10 @@ async def _validate(app: web.Application, record: BatchRecord, at: int) -> None:
     if input_file is None:
         _fail(record, at, "file_not_found", f"The input file {record.input_file_id} no longer exists.")
         return
+    # The order of a result file's lines is undocumented: the strict reading shuffles them (behaviour.py).
+    seed = None if app[STATE_KEY].behaviour.batch_answers_in_order else record.id
     result = await asyncio.to_thread(
-        run_batch, input_file.path, record.endpoint, record.created_at, compat_files(app).blobs, failed_share
+        run_batch, input_file.path, record.endpoint, record.created_at, compat_files(app).blobs, failed_share, seed
     )
     record.result = result
     if result.errors:

@@ -24,6 +24,9 @@ Each switch, its default, its strict value and why:
 - ``serial_training_refuses_create`` (false / true): the service has a second 429, "Too many fine-tune job in
   running, please retry later."; when it is given is undocumented. On: a create while another job is unfinished.
 - ``native_descriptions_listed`` (true / false): whether ``GET /files`` echoes ``description`` is undocumented.
+- ``batch_answers_in_order`` (true / false): the batch pages say each answer carries its request's
+  ``custom_id``; in what order a result file lists them is undocumented. Off: each result file lists its lines in
+  a shuffled order (seeded by the batch id, so a rerun agrees).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class Behaviour:
     serial_training: bool = False
     serial_training_refuses_create: bool = False
     native_descriptions_listed: bool = True
+    batch_answers_in_order: bool = True
 
     @classmethod
     def profile(cls, name: str) -> Behaviour:
@@ -62,6 +66,7 @@ class Behaviour:
                 serial_training=True,
                 serial_training_refuses_create=True,
                 native_descriptions_listed=False,
+                batch_answers_in_order=False,
             )
         if name == "default":
             return cls()
