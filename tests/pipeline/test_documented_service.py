@@ -221,3 +221,48 @@ def test_an_import_in_singapore_deploys_only_on_a_plan_offered_there(singapore: 
     )
     assert status == 202, body
     assert body["run"]["stage"] == "job-succeeded"
+
+
+# -- 8. a batch's answers in any order --------------------------------------------------------------------------------
+
+BATCH_KEY = "batches/documented/questions.jsonl"
+
+
+def _batch_line(number: int) -> bytes:
+    body = {"model": "qwen-plus", "messages": [{"role": "user", "content": f"question {number}"}]}
+    line = {"custom_id": f"req-{number}", "method": "POST", "url": "/v1/chat/completions", "body": body}
+    import json
+
+    return json.dumps(line).encode() + b"\n"
+
+
+def _answered(pipeline: Pipeline, run_id: str, name: str) -> list[str]:
+    import json
+
+    data = pipeline.get(f"results/documented/questions/{run_id}/{name}")
+    assert data is not None, name
+    return [json.loads(line)["custom_id"] for line in data.splitlines()]
+
+
+@pytest.mark.parametrize("failed", [False, True])
+def test_a_batch_s_answers_in_any_order_come_back_in_input_order(pipeline: Pipeline, failed: bool) -> None:
+    # C48: the order of a result file is undocumented; the strict reading shuffles it. A run of one shard writes its
+    # results straight from its collect (`Shard.direct`), sorted all the same, its failed lines too.
+    _config(pipeline, batch_answers_in_order=False)
+    if failed:
+        pipeline.script("batch", "PARTIAL:0.3")
+    run_id = pipeline.upload(BATCH_KEY, b"".join(_batch_line(n) for n in range(1, 61)))
+
+    run = pipeline.pump(run_id, timeout=60)
+
+    assert run["stage"] == "DONE", run
+    (shard,) = run["batch"]["shards"]
+    assert shard["direct"] is True
+    output, errors = _answered(pipeline, run_id, "output.jsonl"), _answered(pipeline, run_id, "errors.jsonl")
+    numbers = [int(custom_id.removeprefix("req-")) for custom_id in output]
+    assert numbers == sorted(numbers)
+    failed_numbers = [int(custom_id.removeprefix("req-")) for custom_id in errors]
+    assert failed_numbers == sorted(failed_numbers)
+    assert sorted(numbers + failed_numbers) == list(range(1, 61))
+    assert bool(errors) is failed
+    assert pipeline.object_count(f"results/documented/questions/{run_id}/_parts/") == 0

@@ -392,7 +392,8 @@ def batch_results(run: dict[str, Any]) -> dict[str, Any] | None:
     collected = [shard for shard in shards if shard.get("part_key")]
     prefix = None
     for shard in collected:
-        head, found, _ = str(shard["part_key"]).rpartition("/_parts/")
+        # A part's key, or (a run of one shard) the output it wrote itself.
+        head, found, _ = str(shard["part_key"]).rpartition("/output.jsonl" if shard.get("direct") else "/_parts/")
         if found:
             prefix = f"{head}/"
             break

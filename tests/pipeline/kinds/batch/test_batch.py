@@ -514,7 +514,9 @@ def test_a_line_over_6_mb_fails_the_run(pipeline: Pipeline) -> None:
 
 def test_a_cancel_while_a_batch_is_being_created_undoes_it(pipeline: Pipeline) -> None:
     pipeline.fault(method="POST", path="/compatible-mode/v1/batches", latency=2.0, times=1)
-    pipeline.put(KEY, batch_input(5))
+    # The blank line keeps the file's upload in the submit (test_batch_ahead.py), so that the cancel comes while the
+    # submit's file is not recorded yet and the batch create goes through: the submit undoes both.
+    pipeline.put(KEY, batch_input(5) + b"\n")
     (record,) = pipeline.new_records()
     with ThreadPoolExecutor(max_workers=1) as pool:
         delivery = pool.submit(pipeline.deliver, record)
@@ -542,9 +544,10 @@ def test_a_cancel_finds_the_shard_file_of_a_submission_that_died_unrecorded(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The shard's file is uploaded, then the batch create never reaches Bailian and the delivery escapes (FC would
-    # retry it): the plan records neither, so only the file's name ties it to the run.
+    # retry it): the plan records neither, so only the file's name ties it to the run. (The blank line at the end
+    # keeps the upload out of the plan, test_batch_ahead.py: the submit makes the file.)
     pipeline.fault(method="POST", path="/compatible-mode/v1/batches", drop="before", times=1)
-    pipeline.put(KEY, batch_input(5))
+    pipeline.put(KEY, batch_input(5) + b"\n")
     with pytest.raises(Exception):  # noqa: B017 - whatever the handler lets escape, FC retries
         pipeline.deliver_new()
     run = pipeline.run_for_key(KEY)

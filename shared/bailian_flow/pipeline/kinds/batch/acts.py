@@ -215,12 +215,16 @@ async def _shard_file(flow: Flow, current: Current, key: str, batch: BatchRun, s
         return None
     if len(sent) == shard.lines:
         # Read whole (a file found, not made, has no list): its collect reads this instead of the input again.
-        from bailian_flow.pipeline.kinds.batch.batch_fast import encode_sent
-
-        state = current.state
-        data = encode_sent(state.source.etag, sent)
-        await flow.store.put(sent_ids_key(flow, state, shard), data, content_type="application/json")
+        await record_sent(flow, current.state, shard, sent)
     return uploaded.id
+
+
+async def record_sent(flow: Flow, state: RunState, shard: Shard, sent: list[tuple[int, str]]) -> None:
+    """Leave the (line, custom_id) pairs of a shard's file for its collect (`_sent_index`)."""
+    from bailian_flow.pipeline.kinds.batch.batch_fast import encode_sent
+
+    data = encode_sent(state.source.etag, sent)
+    await flow.store.put(sent_ids_key(flow, state, shard), data, content_type="application/json")
 
 
 async def _create_batch(flow: Flow, current: Current, batch: BatchRun, file_id: str, tag: str) -> Any:
@@ -248,13 +252,28 @@ async def act_collect(flow: Flow, current: Current) -> None:
     assert batch.current is not None and state.source.key is not None
     shard = batch.shards[batch.current]
     resubmit = shard.status != "completed" and shard.generation <= batch.settings.resubmit_limit
-    part_key = results_key(flow, state.source.key, state.run_id, part_name(state.attempt, shard))
+    key = state.source.key
+    part_key = results_key(flow, key, state.run_id, part_name(state.attempt, shard))
     index = await _sent_index(flow, state, shard)
+    only = len(batch.shards) == 1 and shard.generation == 1
+    direct = (
+        results_key(flow, key, state.run_id, "output.jsonl"),
+        results_key(flow, key, state.run_id, "errors.jsonl"),
+    )
     got = await collect_shard(
-        flow, state.source.key, batch, shard, part_key, resubmit=resubmit, etag=state.source.etag, index=index
+        flow,
+        key,
+        batch,
+        shard,
+        part_key,
+        resubmit=resubmit,
+        etag=state.source.etag,
+        index=index,
+        direct=direct if only else None,
     )
     fields = {
-        "part_key": part_key,
+        "part_key": direct[0] if got.direct else part_key,
+        "direct": got.direct,
         "completed": got.completed,
         "failed": got.failed,
         "input_tokens": got.input_tokens,
@@ -285,13 +304,15 @@ async def act_merge(flow: Flow, current: Current) -> None:
     batch = batch_of(current)
     key = state.source.key
     assert key is not None
-    parts = [shard.part_key for shard in batch.shards if shard.part_key]
+    parts = [shard.part_key for shard in batch.shards if shard.part_key and not shard.direct]
     collected = [shard for shard in batch.shards if shard.part_key]
     # A part holds each shard's `completed` answers and `failed` errors: a kind no shard has is an empty file,
     # written without reading every part through once more.
     counts = {OUTPUT: sum(shard.completed for shard in collected), ERROR: sum(shard.failed for shard in collected)}
     for kind, name in ((OUTPUT, "output.jsonl"), (ERROR, "errors.jsonl")):
         target = results_key(flow, key, state.run_id, name)
+        if not parts:
+            break  # its one shard's collect wrote them (`Shard.direct`)
         if counts[kind] == 0:
             await flow.store.put(target, b"")
         else:

@@ -20,6 +20,7 @@ from bailian_flow.pipeline.kinds.batch.batch_unique import IdDigests, id_digest
 from bailian_flow.validate import MAX_BATCH_LINE_BYTES, DatasetError, ThinkingModes, check_batch_line
 
 if TYPE_CHECKING:
+    from bailian_flow.pipeline.kinds.batch.ahead import UploadAhead
     from bailian_flow.store import ObjectStore
 
 # One ranged GET per chunk: at 1 MiB, with none read ahead, a 200 MiB shard was 200 round trips waited for in turn.
@@ -158,12 +159,22 @@ class Plan:
 
 
 async def plan_shards(
-    store: ObjectStore, key: str, settings: BatchSettings, *, max_lines: int, max_bytes: int, etag: str | None
+    store: ObjectStore,
+    key: str,
+    settings: BatchSettings,
+    *,
+    max_lines: int,
+    max_bytes: int,
+    etag: str | None,
+    ahead: UploadAhead | None = None,
 ) -> Plan:
-    """Validate the whole input and cut it into shards of one model each; DatasetError names the first problem."""
+    """Validate the whole input and cut it into shards of one model each; DatasetError names the first problem.
+
+    `ahead` gets the input as it is read, and each line's custom_id, while the input can still be one shard.
+    """
     ids = IdDigests()
     try:
-        plan = await _plan(store, key, settings, ids, max_lines=max_lines, max_bytes=max_bytes, etag=etag)
+        plan = await _plan(store, key, settings, ids, max_lines=max_lines, max_bytes=max_bytes, etag=etag, ahead=ahead)
         repeated = ids.repeated()
     finally:
         ids.close()
@@ -181,6 +192,7 @@ async def _plan(
     max_lines: int,
     max_bytes: int,
     etag: str | None,
+    ahead: UploadAhead | None,
 ) -> Plan:
     filling: dict[str, _Filling] = {}
     done: list[_Filling] = []
@@ -191,16 +203,23 @@ async def _plan(
     from bailian_flow.pipeline.kinds.batch.batch_fast import valid_line
 
     endpoint = settings.endpoint
+    chunks = read_ahead(store.stream(key, chunk_size=CHUNK_SIZE, if_match=etag))
     try:
-        async for line_no, offset, raw in iter_lines(store, key, etag=etag):
-            if not raw.strip():
-                continue
+        async for line_no, offset, raw in split_lines(ahead.tee(chunks) if ahead is not None else chunks):
+            if not raw.strip() or not raw.endswith(b"\n"):
+                # A shard's body leaves blank lines out and ends every line: not the input byte for byte.
+                if ahead is not None:
+                    ahead.abandon()
+                if not raw.strip():
+                    continue
             # The common valid line is read for its checked fields only; any other gets the full check's verdict.
             line = valid_line(raw, endpoint=endpoint, model_override=override) or check_batch_line(
                 raw, object_name=key, line=line_no, endpoint=endpoint, model_override=override
             )
             modes.check(line, line=line_no)
             ids.add(line.custom_id)
+            if ahead is not None:
+                ahead.line(line_no, line.custom_id)
             total += 1
             # A rewritten model name changes the line's length; count the longer of the two.
             size = len(raw) + 1 + (len(override) + 16 if override else 0)
@@ -208,8 +227,12 @@ async def _plan(
             if shard is not None and (shard.lines + 1 > max_lines or shard.bytes + size > max_bytes):
                 done.append(shard)
                 shard = None
+                if ahead is not None:
+                    ahead.abandon()
             if shard is None:
                 shard = filling[line.model] = _Filling(line.model, offset, offset, line_no)
+                if ahead is not None and len(filling) + len(done) > 1:
+                    ahead.abandon()  # a second shard: the input is not one file's body
             shard.lines += 1
             shard.bytes += size
             shard.end = offset + len(raw)

@@ -53,6 +53,8 @@ class Collected:
     output_tokens: int = 0
     # custom_id → line number of the lines the shard did not run (only when they are to be sent again).
     unfinished: dict[str, int] = field(default_factory=dict)
+    # The answers went straight to the results (`collect_shard`'s `direct`).
+    direct: bool = False
 
 
 def part_name(attempt: int, shard: Shard) -> str:
@@ -83,10 +85,13 @@ async def collect_shard(
     resubmit: bool,
     etag: str | None,
     index: dict[str, int] | None = None,
+    direct: tuple[str, str] | None = None,
 ) -> Collected:
     """Write the shard's part object; lines it did not run are returned (`resubmit`) or reported as errors.
 
     `index` (custom_id → line number of the shard's lines, as its submit recorded them) spares reading the input.
+    `direct` (the output and errors keys of a run of one shard) writes them instead of a part when no line is sent
+    again: there is nothing to merge.
     """
     from bailian_flow.pipeline.kinds.batch.batch_fast import answer_fields
 
@@ -126,8 +131,20 @@ async def collect_shard(
             for custom_id, line_no in index.items():
                 result.failed += 1
                 records.append(spill.add(line_no, ERROR, _not_run_line(custom_id, shard)))
-        records.sort()
-        await flow.store.put_stream(part_key, produce_ahead(_part_body(file, records), AHEAD_BLOCKS))
+        if not spill.ordered:
+            records.sort()
+        if direct is not None and not result.unfinished:
+            # The run's only shard, answered whole: its answers are the results, written without a part between.
+            for kind, target in zip((OUTPUT, ERROR), direct, strict=True):
+                if (result.completed if kind == OUTPUT else result.failed) == 0:
+                    await flow.store.put(target, b"")
+                else:
+                    await flow.store.put_stream(
+                        target, produce_ahead(_answers_body(spill, records, kind), AHEAD_BLOCKS)
+                    )
+            result.direct = True
+        else:
+            await flow.store.put_stream(part_key, produce_ahead(_part_body(spill, records), AHEAD_BLOCKS))
     return result
 
 
@@ -149,33 +166,72 @@ def _not_run_line(custom_id: str, shard: Shard) -> bytes:
 
 
 class _Spill:
-    """Answer lines appended to a file; where each went is counted, not asked of the file (a seek flushes)."""
+    """Answer lines appended to a file in blocks; where each went is counted, not asked of the file (a seek
+    flushes). `ordered` stays True while they come in line order, as a service answering in input order writes
+    them: the records then need no sort."""
 
     def __init__(self, file: IO[bytes]) -> None:
         self.file = file
         self.size = 0
+        self.ordered = True
+        self._last = -1
+        self._block: list[bytes] = []
+        self._pending = 0
 
     def add(self, line_no: int, kind: int, raw: bytes) -> tuple[int, int, int, int]:
         if not raw.endswith(b"\n"):
             raw += b"\n"
-        offset = self.size
-        self.file.write(raw)
-        self.size += len(raw)
+        offset = self.size + self._pending
+        self._block.append(raw)
+        self._pending += len(raw)
+        if self._pending >= BODY_BLOCK:
+            self.flush()
+        if line_no <= self._last:
+            self.ordered = False
+        self._last = line_no
         return line_no, kind, offset, len(raw)
 
+    def flush(self) -> None:
+        if self._block:
+            self.file.write(b"".join(self._block))
+            self.size += self._pending
+            self._block, self._pending = [], 0
 
-async def _part_body(spill: IO[bytes], records: list[tuple[int, int, int, int]]) -> AsyncIterator[bytes]:
+
+async def _part_body(spill: _Spill, records: list[tuple[int, int, int, int]]) -> AsyncIterator[bytes]:
+    spill.flush()
+    file = spill.file
     block: list[bytes] = []
     size = 0
     for line_no, kind, offset, length in records:
-        spill.seek(offset)
-        block.append(b"%d %d " % (line_no, kind) + spill.read(length))
+        file.seek(offset)
+        block.append(b"%d %d " % (line_no, kind) + file.read(length))
         size += length
         if size >= BODY_BLOCK:
             yield b"".join(block)
             block, size = [], 0
     if block:
         yield b"".join(block)
+
+
+async def _answers_body(spill: _Spill, records: list[tuple[int, int, int, int]], kind: int) -> AsyncIterator[bytes]:
+    """The spilled lines of one kind in record order, as the results file: neighbours on disk are read as one."""
+    spill.flush()
+    file = spill.file
+    start = end = -1
+    for _, line_kind, offset, length in records:
+        if line_kind != kind:
+            continue
+        if offset == end and end - start < BODY_BLOCK:
+            end += length
+            continue
+        if start >= 0:
+            file.seek(start)
+            yield file.read(end - start)
+        start, end = offset, offset + length
+    if start >= 0:
+        file.seek(start)
+        yield file.read(end - start)
 
 
 async def _part_lines(flow: Flow, part_key: str, kind: int, chunk_size: int) -> AsyncIterator[tuple[int, bytes]]:
@@ -188,6 +244,10 @@ async def _part_lines(flow: Flow, part_key: str, kind: int, chunk_size: int) -> 
 async def merged(flow: Flow, part_keys: list[str], kind: int) -> AsyncIterator[bytes]:
     """The parts' lines of one kind, in input line order (a k-way merge, one line per part in memory)."""
     chunk_size = max(MIN_CHUNK_SIZE, min(CHUNK_SIZE, MERGE_READ_BYTES // (2 * max(1, len(part_keys)))))
+    if len(part_keys) == 1:  # one part is in line order already: its lines of the kind, as they come
+        async for whole in _blocks(_part_lines(flow, part_keys[0], kind, chunk_size)):
+            yield whole
+        return
     sources = [_part_lines(flow, key, kind, chunk_size) for key in part_keys]
     heap: list[tuple[int, int, bytes]] = []
     for number, source in enumerate(sources):
@@ -206,6 +266,19 @@ async def merged(flow: Flow, part_keys: list[str], kind: int) -> AsyncIterator[b
             heapq.heappop(heap)
         else:
             heapq.heapreplace(heap, (following[0], number, following[1]))
+        if size >= BODY_BLOCK:
+            yield b"".join(block)
+            block, size = [], 0
+    if block:
+        yield b"".join(block)
+
+
+async def _blocks(lines: AsyncIterator[tuple[int, bytes]]) -> AsyncIterator[bytes]:
+    block: list[bytes] = []
+    size = 0
+    async for _, line in lines:
+        block.append(line)
+        size += len(line)
         if size >= BODY_BLOCK:
             yield b"".join(block)
             block, size = [], 0

@@ -44,6 +44,8 @@ class Shard(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     part_key: str | None = None
+    # Its answers are the run's results themselves (`part_key` is output.jsonl): a run of one shard has no merge.
+    direct: bool = False
     submitted_at: str | None = None
     finished_at: str | None = None
 
@@ -102,7 +104,11 @@ def plan_of(state: RunState) -> BatchRun:
 
 def shard_name(run_id: str, attempt: int, shard: Shard) -> str:
     """The tag a shard's Bailian file and batch carry, so a delivery that died mid-create finds them."""
-    return f"bf-{run_id}-a{attempt}-s{shard.root}-g{shard.generation}"
+    return shard_tag(run_id, attempt, root=shard.root, generation=shard.generation)
+
+
+def shard_tag(run_id: str, attempt: int, *, root: int, generation: int) -> str:
+    return f"bf-{run_id}-a{attempt}-s{root}-g{generation}"
 
 
 _TAG = re.compile(r"^bf-(?P<run_id>[A-Za-z0-9_]+)-a\d+-s\d+-g\d+$")

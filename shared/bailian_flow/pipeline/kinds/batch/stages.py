@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bailian_flow.client.errors import NotFoundError
 from bailian_flow.pipeline.kinds.batch.acts import (
@@ -22,6 +22,7 @@ from bailian_flow.pipeline.kinds.batch.acts import (
     act_submit,
     batch_of,
     on_newest_plan,
+    record_sent,
 )
 from bailian_flow.pipeline.kinds.batch.batch_lines import plan_shards
 from bailian_flow.pipeline.kinds.batch.batch_state import (
@@ -31,8 +32,11 @@ from bailian_flow.pipeline.kinds.batch.batch_state import (
     Shard,
     plan_of,
     run_of_tag,
+    shard_name,
+    shard_tag,
 )
 from bailian_flow.pipeline.protocol import admission, bulk, reconcile
+from bailian_flow.pipeline.protocol.cleanup import Made
 from bailian_flow.pipeline.protocol.runtime import Flow, iso_z
 from bailian_flow.pipeline.protocol.state import RunError, Stage
 from bailian_flow.pipeline.protocol.transitions import (
@@ -42,10 +46,14 @@ from bailian_flow.pipeline.protocol.transitions import (
     commit,
     fail,
     load,
+    may_exist,
     record,
 )
 from bailian_flow.store import ObjectChangedError, ObjectNotFoundError
 from bailian_flow.validate import DatasetError
+
+if TYPE_CHECKING:
+    from bailian_flow.pipeline.kinds.batch.ahead import UploadAhead
 
 log = logging.getLogger("bailian_flow.pipeline")
 
@@ -75,15 +83,20 @@ async def act_plan(flow: Flow, current: Current) -> None:
     key = state.source.key
     assert key is not None
     batch = batch_of(current)
+    max_lines, max_bytes = flow.settings.batch_shard_lines, flow.settings.batch_shard_bytes
+    ahead = await _upload_ahead(flow, current, batch, max_lines=max_lines, max_bytes=max_bytes)
     try:
         plan = await plan_shards(
             flow.store,
             key,
             batch.settings,
-            max_lines=flow.settings.batch_shard_lines,
-            max_bytes=flow.settings.batch_shard_bytes,
+            max_lines=max_lines,
+            max_bytes=max_bytes,
             etag=state.source.etag,
+            ahead=ahead,
         )
+        uploaded = None if ahead is None else await ahead.finish(plan.shards)
+        sent = [] if ahead is None else ahead.sent
     except DatasetError as exc:
         error = RunError(reason=str(exc), object=exc.object_name, line=exc.line, field=exc.field, code="InvalidBatch")
         await fail(flow, current, error)
@@ -91,16 +104,46 @@ async def act_plan(flow: Flow, current: Current) -> None:
     except ObjectNotFoundError:
         await fail(flow, current, RunError(reason=f"object {key} does not exist", object=key, code="SourceMissing"))
         return
-    planned = batch.model_copy(update={"total": plan.total, "shards": plan.shards, "planned_at": iso_z()})
+    finally:
+        if ahead is not None:
+            await ahead.close()
+    shards = plan.shards
+    made: list[Made] = []
+    if uploaded is None and may_exist(current) and len(shards) == 1 and batch.settings.model is None:
+        # An earlier claim of this plan may have sent the shard's file before it died: adopt it by its name.
+        uploaded = await reconcile.find_compat_file(flow, f"{shard_name(state.run_id, state.attempt, shards[0])}.jsonl")
+    if uploaded is not None:
+        shards = [shards[0].model_copy(update={"file_id": uploaded.id})]
+        made.append(Made("batch-file", uploaded.id))
+        if len(sent) == shards[0].lines:
+            await record_sent(flow, state, shards[0], sent)
+    planned = batch.model_copy(update={"total": plan.total, "shards": shards, "planned_at": iso_z()})
     await record(
         flow,
         current,
-        [],
+        made,
         "batch-running",
-        f"{plan.total} requests in {len(plan.shards)} shards",
+        f"{plan.total} requests in {len(shards)} shards" + (f"; shard 0 uploaded as {uploaded.id}" if uploaded else ""),
         apply=on_newest_plan(current, lambda _plan: planned),
         records=plan.total,
     )
+
+
+async def _upload_ahead(
+    flow: Flow, current: Current, batch: BatchRun, *, max_lines: int, max_bytes: int
+) -> UploadAhead | None:
+    """The first shard's upload alongside the plan (`ahead.py`), when the input can be one shard sent as it is, the
+    run would be submitted at once (no one waits for a batch slot before it), and no earlier claim may have sent it."""
+    state = current.state
+    size = state.source.size
+    if batch.settings.model is not None or not size or size > max_bytes or may_exist(current):
+        return None
+    if await admission.must_wait(flow, state, admission.BATCHES):
+        return None
+    from bailian_flow.pipeline.kinds.batch.ahead import UploadAhead
+
+    tag = shard_tag(state.run_id, state.attempt, root=0, generation=1)
+    return UploadAhead(flow, f"{tag}.jsonl", size, max_lines=max_lines)
 
 
 # -- polling (timer, callbacks) ---------------------------------------------------------------------------------
