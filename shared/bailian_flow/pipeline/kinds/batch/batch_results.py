@@ -2,7 +2,8 @@
 
 Collecting a shard: an index custom_id → line number of the shard's lines (at most a shard's worth), its output
 and error files streamed from Bailian into a local spill file, then written back sorted by line number as one
-*part* object (`<line> <kind> <service line>` per line). Merging: a k-way merge of the parts by line number,
+*part* object (`<line> <kind> <service line>` per line); a run of one shard writes its results instead, the output
+while it arrives when it arrives in order (`batch_writes.py`). Merging: a k-way merge of the parts by line number,
 streamed to OSS with a multipart upload. Memory is bounded by one shard's index, never by the input or output.
 """
 
@@ -14,7 +15,7 @@ import logging
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 from bailian_flow.pipeline.kinds.batch.batch_lines import (
     AHEAD_BLOCKS,
@@ -28,6 +29,7 @@ from bailian_flow.pipeline.kinds.batch.batch_lines import (
     split_lines,
 )
 from bailian_flow.pipeline.kinds.batch.batch_state import BatchRun, Shard
+from bailian_flow.pipeline.kinds.batch.batch_writes import InOrder, Spill, answers_body, part_body
 from bailian_flow.pipeline.protocol.runtime import Flow
 
 log = logging.getLogger("bailian_flow.pipeline")
@@ -101,51 +103,71 @@ async def collect_shard(
         index = await shard_index(flow.store, source_key, shard, override=override, skip=skip, etag=etag)
     result = Collected()
     records: list[tuple[int, int, int, int]] = []  # (line, kind, offset in spill, length)
-    with tempfile.TemporaryFile(prefix="bf-shard-") as file:
-        spill = _Spill(file)
-        for file_id, kind in ((shard.output_file_id, OUTPUT), (shard.error_file_id, ERROR)):
-            if file_id is None:
-                continue
-            async for _, _, raw in split_lines(flow.client.compat_files.content(file_id)):
-                if not raw.strip():
+    # A run of one shard: its answers go up as output.jsonl while they arrive, as long as they come in input order;
+    # the spill is written all the same, for the sort when they do not.
+    streamed = InOrder(flow.store, direct[0]) if direct is not None else None
+    try:
+        with tempfile.TemporaryFile(prefix="bf-shard-") as file:
+            spill = Spill(file)
+            for file_id, kind in ((shard.output_file_id, OUTPUT), (shard.error_file_id, ERROR)):
+                if file_id is None:
                     continue
-                fields = answer_fields(raw) or _answer_fields(json.loads(raw))
-                custom_id, code, input_tokens, output_tokens = fields
-                line_no = index.get(custom_id)
-                if line_no is None:
-                    log.warning("shard %s: answer for unknown custom_id %r", shard.index, custom_id)
-                    continue
-                if kind == ERROR and code in NOT_RUN_CODES:
-                    continue
-                del index[custom_id]
-                if kind == ERROR:
+                async for _, _, raw in split_lines(flow.client.compat_files.content(file_id)):
+                    if not raw.strip():
+                        continue
+                    fields = answer_fields(raw) or _answer_fields(json.loads(raw))
+                    custom_id, code, input_tokens, output_tokens = fields
+                    line_no = index.get(custom_id)
+                    if line_no is None:
+                        log.warning("shard %s: answer for unknown custom_id %r", shard.index, custom_id)
+                        continue
+                    if kind == ERROR and code in NOT_RUN_CODES:
+                        continue
+                    del index[custom_id]
+                    if kind == ERROR:
+                        result.failed += 1
+                    else:
+                        result.completed += 1
+                        result.input_tokens += int(input_tokens)
+                        result.output_tokens += int(output_tokens)
+                        if streamed is not None:
+                            await streamed.add(line_no, raw)
+                    records.append(spill.add(line_no, kind, raw))
+            if resubmit:
+                result.unfinished = index
+            else:
+                for custom_id, line_no in index.items():
                     result.failed += 1
-                else:
-                    result.completed += 1
-                    result.input_tokens += int(input_tokens)
-                    result.output_tokens += int(output_tokens)
-                records.append(spill.add(line_no, kind, raw))
-        if resubmit:
-            result.unfinished = index
-        else:
-            for custom_id, line_no in index.items():
-                result.failed += 1
-                records.append(spill.add(line_no, ERROR, _not_run_line(custom_id, shard)))
-        if not spill.ordered:
-            records.sort()
-        if direct is not None and not result.unfinished:
-            # The run's only shard, answered whole: its answers are the results, written without a part between.
-            for kind, target in zip((OUTPUT, ERROR), direct, strict=True):
-                if (result.completed if kind == OUTPUT else result.failed) == 0:
-                    await flow.store.put(target, b"")
-                else:
-                    await flow.store.put_stream(
-                        target, produce_ahead(_answers_body(spill, records, kind), AHEAD_BLOCKS)
-                    )
-            result.direct = True
-        else:
-            await flow.store.put_stream(part_key, produce_ahead(_part_body(spill, records), AHEAD_BLOCKS))
+                    records.append(spill.add(line_no, ERROR, _not_run_line(custom_id, shard)))
+            if not spill.ordered:
+                records.sort()
+            if direct is not None and not result.unfinished:
+                await _write_results(flow, spill, records, result, direct, streamed)
+            else:
+                await flow.store.put_stream(part_key, produce_ahead(part_body(spill, records), AHEAD_BLOCKS))
+    finally:
+        if streamed is not None:
+            await streamed.abort()  # nothing once it is finished; else no object is left
     return result
+
+
+async def _write_results(
+    flow: Flow,
+    spill: Spill,
+    records: list[tuple[int, int, int, int]],
+    result: Collected,
+    keys: tuple[str, str],
+    streamed: InOrder | None,
+) -> None:
+    """The run's only shard, answered whole: its answers are the results, written without a part between."""
+    for kind, target in zip((OUTPUT, ERROR), keys, strict=True):
+        if kind == OUTPUT and streamed is not None and await streamed.finish():
+            continue
+        if (result.completed if kind == OUTPUT else result.failed) == 0:
+            await flow.store.put(target, b"")
+        else:
+            await flow.store.put_stream(target, produce_ahead(answers_body(spill, records, kind), AHEAD_BLOCKS))
+    result.direct = True
 
 
 def _answer_fields(answer: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
@@ -163,75 +185,6 @@ def _not_run_line(custom_id: str, shard: Shard) -> bytes:
     message = f"the request did not run: its batch ended {shard.status} and the resubmission limit is reached"
     line = {"id": None, "custom_id": custom_id, "response": None, "error": {"code": "not_run", "message": message}}
     return json.dumps(line, ensure_ascii=False).encode() + b"\n"
-
-
-class _Spill:
-    """Answer lines appended to a file in blocks; where each went is counted, not asked of the file (a seek
-    flushes). `ordered` stays True while they come in line order, as a service answering in input order writes
-    them: the records then need no sort."""
-
-    def __init__(self, file: IO[bytes]) -> None:
-        self.file = file
-        self.size = 0
-        self.ordered = True
-        self._last = -1
-        self._block: list[bytes] = []
-        self._pending = 0
-
-    def add(self, line_no: int, kind: int, raw: bytes) -> tuple[int, int, int, int]:
-        if not raw.endswith(b"\n"):
-            raw += b"\n"
-        offset = self.size + self._pending
-        self._block.append(raw)
-        self._pending += len(raw)
-        if self._pending >= BODY_BLOCK:
-            self.flush()
-        if line_no <= self._last:
-            self.ordered = False
-        self._last = line_no
-        return line_no, kind, offset, len(raw)
-
-    def flush(self) -> None:
-        if self._block:
-            self.file.write(b"".join(self._block))
-            self.size += self._pending
-            self._block, self._pending = [], 0
-
-
-async def _part_body(spill: _Spill, records: list[tuple[int, int, int, int]]) -> AsyncIterator[bytes]:
-    spill.flush()
-    file = spill.file
-    block: list[bytes] = []
-    size = 0
-    for line_no, kind, offset, length in records:
-        file.seek(offset)
-        block.append(b"%d %d " % (line_no, kind) + file.read(length))
-        size += length
-        if size >= BODY_BLOCK:
-            yield b"".join(block)
-            block, size = [], 0
-    if block:
-        yield b"".join(block)
-
-
-async def _answers_body(spill: _Spill, records: list[tuple[int, int, int, int]], kind: int) -> AsyncIterator[bytes]:
-    """The spilled lines of one kind in record order, as the results file: neighbours on disk are read as one."""
-    spill.flush()
-    file = spill.file
-    start = end = -1
-    for _, line_kind, offset, length in records:
-        if line_kind != kind:
-            continue
-        if offset == end and end - start < BODY_BLOCK:
-            end += length
-            continue
-        if start >= 0:
-            file.seek(start)
-            yield file.read(end - start)
-        start, end = offset, offset + length
-    if start >= 0:
-        file.seek(start)
-        yield file.read(end - start)
 
 
 async def _part_lines(flow: Flow, part_key: str, kind: int, chunk_size: int) -> AsyncIterator[tuple[int, bytes]]:

@@ -12,13 +12,13 @@ from bailian_flow.pipeline.protocol.runtime import Flow
 
 
 async def count_batches(flow: Flow, briefs: Sequence[Taking], listed: Listed) -> Room | None:
-    """Batches running now (the tick's list of batches, or one page per active status when the tick could not read
-    it to its end) and runs about to start one."""
+    """Batches running now (the tick's list of batches, or a listing of the in-flight statuses at once when the tick
+    could not read it to its end: service-contract.md#C34) and runs about to start one."""
     if listed.batches is not None and bulk.BATCHES in listed.complete:
         used = sum(1 for batch in listed.batches if str(batch.status) in IN_FLIGHT_STATUSES)
     else:
         used = 0
-        for status in sorted(IN_FLIGHT_STATUSES):
-            used += len((await flow.client.batches.list_page(limit=100, status=status)).data)
+        async for _ in flow.client.batches.list(status=sorted(IN_FLIGHT_STATUSES)):
+            used += 1
     used += len(about_to_take(briefs, BATCHES, "batch-submitting"))
     return Room(used=used, limit=flow.settings.quota_batches)

@@ -214,15 +214,15 @@ async def waiting_requests_fit(flow: Flow, needs: Mapping[str, int], memo: dict[
 async def pending_elsewhere(flow: Flow, run_id: str | None) -> dict[str, int]:
     """Requests per model in other runs' batches in flight (every run's for None): Bailian's limit is per model.
 
-    Bailian's list of running batches (one page per running status: the account runs a few at once) names their
-    shards by tag; each owner's plan says the shard's model and lines (one read per owner).
+    Bailian's list of running batches (one listing of every running status at once, service-contract.md#C34: a
+    call per status cost two more waits on the 10 QPS limiter before every submit) names their shards by tag; each
+    owner's plan says the shard's model and lines (one read per owner).
     """
     owners: dict[str, set[str]] = {}
-    for status in sorted(RUNNING_STATUSES):
-        for found in (await flow.client.batches.list_page(limit=100, status=status)).data:
-            owner = run_of_tag(reconcile.batch_tag(found))
-            if owner is not None and owner != run_id:
-                owners.setdefault(owner, set()).add(found.id)
+    async for found in flow.client.batches.list(status=sorted(RUNNING_STATUSES)):
+        owner = run_of_tag(reconcile.batch_tag(found))
+        if owner is not None and owner != run_id:
+            owners.setdefault(owner, set()).add(found.id)
     pending: dict[str, int] = {}
     for owner, batch_ids in owners.items():
         current = await load(flow, owner)
