@@ -12,6 +12,8 @@ a fresh interpreter so no run inherits another's heap:
 * ours, 1 shard: the same on the first 50,000 lines (one shard), for the like-for-like row.
 * openai SDK:   the same 50,000 lines by hand: `files.create` → `batches.create` → poll → `files.content`
                 written to disk. (No validation, no ordering, no exactly-once: the floor a script gets.)
+* SDKs, bucket to bucket: the same script for an input that lives in the bucket, as ours does: the input fetched
+                with the OSS SDK (`alibabacloud-oss-v2`) first, the answers put back after.
 
 Peak RSS is the child's `ru_maxrss` from `os.wait4` (the child's own, without the emulator's), the functions and
 the local runtime together for ours ("idle": the same child once the local stack runs, before any input).
@@ -123,6 +125,37 @@ print(json.dumps({"wall": time.perf_counter() - started, "status": batch.status}
 """
 
 
+# The same by hand from and to the bucket, as a script would for an input that lives in OSS: the input fetched with
+# the OSS SDK, the batch as above, the answers put back (the put of the input is outside the clock, as for ours).
+SDK_BUCKET = """
+import json, sys, time
+import alibabacloud_oss_v2 as oss
+import openai
+path, emulator_url, out = sys.argv[1:4]
+POLL = 0.1
+config = oss.config.load_default()
+config.credentials_provider = oss.credentials.StaticCredentialsProvider("bench-id", "bench-secret")
+config.region = "cn-hangzhou"
+config.endpoint = emulator_url
+config.use_path_style = True
+config.disable_ssl = True
+store = oss.Client(config)
+store.put_object_from_file(oss.PutObjectRequest(bucket="bench-sdk", key="batches/input.jsonl"), path)
+client = openai.OpenAI(api_key="sk-bench-0000", base_url=emulator_url + "/compatible-mode/v1")
+started = time.perf_counter()
+store.get_object_to_file(oss.GetObjectRequest(bucket="bench-sdk", key="batches/input.jsonl"), out + ".in")
+with open(out + ".in", "rb") as handle:
+    uploaded = client.files.create(file=handle, purpose="batch")
+batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+while batch.status not in ("completed", "failed", "expired", "cancelled"):
+    time.sleep(POLL)
+    batch = client.batches.retrieve(batch.id)
+client.files.content(batch.output_file_id).write_to_file(out)
+store.put_object_from_file(oss.PutObjectRequest(bucket="bench-sdk", key="results/output.jsonl"), out)
+print(json.dumps({"wall": time.perf_counter() - started, "status": batch.status}))
+"""
+
+
 def generate(path: Path, lines: int, line_kb: float) -> int:
     filler = "x" * max(1, int(line_kb * 1024) - 200)
     with path.open("wb") as handle:
@@ -197,6 +230,10 @@ def main() -> None:
             rows.append(
                 ("openai SDK by hand", min(SHARD_LINES, options.lines), "1", got["wall"], None, peak, "not checked")
             )
+            reset(url)
+            got, peak = child(SDK_BUCKET, str(one), url, str(work / "sdk-bucket-output.jsonl"))
+            note = "not checked; from and to the bucket"
+            rows.append(("SDKs, bucket to bucket", min(SHARD_LINES, options.lines), "1", got["wall"], None, peak, note))
         finally:
             emulator.terminate()
             emulator.wait(timeout=30)
