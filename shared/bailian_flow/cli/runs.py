@@ -427,8 +427,7 @@ def _show_results(console: Any, run: dict[str, Any], results: dict[str, Any]) ->
         f"  requests  {results['total']} in {results['shards']} shard(s): {results['completed']} completed, "
         + (f"[red]{failed} failed[/red]" if failed else "0 failed")
     )
-    tokens = results["input_tokens"] + results["output_tokens"]
-    console.print(f"  tokens    {tokens:,} ({results['input_tokens']:,} input + {results['output_tokens']:,} output)")
+    # Its tokens and cost are the facts' line above (`_facts.py`): said once.
 
 
 @runs.command("results")
