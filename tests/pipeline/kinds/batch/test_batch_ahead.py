@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from harness import Pipeline, http_json
 from test_batch import (  # noqa: F401 - batch_pipeline is a fixture
     CHAT,
@@ -119,3 +120,27 @@ def test_inputs_not_sent_as_they_are_are_uploaded_by_the_submit(batch_pipeline: 
         run = batch_pipeline.pump(run_id, timeout=120)
         assert run["stage"] == "DONE", run
         assert "uploaded as" not in planning_entry(batch_pipeline, run_id)["changed"]
+
+
+def test_a_plan_that_died_after_its_upload_adopts_the_file_when_it_is_driven_again(pipeline: Pipeline) -> None:
+    # The file is up, then the plan dies before it records anything (the ids it leaves for the collect cannot be
+    # written): the planning intent is driven again after its lease and finds the file by the shard's tag.
+    pipeline.fault(method="PUT", path="*/_ids/*", status=500, times=20)
+    pipeline.put(KEY, long_input(400))
+    with pytest.raises(Exception):  # noqa: B017 - whatever the handler lets escape, FC retries
+        pipeline.deliver_new()
+    run = pipeline.run_for_key(KEY)
+    run_id = run["run_id"]
+    assert run["stage"] == "batch-planning", run
+    (made,) = pipeline.bailian("GET", "/compatible-mode/v1/files")["data"]
+    pipeline.clear_faults()
+    pipeline.end_leases()
+
+    run = pipeline.pump(run_id, timeout=120, raising_ok=True)
+
+    assert run["stage"] == "DONE", run
+    assert planning_entry(pipeline, run_id)["changed"].endswith(f"shard 0 uploaded as {made['id']}")
+    assert answered_ids(pipeline, run_id) == [f"req-{n}" for n in range(1, 401)]
+    # The one input file the dead plan made, adopted; and the answers' file.
+    assert created_files(pipeline) == 2
+    assert dict(http_json(f"{pipeline.url}/_emulator/state")["live"])["compat_files"] == 0
