@@ -65,9 +65,12 @@ def _base_url(endpoint: str | None, region: str) -> str:
     return f"https://oss-{region}{internal}.aliyuncs.com"
 
 
-def _md5(data: bytes) -> tuple[str, str]:
-    """(hex, base64) MD5 of `data`: OSS checks the body against Content-MD5 and makes the hex its ETag."""
-    digest = hashlib.md5(data)
+def _md5(data: bytes | tuple[bytes, ...]) -> tuple[str, str]:
+    """(hex, base64) MD5 of `data` (or of its pieces one after the other): OSS checks the body against Content-MD5
+    and makes the hex its ETag."""
+    digest = hashlib.md5()
+    for piece in data if isinstance(data, tuple) else (data,):
+        digest.update(piece)
     return digest.hexdigest().upper(), base64.b64encode(digest.digest()).decode()
 
 
@@ -168,13 +171,17 @@ class OssStore:
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str | None = None) -> None:
         """A multipart upload, one part in memory at a time; a small object goes up in one PUT."""
-        part = bytearray()
+        # The part's chunks as they came, sent as they are: a growing bytearray was copied at each of its
+        # reallocations, then once more into bytes, which put three part-sized buffers in memory at once.
+        part: list[bytes] = []
+        held = 0
         upload_id: str | None = None
         parts: list[tuple[int, str]] = []
 
         async def send(upload_id: str) -> None:
             number = len(parts) + 1
-            body = bytes(part)
+            body = tuple(part)
+            part.clear()
             answer = await self._http.send(
                 "PUT",
                 key,
@@ -187,15 +194,16 @@ class OssStore:
 
         try:
             async for chunk in chunks:
-                part += chunk
-                if len(part) < PART_SIZE:
+                part.append(bytes(chunk))
+                held += len(chunk)
+                if held < PART_SIZE:
                     continue
                 if upload_id is None:
                     upload_id = await self._initiate(key, content_type)
                 await send(upload_id)
-                part = bytearray()
+                held = 0
             if upload_id is None:
-                await self.put(key, bytes(part), content_type=content_type)
+                await self.put(key, b"".join(part), content_type=content_type)
                 return
             if part:
                 await send(upload_id)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -123,11 +123,14 @@ class OssHttp:
         action: str,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-        body: bytes | None = None,
+        body: bytes | tuple[bytes, ...] | None = None,
         retry: Retry = Retry.ALWAYS,
         max_body: int | None = None,
     ) -> Answer:
-        """The 2xx answer, else OssServiceError with OSS's status and code once retries are spent."""
+        """The 2xx answer, else OssServiceError with OSS's status and code once retries are spent.
+
+        `body` as a tuple of pieces goes as they are, with their total as its Content-Length (a part is never joined
+        into one more buffer of its size)."""
         import aiohttp
 
         query = encode_query(params or {})
@@ -166,7 +169,7 @@ class OssHttp:
         key: str | None,
         query: str,
         headers: Mapping[str, str] | None,
-        body: bytes | None,
+        body: bytes | tuple[bytes, ...] | None,
         max_body: int | None,
     ) -> Answer:
         import yarl
@@ -179,7 +182,11 @@ class OssHttp:
         if credentials is not None:
             sign_v4(method, self.bucket, key, query, sent, credentials, self._region)
         url = yarl.URL(self.url(key, query), encoded=True)
-        async with self._open().request(method, url, headers=sent, data=body) as response:
+        data: Any = body
+        if isinstance(body, tuple):
+            sent["Content-Length"] = str(sum(map(len, body)))
+            data = _pieces(body)
+        async with self._open().request(method, url, headers=sent, data=data) as response:
             if method == "HEAD":
                 content = b""
             elif response.status >= 300:
@@ -224,6 +231,11 @@ class OssHttp:
                 if secret:
                     text = text.replace(secret, "***")
         return text
+
+
+async def _pieces(body: tuple[bytes, ...]) -> AsyncIterator[bytes]:
+    for piece in body:
+        yield piece
 
 
 async def _read(response: Any, limit: int | None) -> bytes:
