@@ -19,9 +19,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bailian_flow.client.errors import APIConnectionError, BailianError
+from bailian_flow.pipeline.kinds.batch.feed import Feed, stop
 
 if TYPE_CHECKING:
     from bailian_flow.client.models.files import CompatFile
@@ -44,32 +45,24 @@ class UploadAhead:
         self.max_lines = max_lines
         self.sent: list[tuple[int, str]] = []
         self.active = True
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=QUEUE_CHUNKS)
+        self._feed = Feed(QUEUE_CHUNKS)
         self._held: bytes | None = None
         self._read = 0
         self._task: asyncio.Future[CompatFile] | None = None
 
     def _start(self) -> None:
         upload = self._flow.client.compat_files.upload(
-            self._body(), purpose="batch", filename=self.filename, size=self.size
+            self._feed.blocks(), purpose="batch", filename=self.filename, size=self.size
         )
         self._task = asyncio.ensure_future(upload)
-
-    async def _body(self) -> AsyncIterator[bytes]:
-        while (chunk := await self._queue.get()) is not None:
-            yield chunk
 
     async def _send(self, chunk: bytes | None) -> None:
         """Queue `chunk` for the upload (None ends the body); abandon when the upload ended early."""
         if self._task is None:
             self._start()
         assert self._task is not None
-        putting: asyncio.Future[Any] = asyncio.ensure_future(self._queue.put(chunk))
-        uploading: asyncio.Future[Any] = self._task
-        await asyncio.wait({putting, uploading}, return_when=asyncio.FIRST_COMPLETED)
-        if not putting.done():
-            putting.cancel()
-            await self._give_up(self._task)
+        if not await self._feed.put(chunk, self._task):
+            self.abandon()
 
     async def tee(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """`chunks` as they are; each one goes to the upload once the plan has asked for the next, i.e. has
@@ -120,14 +113,7 @@ class UploadAhead:
         self.abandon()
         task, self._task = self._task, None
         if task is not None:
-            await asyncio.wait([task])
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                task.result()  # retrieved: an upload stopped on purpose is not news
-
-    async def _give_up(self, task: asyncio.Future[CompatFile]) -> None:
-        self.abandon()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            task.result()
+            await stop(task)
 
     async def _lost(self, exc: BaseException) -> CompatFile | None:
         """The whole body went out but the answer did not come back: a file may exist; look for it by name, else

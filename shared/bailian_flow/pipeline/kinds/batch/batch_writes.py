@@ -4,12 +4,12 @@ or the results written from it, and the results streamed while the answers arriv
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from bailian_flow.pipeline.kinds.batch.batch_lines import AHEAD_BLOCKS, BODY_BLOCK
+from bailian_flow.pipeline.kinds.batch.feed import Feed, stop
 
 if TYPE_CHECKING:
     from bailian_flow.store import ObjectStore
@@ -27,12 +27,8 @@ class InOrder:
         self._last = -1
         self._block: list[bytes] = []
         self._size = 0
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=AHEAD_BLOCKS)
-        self._task: asyncio.Future[None] = asyncio.ensure_future(store.put_stream(key, self._blocks()))
-
-    async def _blocks(self) -> AsyncIterator[bytes]:
-        while (block := await self._queue.get()) is not None:
-            yield block
+        self._feed = Feed(AHEAD_BLOCKS)
+        self._task: asyncio.Future[None] = asyncio.ensure_future(store.put_stream(key, self._feed.blocks()))
 
     async def add(self, line_no: int, raw: bytes) -> None:
         if not self.active:
@@ -48,10 +44,7 @@ class InOrder:
             await self._send(block)
 
     async def _send(self, block: bytes | None) -> None:
-        putting: asyncio.Future[Any] = asyncio.ensure_future(self._queue.put(block))
-        await asyncio.wait({putting, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if not putting.done():  # the put ended early (it failed): the spill writes the object instead
-            putting.cancel()
+        if not await self._feed.put(block, self._task):  # the put ended early (it failed): the spill writes it
             await self.abort()
 
     async def finish(self) -> bool:
@@ -74,13 +67,8 @@ class InOrder:
 
     async def abort(self) -> None:
         self.active = False
-        if self._finished:
-            return
-        if not self._task.done():
-            self._task.cancel()
-        await asyncio.wait([self._task])
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            self._task.result()
+        if not self._finished:
+            await stop(self._task)
 
 
 class Spill:
