@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -324,7 +324,7 @@ async def shard_index(
     return {custom_id: line_no async for line_no, custom_id, _ in lines if custom_id is not None}
 
 
-async def shard_body(
+def shard_body(
     store: ObjectStore,
     key: str,
     shard: Shard,
@@ -337,20 +337,34 @@ async def shard_body(
 ) -> AsyncIterator[bytes]:
     """The shard as the JSONL body of a Bailian file, in blocks; `sent` gets (line number, custom_id) of each line
     of this reading (cleared when it starts: an upload that is retried reads the shard again)."""
+
+    async def sending() -> AsyncGenerator[bytes, None]:
+        if sent is not None:
+            sent.clear()
+        lines = shard_lines(
+            store, key, shard, override=override, mixed=mixed, skip=skip, etag=etag, need_ids=sent is not None
+        )
+        async for line_no, custom_id, raw in lines:
+            if sent is not None and custom_id is not None:
+                sent.append((line_no, custom_id))
+            yield raw
+
+    return in_blocks(sending())
+
+
+async def in_blocks(lines: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
+    """`lines` joined into blocks of at least `BODY_BLOCK` bytes (the last one shorter): one write per block, not per
+    line. Leaving early closes `lines` at once."""
     block: list[bytes] = []
     size = 0
-    if sent is not None:
-        sent.clear()
-    lines = shard_lines(
-        store, key, shard, override=override, mixed=mixed, skip=skip, etag=etag, need_ids=sent is not None
-    )
-    async for line_no, custom_id, raw in lines:
-        if sent is not None and custom_id is not None:
-            sent.append((line_no, custom_id))
-        block.append(raw)
-        size += len(raw)
-        if size >= BODY_BLOCK:
-            yield b"".join(block)
-            block, size = [], 0
+    try:
+        async for line in lines:
+            block.append(line)
+            size += len(line)
+            if size >= BODY_BLOCK:
+                yield b"".join(block)
+                block, size = [], 0
+    finally:
+        await lines.aclose()
     if block:
         yield b"".join(block)

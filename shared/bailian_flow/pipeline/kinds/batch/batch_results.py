@@ -13,16 +13,16 @@ import heapq
 import json
 import logging
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from bailian_flow.pipeline.kinds.batch.batch_lines import (
     AHEAD_BLOCKS,
-    BODY_BLOCK,
     CHUNK_SIZE,
     MERGE_READ_BYTES,
     MIN_CHUNK_SIZE,
+    in_blocks,
     iter_lines,
     produce_ahead,
     shard_index,
@@ -124,6 +124,7 @@ async def collect_shard(
                     if kind == ERROR and code in NOT_RUN_CODES:
                         continue
                     del index[custom_id]
+                    line = raw if raw.endswith(b"\n") else raw + b"\n"  # the service's last may end without one
                     if kind == ERROR:
                         result.failed += 1
                     else:
@@ -131,8 +132,8 @@ async def collect_shard(
                         result.input_tokens += int(input_tokens)
                         result.output_tokens += int(output_tokens)
                         if streamed is not None:
-                            await streamed.add(line_no, raw)
-                    records.append(spill.add(line_no, kind, raw))
+                            await streamed.add(line_no, line)
+                    records.append(spill.add(line_no, kind, line))
             if resubmit:
                 result.unfinished = index
             else:
@@ -194,12 +195,16 @@ async def _part_lines(flow: Flow, part_key: str, kind: int, chunk_size: int) -> 
             yield int(line_no), line
 
 
-async def merged(flow: Flow, part_keys: list[str], kind: int) -> AsyncIterator[bytes]:
-    """The parts' lines of one kind, in input line order (a k-way merge, one line per part in memory)."""
+def merged(flow: Flow, part_keys: list[str], kind: int) -> AsyncIterator[bytes]:
+    """The parts' lines of one kind, in input line order, in blocks (a k-way merge, one line per part in memory)."""
+    return in_blocks(_merged_lines(flow, part_keys, kind))
+
+
+async def _merged_lines(flow: Flow, part_keys: list[str], kind: int) -> AsyncGenerator[bytes, None]:
     chunk_size = max(MIN_CHUNK_SIZE, min(CHUNK_SIZE, MERGE_READ_BYTES // (2 * max(1, len(part_keys)))))
     if len(part_keys) == 1:  # one part is in line order already: its lines of the kind, as they come
-        async for whole in _blocks(_part_lines(flow, part_keys[0], kind, chunk_size)):
-            yield whole
+        async for _, line in _part_lines(flow, part_keys[0], kind, chunk_size):
+            yield line
         return
     sources = [_part_lines(flow, key, kind, chunk_size) for key in part_keys]
     heap: list[tuple[int, int, bytes]] = []
@@ -208,35 +213,14 @@ async def merged(flow: Flow, part_keys: list[str], kind: int) -> AsyncIterator[b
         if first is not None:
             heap.append((first[0], number, first[1]))
     heapq.heapify(heap)
-    block: list[bytes] = []
-    size = 0
     while heap:
         _, number, line = heap[0]
-        block.append(line)
-        size += len(line)
+        yield line
         following = await anext(sources[number], None)
         if following is None:
             heapq.heappop(heap)
         else:
             heapq.heapreplace(heap, (following[0], number, following[1]))
-        if size >= BODY_BLOCK:
-            yield b"".join(block)
-            block, size = [], 0
-    if block:
-        yield b"".join(block)
-
-
-async def _blocks(lines: AsyncIterator[tuple[int, bytes]]) -> AsyncIterator[bytes]:
-    block: list[bytes] = []
-    size = 0
-    async for _, line in lines:
-        block.append(line)
-        size += len(line)
-        if size >= BODY_BLOCK:
-            yield b"".join(block)
-            block, size = [], 0
-    if block:
-        yield b"".join(block)
 
 
 def summary(batch: BatchRun, run_id: str, source_key: str, finished_at: str) -> dict[str, Any]:

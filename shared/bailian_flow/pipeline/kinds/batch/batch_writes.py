@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import IO, TYPE_CHECKING
 
-from bailian_flow.pipeline.kinds.batch.batch_lines import AHEAD_BLOCKS, BODY_BLOCK
+from bailian_flow.pipeline.kinds.batch.batch_lines import AHEAD_BLOCKS, BODY_BLOCK, in_blocks
 from bailian_flow.pipeline.kinds.batch.feed import Feed, stop
 
 if TYPE_CHECKING:
@@ -31,13 +31,14 @@ class InOrder:
         self._task: asyncio.Future[None] = asyncio.ensure_future(store.put_stream(key, self._feed.blocks()))
 
     async def add(self, line_no: int, raw: bytes) -> None:
+        """`raw`, a whole line (newline included), as line `line_no`."""
         if not self.active:
             return
         if line_no <= self._last:
             await self.abort()
             return
         self._last = line_no
-        self._block.append(raw if raw.endswith(b"\n") else raw + b"\n")
+        self._block.append(raw)
         self._size += len(raw)
         if self._size >= BODY_BLOCK:
             block, self._block, self._size = b"".join(self._block), [], 0
@@ -72,9 +73,9 @@ class InOrder:
 
 
 class Spill:
-    """Answer lines appended to a file in blocks; where each went is counted, not asked of the file (a seek
-    flushes). `ordered` stays True while they come in line order, as a service answering in input order writes
-    them: the records then need no sort."""
+    """Answer lines (whole, newline included) appended to a file in blocks; where each went is counted, not asked of
+    the file (a seek flushes). `ordered` stays True while they come in line order, as a service answering in input
+    order writes them: the records then need no sort."""
 
     def __init__(self, file: IO[bytes]) -> None:
         self.file = file
@@ -85,8 +86,6 @@ class Spill:
         self._pending = 0
 
     def add(self, line_no: int, kind: int, raw: bytes) -> tuple[int, int, int, int]:
-        if not raw.endswith(b"\n"):
-            raw += b"\n"
         offset = self.size + self._pending
         self._block.append(raw)
         self._pending += len(raw)
@@ -104,20 +103,17 @@ class Spill:
             self._block, self._pending = [], 0
 
 
-async def part_body(spill: Spill, records: list[tuple[int, int, int, int]]) -> AsyncIterator[bytes]:
+def part_body(spill: Spill, records: list[tuple[int, int, int, int]]) -> AsyncIterator[bytes]:
+    """The part object (`<line> <kind> <answer>` per line) in record order, in blocks."""
+    return in_blocks(_part_lines(spill, records))
+
+
+async def _part_lines(spill: Spill, records: list[tuple[int, int, int, int]]) -> AsyncGenerator[bytes, None]:
     spill.flush()
     file = spill.file
-    block: list[bytes] = []
-    size = 0
     for line_no, kind, offset, length in records:
         file.seek(offset)
-        block.append(b"%d %d " % (line_no, kind) + file.read(length))
-        size += length
-        if size >= BODY_BLOCK:
-            yield b"".join(block)
-            block, size = [], 0
-    if block:
-        yield b"".join(block)
+        yield b"%d %d " % (line_no, kind) + file.read(length)
 
 
 async def answers_body(spill: Spill, records: list[tuple[int, int, int, int]], kind: int) -> AsyncIterator[bytes]:

@@ -32,7 +32,6 @@ from bailian_flow.pipeline.kinds.batch.batch_state import (
     Shard,
     plan_of,
     run_of_tag,
-    shard_name,
     shard_tag,
 )
 from bailian_flow.pipeline.protocol import admission, bulk, reconcile
@@ -84,7 +83,9 @@ async def act_plan(flow: Flow, current: Current) -> None:
     assert key is not None
     batch = batch_of(current)
     max_lines, max_bytes = flow.settings.batch_shard_lines, flow.settings.batch_shard_bytes
-    ahead = await _upload_ahead(flow, current, batch, max_lines=max_lines, max_bytes=max_bytes)
+    # The file of the first shard, named as its submit would name it (`acts._shard_file`).
+    first_file = f"{shard_tag(state.run_id, state.attempt, root=0, generation=1)}.jsonl"
+    ahead = await _upload_ahead(flow, current, batch, first_file, max_lines=max_lines, max_bytes=max_bytes)
     try:
         plan = await plan_shards(
             flow.store,
@@ -111,7 +112,7 @@ async def act_plan(flow: Flow, current: Current) -> None:
     made: list[Made] = []
     if uploaded is None and may_exist(current) and len(shards) == 1 and batch.settings.model is None:
         # An earlier claim of this plan may have sent the shard's file before it died: adopt it by its name.
-        uploaded = await reconcile.find_compat_file(flow, f"{shard_name(state.run_id, state.attempt, shards[0])}.jsonl")
+        uploaded = await reconcile.find_compat_file(flow, first_file)
     if uploaded is not None:
         shards = [shards[0].model_copy(update={"file_id": uploaded.id})]
         made.append(Made("batch-file", uploaded.id))
@@ -130,7 +131,7 @@ async def act_plan(flow: Flow, current: Current) -> None:
 
 
 async def _upload_ahead(
-    flow: Flow, current: Current, batch: BatchRun, *, max_lines: int, max_bytes: int
+    flow: Flow, current: Current, batch: BatchRun, filename: str, *, max_lines: int, max_bytes: int
 ) -> UploadAhead | None:
     """The first shard's upload alongside the plan (`ahead.py`), when the input can be one shard sent as it is, the
     run would be submitted at once (no one waits for a batch slot before it), and no earlier claim may have sent it."""
@@ -142,8 +143,7 @@ async def _upload_ahead(
         return None
     from bailian_flow.pipeline.kinds.batch.ahead import UploadAhead
 
-    tag = shard_tag(state.run_id, state.attempt, root=0, generation=1)
-    return UploadAhead(flow, f"{tag}.jsonl", size, max_lines=max_lines)
+    return UploadAhead(flow, filename, size, max_lines=max_lines)
 
 
 # -- polling (timer, callbacks) ---------------------------------------------------------------------------------
