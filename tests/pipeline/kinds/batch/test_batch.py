@@ -34,12 +34,6 @@ def batch_input(count: int, models: tuple[str, ...] = ("qwen-plus",)) -> bytes:
     return b"".join(request_line(n, models[n % len(models)]) for n in range(1, count + 1))
 
 
-@pytest.fixture
-def batch_pipeline(emulator_reset: Any, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
-    # Tiny shards, so that a few dozen lines make several batches.
-    return Pipeline(emulator_reset.url, monkeypatch, BAILIAN_FLOW_BATCH_SHARD_LINES="40")
-
-
 def results(pipeline: Pipeline, run_id: str, name: str) -> bytes:
     data = pipeline.get(f"results/team/questions/{run_id}/{name}")
     assert data is not None, name

@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 from harness import Pipeline, http_json
-from test_batch import (  # noqa: F401 - batch_pipeline is a fixture
+from test_batch import (
     CHAT,
     KEY,
     answered_ids,
     batch_input,
-    batch_pipeline,
     request_line,
     service_batch,
 )
@@ -110,7 +109,7 @@ def test_an_answer_lost_after_the_upload_finds_the_file_by_its_name(pipeline: Pi
     assert dict(http_json(f"{pipeline.url}/_emulator/state")["live"])["compat_files"] == 0
 
 
-def test_inputs_not_sent_as_they_are_are_uploaded_by_the_submit(batch_pipeline: Pipeline) -> None:  # noqa: F811
+def test_inputs_not_sent_as_they_are_are_uploaded_by_the_submit(batch_pipeline: Pipeline) -> None:
     # A blank line (left out of the shard's body), and an input of several shards: the plan sends nothing.
     for key, data in (
         ("batches/team/blank.jsonl", batch_input(3) + b"\n" + request_line(4)),
