@@ -107,13 +107,28 @@ async def main():
 asyncio.run(main())
 """
 
+# By hand with the SDKs. With "bucket" the input lives in OSS, as ours does: it is put there first (outside the
+# clock, as for ours), fetched with the OSS SDK, and the answers are put back.
 SDK = """
 import json, sys, time
 import openai
-path, emulator_url, out = sys.argv[1:4]
+path, emulator_url, out, where = sys.argv[1:5]
 POLL = 0.1
+if where == "bucket":
+    import alibabacloud_oss_v2 as oss
+    config = oss.config.load_default()
+    config.credentials_provider = oss.credentials.StaticCredentialsProvider("bench-id", "bench-secret")
+    config.region = "cn-hangzhou"
+    config.endpoint = emulator_url
+    config.use_path_style = True
+    config.disable_ssl = True
+    store = oss.Client(config)
+    store.put_object_from_file(oss.PutObjectRequest(bucket="bench-sdk", key="batches/input.jsonl"), path)
 client = openai.OpenAI(api_key="sk-bench-0000", base_url=emulator_url + "/compatible-mode/v1")
 started = time.perf_counter()
+if where == "bucket":
+    path = out + ".in"
+    store.get_object_to_file(oss.GetObjectRequest(bucket="bench-sdk", key="batches/input.jsonl"), path)
 with open(path, "rb") as handle:
     uploaded = client.files.create(file=handle, purpose="batch")
 batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
@@ -121,37 +136,8 @@ while batch.status not in ("completed", "failed", "expired", "cancelled"):
     time.sleep(POLL)
     batch = client.batches.retrieve(batch.id)
 client.files.content(batch.output_file_id).write_to_file(out)
-print(json.dumps({"wall": time.perf_counter() - started, "status": batch.status}))
-"""
-
-
-# The same by hand from and to the bucket, as a script would for an input that lives in OSS: the input fetched with
-# the OSS SDK, the batch as above, the answers put back (the put of the input is outside the clock, as for ours).
-SDK_BUCKET = """
-import json, sys, time
-import alibabacloud_oss_v2 as oss
-import openai
-path, emulator_url, out = sys.argv[1:4]
-POLL = 0.1
-config = oss.config.load_default()
-config.credentials_provider = oss.credentials.StaticCredentialsProvider("bench-id", "bench-secret")
-config.region = "cn-hangzhou"
-config.endpoint = emulator_url
-config.use_path_style = True
-config.disable_ssl = True
-store = oss.Client(config)
-store.put_object_from_file(oss.PutObjectRequest(bucket="bench-sdk", key="batches/input.jsonl"), path)
-client = openai.OpenAI(api_key="sk-bench-0000", base_url=emulator_url + "/compatible-mode/v1")
-started = time.perf_counter()
-store.get_object_to_file(oss.GetObjectRequest(bucket="bench-sdk", key="batches/input.jsonl"), out + ".in")
-with open(out + ".in", "rb") as handle:
-    uploaded = client.files.create(file=handle, purpose="batch")
-batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
-while batch.status not in ("completed", "failed", "expired", "cancelled"):
-    time.sleep(POLL)
-    batch = client.batches.retrieve(batch.id)
-client.files.content(batch.output_file_id).write_to_file(out)
-store.put_object_from_file(oss.PutObjectRequest(bucket="bench-sdk", key="results/output.jsonl"), out)
+if where == "bucket":
+    store.put_object_from_file(oss.PutObjectRequest(bucket="bench-sdk", key="results/output.jsonl"), out)
 print(json.dumps({"wall": time.perf_counter() - started, "status": batch.status}))
 """
 
@@ -226,12 +212,12 @@ def main() -> None:
             if not options.skip_full:
                 ours(full, options.lines)
             ours(one, min(SHARD_LINES, options.lines))
-            got, peak = child(SDK, str(one), url, str(work / "sdk-output.jsonl"))
+            got, peak = child(SDK, str(one), url, str(work / "sdk-output.jsonl"), "disk")
             rows.append(
                 ("openai SDK by hand", min(SHARD_LINES, options.lines), "1", got["wall"], None, peak, "not checked")
             )
             reset(url)
-            got, peak = child(SDK_BUCKET, str(one), url, str(work / "sdk-bucket-output.jsonl"))
+            got, peak = child(SDK, str(one), url, str(work / "sdk-bucket-output.jsonl"), "bucket")
             note = "not checked; from and to the bucket"
             rows.append(("SDKs, bucket to bucket", min(SHARD_LINES, options.lines), "1", got["wall"], None, peak, note))
         finally:
