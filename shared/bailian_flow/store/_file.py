@@ -240,38 +240,36 @@ class FileStore:
     ) -> AsyncIterator[bytes]:
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
-        path = self._path(key)
-        try:
-            handle = await asyncio.to_thread(_open_for_reading, path)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise ObjectNotFoundError(f"no such object: {key!r}", status=404, code="NoSuchKey") from None
         # The open handle pins this version of the file: an overwrite (replace) cannot tear the stream.
+        handle = await self._open_pinned(key, if_match)
         try:
-            if if_match is not None:
-                opened = await asyncio.to_thread(self._info, key, os.fstat(handle.fileno()))
-                if bare_etag(if_match).upper() != opened.etag.upper():
-                    raise ObjectChangedError(
-                        f"{key!r} is not the version asked for", status=412, code="PreconditionFailed"
-                    )
             while chunk := await asyncio.to_thread(handle.read, chunk_size):
                 yield chunk
         finally:
             handle.close()
 
-    async def read_range(self, key: str, offset: int, length: int, *, if_match: str | None = None) -> bytes:
-        check_range(offset, length)
-        path = self._path(key)
+    async def _open_pinned(self, key: str, if_match: str | None) -> BinaryIO:
+        """The object's file open for reading, checked to be the version `if_match` names (when given)."""
         try:
-            handle = await asyncio.to_thread(_open_for_reading, path)
+            handle = await asyncio.to_thread(_open_for_reading, self._path(key))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFoundError(f"no such object: {key!r}", status=404, code="NoSuchKey") from None
+        if if_match is None:
+            return handle
         try:
-            if if_match is not None:
-                opened = await asyncio.to_thread(self._info, key, os.fstat(handle.fileno()))
-                if bare_etag(if_match).upper() != opened.etag.upper():
-                    raise ObjectChangedError(
-                        f"{key!r} is not the version asked for", status=412, code="PreconditionFailed"
-                    )
+            opened = await asyncio.to_thread(self._info, key, os.fstat(handle.fileno()))
+        except BaseException:
+            handle.close()
+            raise
+        if bare_etag(if_match).upper() != opened.etag.upper():
+            handle.close()
+            raise ObjectChangedError(f"{key!r} is not the version asked for", status=412, code="PreconditionFailed")
+        return handle
+
+    async def read_range(self, key: str, offset: int, length: int, *, if_match: str | None = None) -> bytes:
+        check_range(offset, length)
+        handle = await self._open_pinned(key, if_match)
+        try:
 
             def read() -> bytes:
                 handle.seek(offset)
