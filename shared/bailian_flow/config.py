@@ -101,9 +101,13 @@ class Settings(BaseModel):
     access_key_secret: SecretStr | None = None
     security_token: SecretStr | None = None
 
+    def writer_dead(self, written_at: datetime) -> bool:
+        """Is whoever wrote at `written_at` known dead (only a runtime that saw every earlier actor die can say)?"""
+        return self.actors_dead_before is not None and written_at < self.actors_dead_before
+
     def lease_over(self, age: float, written_at: datetime) -> bool:
         """Has an intent written at `written_at`, `age` seconds ago, lost its actor's lease?"""
-        if self.actors_dead_before is not None and written_at < self.actors_dead_before:
+        if self.writer_dead(written_at):
             return True
         # Never sooner than the lists' lag: a re-claim's look-up must see what the first claim made
         # (service-contract.md#C41).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 import pytest
 from harness import SFT_SAMPLE, Pipeline
@@ -148,6 +149,35 @@ def test_a_lost_event_is_re_driven_by_the_timer(pipeline: Pipeline, monkeypatch:
     monkeypatch.setenv("BAILIAN_FLOW_REDRIVE_AFTER", "600")
     run = pipeline.pump(run_id)
     assert run["stage"] == "DONE"
+    assert pipeline.created()["fine_tunes"] == 1
+
+
+def test_a_marker_its_killed_writer_never_wrote_is_written_at_the_next_tick_after_a_restart(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `bailian-flow dev` killed between a commit and its stage marker: the entry stands, the event never fires.
+    pipeline.put(KEY, SFT_SAMPLE)
+    for record in pipeline.new_records():
+        if record["oss"]["object"]["key"] == KEY:
+            pipeline.deliver(record)
+    run_id = pipeline.run_for_key(KEY)["run_id"]
+    markers = [r["oss"]["object"]["key"] for r in pipeline.new_records()]
+    marker = next(key for key in markers if key.endswith("-file-ready.json"))
+    pipeline._store_call(lambda store: store.delete(marker))
+    pipeline.new_records()
+
+    # On FC nobody can know the writer died: the marker waits for `redrive_after`.
+    assert pipeline.tick()["redriven"] == []
+    assert pipeline.get(marker) is None
+
+    # The restarted stack knows every earlier writer is dead: the marker is written now, as the entry was.
+    restart = datetime.now(timezone.utc).isoformat()
+    monkeypatch.setenv("BAILIAN_FLOW_ACTORS_DEAD_BEFORE", restart)
+    assert pipeline.tick()["redriven"] == [run_id]
+    assert pipeline.get(marker) is not None
+    assert pipeline.tick()["redriven"] == [], "a marker that exists is not written again"
+    assert pipeline.run(run_id)["run"]["redrives"] == 0, "no re-announcing entry: the stage's own event fires"
+    assert pipeline.pump(run_id)["stage"] == "DONE"
     assert pipeline.created()["fine_tunes"] == 1
 
 

@@ -132,12 +132,8 @@ async def _redrive(flow: Flow, current: Current, report: TickReport) -> None:
     new event.
     """
     state = current.state
-    if state.stage in TRIGGERING:
-        entry = await flow.runs.latest(state.run_id)
-        if entry is not None and entry.seq == current.seq and not await flow.runs.is_published(entry):
-            await flow.runs.publish(entry)
-            report.redriven.append(state.run_id)
-            return
+    if state.stage in TRIGGERING and await _publish_lost_marker(flow, current, report):
+        return
     if state.redrives >= MAX_REDRIVES:
         reason = f"stuck at {state.stage} after {state.redrives} re-drives; see the function logs"
         await fail(flow, current, RunError(reason=reason, code="Stuck", retryable=True))
@@ -149,6 +145,17 @@ async def _redrive(flow: Flow, current: Current, report: TickReport) -> None:
     changed = f"re-announced {stage}: no progress for {current.age():.0f}s"
     if await commit(flow, current, stage, changed, redrives=state.redrives + 1) is not None:
         report.redriven.append(state.run_id)
+
+
+async def _publish_lost_marker(flow: Flow, current: Current, report: TickReport) -> bool:
+    """Write the stage marker of the run's newest entry if its writer died before writing it. True if written."""
+    run_id = current.state.run_id
+    entry = await flow.runs.latest(run_id)
+    if entry is None or entry.seq != current.seq or await flow.runs.is_published(entry):
+        return False
+    await flow.runs.publish(entry)
+    report.redriven.append(run_id)
+    return True
 
 
 async def _visit(
@@ -182,6 +189,10 @@ async def _visit(
             report.ended.append(run_id)
     elif _stale(flow, current):
         await _redrive(flow, current, report)
+    elif stage in TRIGGERING and flow.settings.writer_dead(current.at):
+        # Its writer is known dead (a killed local stack): a marker it did not write never will be, so it is written
+        # now rather than after `redrive_after`. A marker it did write has its event journaled and on its way.
+        await _publish_lost_marker(flow, current, report)
     return None
 
 
