@@ -20,6 +20,8 @@ from harness import SFT_SAMPLE, Pipeline, http_json
 KEY = "datasets/end-of-life/train.jsonl"
 MARKER = "imports/end-of-life/lora.import.yaml"
 MARKER_BODY = b"import: {object_key: models/lora/, model_name: qwen3-8b, weight_type: lora}\n"
+MU = {"model": "qwen3-8b", "plan": "mu", "deploy_spec": "MU1", "capacity": 1}
+DEPLOY_BODY = {"model_name": "qwen3-8b", "plan": "mu", "deploy_spec": "MU1", "capacity": 1}
 
 
 @pytest.fixture(scope="module")
@@ -276,3 +278,63 @@ def test_the_audit_undoes_what_lands_for_a_run_after_its_end(frozen: Pipeline, m
     assert imports(frozen) == [], audited
     assert any(line.startswith("audit: deleted import") for line in changes(frozen, run_id))
     assert frozen.run(run_id)["run"]["stage"] == "CANCELED"
+
+
+def test_the_audit_deletes_a_deployment_that_lands_for_a_run_after_its_end(
+    frozen: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A base-model deployment whose creates Bailian refuses for now: the run waits at its `deploying` intent.
+    frozen.fault(method="POST", path="/api/v1/deployments", status=503, code="ServiceUnavailable", times=100)
+    status, body = frozen.api("POST", "/runs", {"deploy": MU})
+    assert status in (200, 201, 202), body
+    run_id = body["run"]["run_id"]
+    with pytest.raises(Exception):  # noqa: B017 - the refused create escapes for FC to retry
+        frozen.deliver_new()
+    suffix = frozen.run(run_id)["run"]["deploy_suffix"]
+    assert suffix
+    status, body = frozen.api("POST", f"/runs/{run_id}/cancel")
+    assert status == 200 and body["run"]["stage"] == "CANCELED", body
+    frozen.clear_faults()
+    # The create of an actor past every lease lands after all: the deployment names no run, only its suffix.
+    made = frozen.bailian("POST", "/api/v1/deployments", {**DEPLOY_BODY, "suffix": suffix})["output"]
+    monkeypatch.setenv("BAILIAN_FLOW_AUDIT_EVERY", "0")
+
+    audited = []
+    for _ in range(8):  # one family a tick
+        audited += frozen.tick()["audited"]
+        if audited:
+            break
+
+    assert audited == [f"{run_id}: deleted deployment {made['deployed_model']}"], audited
+    assert frozen.bailian("GET", f"/api/v1/deployments/{made['deployed_model']}")["output"]["status"] == "DELETING"
+    assert any(line.startswith("audit: deleted deployment") for line in changes(frozen, run_id))
+    assert frozen.run(run_id)["run"]["stage"] == "CANCELED"
+    assert frozen.object_count(f"suffixes/{suffix}/") == 0, "the note goes with its deployment"
+
+
+def test_the_audit_leaves_a_deployment_whose_suffix_no_run_or_several_runs_noted(
+    frozen: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two runs sent the same marker suffix (their creates refused for now, then both canceled): which of them made a
+    # deployment with it is not known. And someone else's deployment has a suffix of our form that no run noted.
+    frozen.fault(method="POST", path="/api/v1/deployments", status=503, code="ServiceUnavailable", times=100)
+    for name in ("first", "second"):
+        status, body = frozen.api("POST", "/runs", {"deploy": {**MU, "suffix": "shared1", "name": name}})
+        assert status in (200, 201, 202), body
+        with pytest.raises(Exception):  # noqa: B017 - the refused create escapes for FC to retry
+            frozen.deliver_new()
+        status, body = frozen.api("POST", f"/runs/{body['run']['run_id']}/cancel")
+        assert status == 200 and body["run"]["stage"] == "CANCELED", body
+    frozen.clear_faults()
+    assert frozen.object_count("suffixes/shared1/") == 2
+    reused = frozen.bailian("POST", "/api/v1/deployments", {**DEPLOY_BODY, "suffix": "shared1"})["output"]
+    stranger = frozen.bailian("POST", "/api/v1/deployments", {**DEPLOY_BODY, "suffix": "fabcdefg"})["output"]
+    monkeypatch.setenv("BAILIAN_FLOW_AUDIT_EVERY", "0")
+
+    audited = []
+    for _ in range(8):
+        audited += frozen.tick()["audited"]
+
+    assert audited == []
+    for made in (reused, stranger):
+        assert frozen.bailian("GET", f"/api/v1/deployments/{made['deployed_model']}")["output"]["status"] != "DELETING"

@@ -202,7 +202,7 @@ def import_marker(capacity: int) -> bytes:
 def audit_everything(schedule: Schedule) -> None:
     """The timer's backstop over every family (one slice a tick), with nothing else left to do."""
     schedule.monkeypatch.setenv("BAILIAN_FLOW_AUDIT_EVERY", "0")
-    for _ in range(6):
+    for _ in range(8):
         schedule.pipeline.tick()
 
 
@@ -243,6 +243,12 @@ def check_orphans(pipeline: Pipeline, runs: list[dict[str, Any]]) -> None:
         )
         for item in pipeline.bailian("GET", "/api/v1/files?page_size=100")["data"]["files"]
     ]
+    # A deployment by its suffix: a hash of one run and attempt.
+    live += [
+        (f"deployment:{item['deployed_model']}", item["deployed_model"], _deployment_owner(item, by_id))
+        for item in pipeline.bailian("GET", "/api/v1/deployments?page_size=100")["output"]["deployments"]
+        if item["status"] != "DELETING"
+    ]
     batches = _listed(pipeline, "batches")
     tags = {batch["id"]: str((batch.get("metadata") or {}).get("ds_name", "")).split(" ")[-1] for batch in batches}
     live += [
@@ -270,6 +276,14 @@ def check_orphans(pipeline: Pipeline, runs: list[dict[str, Any]]) -> None:
 def _owner(name: str | None, runs: dict[str, dict[str, Any]]) -> str | None:
     for run_id in runs:
         if name and (name.startswith(f"bf-{run_id}-") or f"run={run_id} " in name):
+            return run_id
+    return None
+
+
+def _deployment_owner(item: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str | None:
+    for run_id, run in runs.items():
+        suffixes = {reconcile.deploy_suffix(run_id, attempt) for attempt in range(1, run["attempt"] + 1)}
+        if item["deployed_model"].rpartition("-")[2] in suffixes:
             return run_id
     return None
 

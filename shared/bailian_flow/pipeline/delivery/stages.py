@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bailian_flow.client.errors import APIStatusError
 from bailian_flow.pipeline.delivery.lifecycle import finish
-from bailian_flow.pipeline.protocol import offered, reconcile
+from bailian_flow.pipeline.protocol import cleanup, offered, reconcile
 from bailian_flow.pipeline.protocol.cleanup import Made
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.state import RunError, RunState
@@ -85,6 +85,7 @@ async def act_deploy(flow: Flow, current: Current) -> None:
     if model is None:
         return
     plan = state.settings.on_success
+    await cleanup.note_deployment_owner(flow, suffix, state.run_id, state.attempt)
     deployment = await create_or_find(
         flow,
         current,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from bailian_flow.client.errors import APIStatusError, BadRequestError, BailianError, NotFoundError
 from bailian_flow.pipeline.protocol import reconcile
 from bailian_flow.pipeline.protocol.kinds import all_specs, owner_of_resource, spec_of
-from bailian_flow.pipeline.protocol.layout import JOBS_PREFIX
+from bailian_flow.pipeline.protocol.layout import JOBS_PREFIX, SUFFIXES_PREFIX
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.state import RunState
 from bailian_flow.runlog import is_run_id
@@ -73,6 +73,36 @@ async def undeploy(flow: Flow, deployed_model: str) -> None:
     """Start deleting a deployment (it goes DELETING, then away); one already gone is fine."""
     with contextlib.suppress(NotFoundError):
         await flow.client.deployments.delete(deployed_model)
+    suffix = deployed_model.rpartition("-")[2]
+    if _SUFFIX.fullmatch(suffix):
+        async for info in flow.store.list(f"{SUFFIXES_PREFIX}{suffix}/"):
+            await flow.store.delete(info.key)
+
+
+# A suffix Bailian takes (service-contract.md#C23): only such a one is ever noted, so a key never holds anything else.
+_SUFFIX = re.compile(r"[a-z0-9]{1,8}")
+
+
+async def note_deployment_owner(flow: Flow, suffix: str, run_id: str, attempt: int) -> None:
+    """Remember which run and attempt sends `suffix`, before the create: the deployment object names no run (its
+    `deployed_model` ends with the suffix, a hash of run and attempt or a marker's own), so the audit asks here."""
+    if _SUFFIX.fullmatch(suffix):
+        key = f"{SUFFIXES_PREFIX}{suffix}/{run_id}/{attempt}"
+        await flow.store.put(key, b"", forbid_overwrite=True, content_type="text/plain")
+
+
+async def deployment_owner(flow: Flow, deployed_model: str) -> tuple[str, int] | None:
+    """The run (and its newest attempt) that noted the deployment's suffix; None when no run or several did (a
+    marker's own suffix reused by another run: which one made this deployment is not known, so it is left)."""
+    suffix = deployed_model.rpartition("-")[2]
+    if not _SUFFIX.fullmatch(suffix):
+        return None
+    notes: dict[str, int] = {}
+    async for info in flow.store.list(f"{SUFFIXES_PREFIX}{suffix}/"):
+        run_id, _, attempt = info.key[len(SUFFIXES_PREFIX) + len(suffix) + 1 :].partition("/")
+        if is_run_id(run_id) and attempt.isdigit():
+            notes[run_id] = max(notes.get(run_id, 0), int(attempt))
+    return next(iter(notes.items())) if len(notes) == 1 else None
 
 
 def _owner_by_name(job_name: str | None) -> str | None:

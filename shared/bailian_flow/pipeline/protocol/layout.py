@@ -38,6 +38,9 @@ ENDING_PREFIX = "ending/"
 # jobs/<job_id>/<run_id>: which run made a fine-tune, for retention (the service may not keep our job name,
 # service-contract.md#C2); written before the run records the job, removed with the job.
 JOBS_PREFIX = "jobs/"
+# suffixes/<suffix>/<run_id>/<attempt>: which run sent a deployment suffix, for the audit (a deployment echoes no name
+# of ours, only the suffix inside `deployed_model`); written before the create, removed with the deployment.
+SUFFIXES_PREFIX = "suffixes/"
 WAITING_PREFIX = "waiting/"  # waiting/<quota>/<since ms>-<run_id>: the line of runs waiting for a quota
 
 # Stage markers: the entry that records a stage carries it in its key, so an OSS suffix filter can chain the

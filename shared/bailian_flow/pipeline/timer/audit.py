@@ -10,8 +10,9 @@ run's deployment and kept job). Each undo is written into the owning run's histo
 than the run's newest entry (a retry racing the audit) and a name whose run does not exist (another installation
 sharing the account) are left alone.
 
-Deployments carry a hash of run and attempt (`reconcile.deploy_suffix`), which names no run by itself: the end of
-life finds them by the suffixes of every attempt, and here they are not audited.
+A deployment echoes no name of ours, only its suffix inside `deployed_model` (a hash of run and attempt, or a
+marker's own): the run notes the suffix before its create (`cleanup.note_deployment_owner`), and the audit reads
+that note.
 """
 
 from __future__ import annotations
@@ -87,7 +88,20 @@ async def _files(flow: Flow, cursor: str | None) -> tuple[list[Found], str | Non
     return found, _next_page(page_no, page.total)
 
 
-_OWN: dict[str, Auditor] = {"job": _jobs, "import": _imports, "file": _files}
+async def _deployments(flow: Flow, cursor: str | None) -> tuple[list[Found], str | None]:
+    page_no = int(cursor or 1)
+    page = await flow.client.deployments.list_page(page_no, AUDIT_PAGE)
+    found: list[Found] = []
+    for item in page.deployments:
+        # The run that noted the suffix before its create (the deployment echoes no name of ours). One going away
+        # already needs nothing.
+        owner = await cleanup.deployment_owner(flow, item.deployed_model) if item.status != "DELETING" else None
+        if owner is not None:
+            found.append((Made("deployment", item.deployed_model), *owner))
+    return found, _next_page(page_no, page.total)
+
+
+_OWN: dict[str, Auditor] = {"job": _jobs, "import": _imports, "file": _files, "deployment": _deployments}
 
 
 def families() -> list[str]:

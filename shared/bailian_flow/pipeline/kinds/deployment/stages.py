@@ -19,7 +19,7 @@ from typing import Any
 from bailian_flow.client.errors import APIStatusError, NotFoundError
 from bailian_flow.client.models import Deployment
 from bailian_flow.pipeline.protocol import reconcile
-from bailian_flow.pipeline.protocol.cleanup import Kind, Made, undeploy
+from bailian_flow.pipeline.protocol.cleanup import Kind, Made, note_deployment_owner, undeploy
 from bailian_flow.pipeline.protocol.kinds import HookRefused
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.settings import SettingsError
@@ -93,6 +93,8 @@ async def act_deploy(flow: Flow, current: Current) -> None:
     state = current.state
     plan = state.settings.on_success
     name, suffix = _name(state), _suffix(state)
+    if suffix is not None:
+        await note_deployment_owner(flow, suffix, state.run_id, state.attempt)
     deployment = await create_or_find(
         flow,
         current,
