@@ -72,6 +72,10 @@ def test_put_starts_a_run_that_watch_follows_to_done(dev: DevStack) -> None:
     assert run_id in [run["run_id"] for run in listed]
     table = dev.cli("runs", "list").stdout
     assert run_id in table and "DONE" in table
+    # Every registered kind is a filter the API takes, not only the first three.
+    assert run_id in [run["run_id"] for run in dev.cli_json("runs", "list", "--kind", "fine-tune")["runs"]]
+    for kind in ("deploy", "media-fine-tune"):
+        assert dev.cli_json("runs", "list", "--kind", kind)["runs"] == [], kind
 
 
 def test_a_failed_run_shows_object_line_and_field(dev: DevStack, tmp_path: Path) -> None:

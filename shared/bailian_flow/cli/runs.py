@@ -21,6 +21,7 @@ from bailian_flow.cli._app import (
     verbose_option,
 )
 from bailian_flow.cli._settings import parse_settings, with_settings_options
+from bailian_flow.pipeline.protocol.kinds import REGISTERED
 
 TERMINAL = frozenset({"DONE", "FAILED", "CANCELED"})
 STAGE_STYLE = {"DONE": "green", "FAILED": "red", "CANCELED": "yellow"}
@@ -103,7 +104,7 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("--stage", help="Only runs in this stage (e.g. training, FAILED, DONE).")
-@click.option("--kind", type=click.Choice(["fine-tune", "batch", "import"]), help="Only runs of this kind.")
+@click.option("--kind", type=click.Choice(sorted(REGISTERED)), help="Only runs of this kind.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True, help="At most this many runs.")
 @json_option
 @verbose_option
