@@ -22,19 +22,17 @@ from bailian_flow.pipeline.protocol import admission, bulk, cancel, kinds
 from bailian_flow.pipeline.protocol.admission import Room
 from bailian_flow.pipeline.protocol.bulk import Listed
 from bailian_flow.pipeline.protocol.layout import ENDING_PREFIX
-from bailian_flow.pipeline.protocol.runtime import MAX_REDRIVES, Flow, iso_z, parse_iso_z, utc_now
-from bailian_flow.pipeline.protocol.state import RunError
+from bailian_flow.pipeline.protocol.runtime import Flow, iso_z, parse_iso_z, utc_now
 from bailian_flow.pipeline.protocol.steps import POLLING, drive
 from bailian_flow.pipeline.protocol.transitions import (
     ENDING,
     Current,
-    commit,
     end_of_life,
     ending_key,
-    fail,
     load,
     settle_marker,
 )
+from bailian_flow.pipeline.timer import redrive
 from bailian_flow.pipeline.timer.quotas import COUNTERS, LISTS, admit_waiting
 from bailian_flow.pipeline.timer.scan import adopt_orphans
 from bailian_flow.pipeline.timer.timer_state import (
@@ -49,10 +47,6 @@ from bailian_flow.runlog import is_run_id
 
 log = logging.getLogger("bailian_flow.pipeline")
 
-# Stages whose own stage marker is the OSS event that chains the next function, for any kind.
-TRIGGERING: frozenset[str] = kinds.triggering()
-# Stages that wait for such an event (`received` is acted on by its writer directly).
-CHAINED: frozenset[str] = TRIGGERING | {"received"}
 # Leave this much of the timeout for finishing the run in hand, writing the hint and returning.
 SAFETY_MARGIN_SECONDS = 10.0
 # Listing may use at most this share of the time left: the runs whose status moved still need theirs.
@@ -124,40 +118,6 @@ class TickReport:
         }
 
 
-async def _redrive(flow: Flow, current: Current, report: TickReport) -> None:
-    """Make a stuck stage's OSS event fire again.
-
-    A stage marker lost to a crash between commit and marker is simply written now. A marker that exists but went
-    unanswered (the event or its function was lost) gets a fresh entry re-announcing the stage: a new object, so a
-    new event.
-    """
-    state = current.state
-    if state.stage in TRIGGERING and await _publish_lost_marker(flow, current, report):
-        return
-    if state.redrives >= MAX_REDRIVES:
-        reason = f"stuck at {state.stage} after {state.redrives} re-drives; see the function logs"
-        await fail(flow, current, RunError(reason=reason, code="Stuck", retryable=True))
-        return
-    stage = kinds.reannounce_as(state.kind, state.stage)
-    if stage is None:
-        log.warning("run %s: nothing re-announces %s", state.run_id, state.stage)
-        return
-    changed = f"re-announced {stage}: no progress for {current.age():.0f}s"
-    if await commit(flow, current, stage, changed, redrives=state.redrives + 1) is not None:
-        report.redriven.append(state.run_id)
-
-
-async def _publish_lost_marker(flow: Flow, current: Current, report: TickReport) -> bool:
-    """Write the stage marker of the run's newest entry if its writer died before writing it. True if written."""
-    run_id = current.state.run_id
-    entry = await flow.runs.latest(run_id)
-    if entry is None or entry.seq != current.seq or await flow.runs.is_published(entry):
-        return False
-    await flow.runs.publish(entry)
-    report.redriven.append(run_id)
-    return True
-
-
 async def _visit(
     flow: Flow, run_id: str, current: Current, report: TickReport, ending: Mapping[str, float] | None = None
 ) -> Current | None:
@@ -187,21 +147,9 @@ async def _visit(
         may_end = stage != "canceling" or cancel.finalizable(flow, current)
         if may_end and await end_of_life(flow, current) is not None:
             report.ended.append(run_id)
-    elif _stale(flow, current):
-        await _redrive(flow, current, report)
-    elif stage in TRIGGERING and flow.settings.writer_dead(current.at):
-        # Its writer is known dead (a killed local stack): a marker it did not write never will be, so it is written
-        # now rather than after `redrive_after`. A marker it did write has its event journaled and on its way.
-        await _publish_lost_marker(flow, current, report)
+    else:
+        await redrive.if_lost(flow, current, report.redriven)
     return None
-
-
-def _stale(flow: Flow, current: Current) -> bool:
-    """An intent past its lease (its actor died), or a stage whose event nobody answered."""
-    stage, age = current.state.stage, current.age()
-    if stage in kinds.intents():
-        return current.lease_over(flow)
-    return stage in CHAINED and age > flow.redrive_after_seconds
 
 
 def _rotated(run_ids: list[str], cursor: str | None) -> list[str]:
