@@ -184,7 +184,7 @@ def _put(
     elif run is not None:
         click.echo(run["run_id"])
         if run["stage"] == "FAILED":
-            from bailian_flow.cli.runs import error_line
+            from bailian_flow.cli._run_view import error_line
 
             click.echo(f"run {run['run_id']} FAILED: {error_line(run.get('error'))}", err=True)
         else:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,71 +19,12 @@ from bailian_flow.cli._app import (
     print_json,
     verbose_option,
 )
+from bailian_flow.cli._results import batch_results, download
+from bailian_flow.cli._run_view import TERMINAL, error_line, show_run, source_text, stage_text
 from bailian_flow.cli._settings import parse_settings, with_settings_options
 from bailian_flow.pipeline.protocol.kinds import REGISTERED
 
-TERMINAL = frozenset({"DONE", "FAILED", "CANCELED"})
-STAGE_STYLE = {"DONE": "green", "FAILED": "red", "CANCELED": "yellow"}
 PAGE = 200  # the API's largest page
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def timeline(history: list[dict[str, Any]], stage: str, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Each entry with how long the run stayed in it (the last one: until now, unless the run has ended)."""
-    now = now or datetime.now(timezone.utc)
-    steps: list[dict[str, Any]] = []
-    for index, entry in enumerate(history):
-        started = _parse_time(entry.get("at"))
-        if index + 1 < len(history):
-            ended = _parse_time(history[index + 1].get("at"))
-        else:
-            ended = started if stage in TERMINAL else now
-        seconds = (ended - started).total_seconds() if started and ended else 0.0
-        steps.append({**entry, "seconds": max(seconds, 0.0)})
-    return steps
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {rest:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def error_line(error: dict[str, Any] | None) -> str:
-    if not error:
-        return ""
-    reason = str(error.get("reason", ""))
-    where = error.get("object") or ""
-    if where and reason.startswith(where):  # the validator's reasons already say where
-        return reason
-    if error.get("line") is not None:
-        where += f" line {error['line']}"
-    if error.get("field"):
-        where += f", field {error['field']}"
-    return f"{where}: {reason}" if where else reason
-
-
-def _stage_text(stage: str) -> str:
-    style = STAGE_STYLE.get(stage)
-    return f"[{style}]{stage}[/{style}]" if style else stage
-
-
-def _source(run: dict[str, Any]) -> str:
-    source = run.get("source") or {}
-    return str(source.get("key") or source.get("file_id") or "")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -137,8 +77,8 @@ def list_runs(stage: str | None, kind: str | None, limit: int, as_json: bool) ->
         table.add_row(
             run.get("run_id", ""),
             run.get("kind", ""),
-            _stage_text(run.get("stage", "")),
-            _source(run),
+            stage_text(run.get("stage", "")),
+            source_text(run),
             (run.get("created_at") or "")[:19].replace("T", " "),
             error_line(run.get("error")),
         )
@@ -147,64 +87,6 @@ def list_runs(stage: str | None, kind: str | None, limit: int, as_json: bool) ->
         console.print(table)
     else:
         console.print("no runs" + (" matching the filters" if stage or kind else " yet"))
-
-
-def _show(console: Any, detail: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    run = detail["run"]
-    stage = run.get("stage", "")
-    console.print(f"[bold]{run.get('run_id')}[/bold]  {run.get('kind', '')}  {_stage_text(stage)}")
-    console.print(f"  source    {_source(run)}")
-    resources = [
-        ("file", run.get("file_id")),
-        ("job", run.get("job_id") or run.get("job_name")),
-        ("model", run.get("finetuned_output") or run.get("imported_model")),
-        ("deployed", run.get("deployed_model")),
-    ]
-    for label, value in resources:
-        if value:
-            console.print(f"  {label:<9} {value}")
-    estimate = run.get("estimate") or {}
-    if estimate:
-        tokens = estimate.get("tokens")
-        line = f"{estimate.get('records')} records"
-        if tokens is not None:
-            line += f", {tokens:,} tokens × {estimate.get('epochs')} epoch(s)"
-        cost = estimate.get("cost")
-        line += f" ≈ {cost['amount']:.4f} {cost['currency']}" if cost else " (no price for this model)"
-        console.print(f"  estimate  {line}")
-    if (run.get("usage") or {}).get("tokens") is not None:
-        console.print(f"  usage     {run['usage']['tokens']:,} tokens billed by Bailian")
-    if run.get("place_in_line") is not None and run.get("waiting"):
-        console.print(f"  waiting   for {run['waiting'].get('quota')}, place {run['place_in_line']} in line")
-    from bailian_flow.cli._facts import show_facts
-
-    show_facts(console, detail.get("facts") or {})
-    results = batch_results(run)
-    if results is not None:
-        _show_results(console, run, results)
-    if run.get("error"):
-        console.print(f"  [red]error[/red]     {error_line(run['error'])}")
-    for problem in (run.get("error") or {}).get("errors") or []:
-        console.print(
-            f"            line {problem.get('line')}, {problem.get('field') or '-'}: {problem.get('message')}"
-        )
-    steps = timeline(detail.get("history") or [], stage)
-    longest = max((step["seconds"] for step in steps), default=0.0) or 1.0
-    table = Table(box=None, header_style="bold", title="timeline", title_justify="left")
-    for column in ("#", "STAGE", "AT", "TOOK", ""):
-        table.add_column(column)
-    for step in steps:
-        bar = "█" * max(1, round(24 * step["seconds"] / longest)) if step["seconds"] else ""
-        table.add_row(
-            str(step.get("seq")),
-            step.get("stage", ""),
-            (step.get("at") or "")[11:19],
-            _duration(step["seconds"]),
-            f"[cyan]{bar}[/cyan]",
-        )
-    console.print(table)
 
 
 @runs.command("show")
@@ -226,7 +108,7 @@ def show(run_id: str, as_json: bool) -> None:
     if as_json:
         print_json({**detail, "results": results} if results is not None else detail)
     else:
-        _show(make_console(), detail)
+        show_run(make_console(), detail)
 
 
 @runs.command("account")
@@ -327,7 +209,7 @@ def _act(run_id: str, action: str, body: dict[str, Any] | None, as_json: bool) -
         return
     run = answer.get("run") or {}
     message = answer.get("message") or ""
-    make_console().print(f"{run.get('run_id', run_id)}  {_stage_text(run.get('stage', '?'))}  {message}".rstrip())
+    make_console().print(f"{run.get('run_id', run_id)}  {stage_text(run.get('stage', '?'))}  {message}".rstrip())
 
 
 @runs.command("cancel")
@@ -374,63 +256,6 @@ def teardown(run_id: str, as_json: bool) -> None:
     _act(run_id, "teardown", None, as_json)
 
 
-RESULT_FILES = ("output.jsonl", "errors.jsonl", "summary.json")
-BATCHES_PREFIX, RESULTS_PREFIX = "batches/", "results/"
-
-
-def batch_results(run: dict[str, Any]) -> dict[str, Any] | None:
-    """Where a batch run's answers are and what they hold, from its state (None for other runs).
-
-    Counted as the run's summary.json counts them: every shard collected (a resubmitted shard's lines count once,
-    in the generation that answered them). The prefix is read off a collected part's key, which the pipeline
-    wrote under the results prefix it was configured with; before any part, the default layout
-    (`results/<input path>/<run_id>/`).
-    """
-    batch = run.get("batch")
-    if run.get("kind") != "batch" or not isinstance(batch, dict):
-        return None
-    shards = [shard for shard in batch.get("shards") or [] if isinstance(shard, dict)]
-    collected = [shard for shard in shards if shard.get("part_key")]
-    prefix = None
-    for shard in collected:
-        # A part's key, or (a run of one shard) the output it wrote itself.
-        head, found, _ = str(shard["part_key"]).rpartition("/output.jsonl" if shard.get("direct") else "/_parts/")
-        if found:
-            prefix = f"{head}/"
-            break
-    if prefix is None:
-        path = str((run.get("source") or {}).get("key") or "").removeprefix(BATCHES_PREFIX).removesuffix(".jsonl")
-        prefix = f"{RESULTS_PREFIX}{path}/{run.get('run_id')}/"
-    ready = bool(batch.get("results_at")) and run.get("stage") == "DONE"
-    return {
-        "bucket": (run.get("source") or {}).get("bucket"),
-        "prefix": prefix,
-        "ready": ready,
-        "files": [prefix + name for name in RESULT_FILES] if ready else [],
-        "total": batch.get("total"),
-        "completed": sum(int(shard.get("completed") or 0) for shard in collected),
-        "failed": sum(int(shard.get("failed") or 0) for shard in collected),
-        "shards": len(shards),
-        "input_tokens": sum(int(shard.get("input_tokens") or 0) for shard in collected),
-        "output_tokens": sum(int(shard.get("output_tokens") or 0) for shard in collected),
-    }
-
-
-def _show_results(console: Any, run: dict[str, Any], results: dict[str, Any]) -> None:
-    where = f"oss://{results['bucket']}/{results['prefix']}" if results["bucket"] else results["prefix"]
-    if results["ready"]:
-        console.print(f"  results   {where}  ({', '.join(RESULT_FILES)})")
-        console.print(f"            bailian-flow runs results {run.get('run_id')}")
-    else:
-        console.print(f"  results   not yet (they land in {where})")
-    failed = results["failed"]
-    console.print(
-        f"  requests  {results['total']} in {results['shards']} shard(s): {results['completed']} completed, "
-        + (f"[red]{failed} failed[/red]" if failed else "0 failed")
-    )
-    # Its tokens and cost are the facts' line above (`_facts.py`): said once.
-
-
 @runs.command("results")
 @click.argument("run_id")
 @click.option(
@@ -465,7 +290,7 @@ def results(run_id: str, directory: Path | None, as_json: bool) -> int:
     bucket = found["bucket"] or profile.bucket
     target = directory if directory is not None else Path(str(run.get("run_id") or run_id))
     target.mkdir(parents=True, exist_ok=True)
-    written = [_download(profile, bucket, key, target / key.rsplit("/", 1)[-1]) for key in found["files"]]
+    written = [download(profile, bucket, key, target / key.rsplit("/", 1)[-1]) for key in found["files"]]
     if as_json:
         print_json({"run_id": run.get("run_id"), "bucket": bucket, "prefix": found["prefix"], "files": written})
         return EXIT_OK
@@ -474,22 +299,3 @@ def results(run_id: str, directory: Path | None, as_json: bool) -> int:
         console.print(f"{item['path']}  {item['bytes']:,} bytes  (oss://{bucket}/{item['key']})")
     console.print(f"{found['completed']} completed, {found['failed']} failed")
     return EXIT_OK
-
-
-def _download(profile: Any, bucket: str, key: str, path: Path) -> dict[str, Any]:
-    """One object to a file, whole or not at all: written to a side file, renamed once complete."""
-    import alibabacloud_oss_v2 as oss
-
-    from bailian_flow.cli._app import EXIT_NOT_FOUND, EXIT_UNREACHABLE
-    from bailian_flow.cli.put import oss_client, oss_reason, status_of
-
-    partial = path.with_name(f".{path.name}.part")
-    try:
-        oss_client(profile).get_object_to_file(oss.GetObjectRequest(bucket=bucket, key=key), str(partial))
-    except oss.exceptions.BaseError as exc:
-        partial.unlink(missing_ok=True)
-        if status_of(exc) == 404:
-            raise CliError(f"oss://{bucket}/{key} is missing (deleted since the run ended?)", EXIT_NOT_FOUND) from None
-        raise CliError(f"download of oss://{bucket}/{key} failed: {oss_reason(exc)}", EXIT_UNREACHABLE) from None
-    partial.replace(path)
-    return {"name": path.name, "key": key, "path": str(path), "bytes": path.stat().st_size}
