@@ -5,22 +5,11 @@ from __future__ import annotations
 from bailian_flow.client.errors import APIStatusError
 from bailian_flow.pipeline.delivery.lifecycle import finish
 from bailian_flow.pipeline.protocol import cleanup, offered, reconcile
+from bailian_flow.pipeline.protocol.acting import api_error, create_or_find, fetch_or_fail, server_fault
 from bailian_flow.pipeline.protocol.cleanup import Made
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.state import RunError, RunState
-from bailian_flow.pipeline.protocol.transitions import (
-    Current,
-    Outcome,
-    api_error,
-    claim,
-    commit,
-    create_or_find,
-    fail,
-    fetch_or_fail,
-    generation,
-    record,
-    server_fault,
-)
+from bailian_flow.pipeline.protocol.transitions import Current, Outcome, claim, commit, fail, generation, record
 
 
 async def step_job_succeeded(flow: Flow, current: Current) -> Outcome:

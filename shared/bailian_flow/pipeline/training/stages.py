@@ -7,20 +7,11 @@ from typing import TYPE_CHECKING
 
 from bailian_flow.client.errors import BailianError, QuotaExceededError
 from bailian_flow.pipeline.protocol import admission, reconcile
+from bailian_flow.pipeline.protocol.acting import create_or_find, fetch_or_fail
 from bailian_flow.pipeline.protocol.cleanup import Made, delete_run_files, note_job_owner
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.state import RunError
-from bailian_flow.pipeline.protocol.transitions import (
-    Current,
-    Outcome,
-    claim,
-    commit,
-    create_or_find,
-    fail,
-    fetch_or_fail,
-    generation,
-    record,
-)
+from bailian_flow.pipeline.protocol.transitions import Current, Outcome, claim, commit, fail, generation, record
 
 if TYPE_CHECKING:
     from bailian_flow.client.models import FineTuneJob

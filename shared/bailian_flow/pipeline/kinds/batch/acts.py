@@ -32,17 +32,12 @@ from bailian_flow.pipeline.kinds.batch.batch_state import (
     shard_name,
 )
 from bailian_flow.pipeline.protocol import admission, reconcile
+from bailian_flow.pipeline.protocol.acting import create_or_find
 from bailian_flow.pipeline.protocol.callbacks import callback_token
 from bailian_flow.pipeline.protocol.cleanup import Made
 from bailian_flow.pipeline.protocol.runtime import Flow, iso_z
 from bailian_flow.pipeline.protocol.state import RunState
-from bailian_flow.pipeline.protocol.transitions import (
-    Apply,
-    Current,
-    create_or_find,
-    load,
-    record,
-)
+from bailian_flow.pipeline.protocol.transitions import Apply, Current, load, record
 from bailian_flow.store import ObjectChangedError, ObjectNotFoundError, bare_etag
 
 log = logging.getLogger("bailian_flow.pipeline")

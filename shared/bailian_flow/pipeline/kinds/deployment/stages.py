@@ -19,21 +19,13 @@ from typing import Any
 from bailian_flow.client.errors import APIStatusError, NotFoundError
 from bailian_flow.client.models import Deployment
 from bailian_flow.pipeline.protocol import reconcile
+from bailian_flow.pipeline.protocol.acting import api_error, create_or_find, server_fault
 from bailian_flow.pipeline.protocol.cleanup import Kind, Made, note_deployment_owner, undeploy
 from bailian_flow.pipeline.protocol.kinds import HookRefused
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.settings import SettingsError
 from bailian_flow.pipeline.protocol.state import RunState
-from bailian_flow.pipeline.protocol.transitions import (
-    Current,
-    Outcome,
-    api_error,
-    claim,
-    commit,
-    create_or_find,
-    record,
-    server_fault,
-)
+from bailian_flow.pipeline.protocol.transitions import Current, Outcome, claim, commit, record
 
 from .state import DeployState
 

@@ -12,6 +12,7 @@ from bailian_flow.client.errors import (
 from bailian_flow.estimate import run_estimate
 from bailian_flow.pipeline.kinds.fine_tune.ingest import SourceMissing, SourceSuperseded, ingest
 from bailian_flow.pipeline.protocol import admission, reconcile
+from bailian_flow.pipeline.protocol.acting import refuse_or_raise
 from bailian_flow.pipeline.protocol.cleanup import Made
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.state import RunError
@@ -25,7 +26,6 @@ from bailian_flow.pipeline.protocol.transitions import (
     may_exist,
     never_processed,
     record,
-    refuse_or_raise,
     release,
     superseded_error,
 )

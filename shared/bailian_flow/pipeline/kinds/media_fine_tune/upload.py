@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from bailian_flow.client.errors import APIConnectionError, APIStatusError, QuotaExceededError
 from bailian_flow.pipeline.protocol import admission, reconcile
+from bailian_flow.pipeline.protocol.acting import refuse_or_raise
 from bailian_flow.pipeline.protocol.cleanup import Made, delete_file
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.state import RunError
@@ -24,7 +25,6 @@ from bailian_flow.pipeline.protocol.transitions import (
     may_exist,
     never_processed,
     record,
-    refuse_or_raise,
     release,
     superseded_error,
 )
