@@ -71,3 +71,9 @@ def test_put_of_the_deploy_marker_deploys_and_reaches_done(dev: DevStack) -> Non
     assert run["stage"] == "DONE" and run["kind"] == "deploy", run
     assert run["source"]["key"] == "deployments/qwen-flash.deploy.yaml"  # type: ignore[index]
     assert run["deployment_status"] == "RUNNING" and run["deployed_model"]
+    # No dataset, so no records, tokens nor training cost: the plan's rate is what it costs.
+    shown = dev.cli("runs", "show", str(run["run_id"]))
+    assert shown.returncode == 0, shown.stderr
+    assert "rate      0.002 / 0.002 CNY per 1K input / output tokens (PTU plan deployment" in shown.stdout
+    assert "records" not in shown.stdout and "estimate and actual" not in shown.stdout, shown.stdout
+    assert dev.cli_json("runs", "show", str(run["run_id"]))["facts"]["costs"] is None

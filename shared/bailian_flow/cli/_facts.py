@@ -16,6 +16,14 @@ def _count(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else "-"
 
 
+def rate_text(rate: dict[str, Any]) -> str:
+    """A training or deployment rate, as `validate` and `runs show` print it."""
+    return (
+        f"{rate['input_per_1k_tokens']} / {rate['output_per_1k_tokens']} {rate['currency']} per 1K input / output "
+        f"tokens ({rate['basis']})"
+    )
+
+
 def gigabytes(value: Any) -> str:
     return f"{value / 1e9:.2f} GB" if isinstance(value, int) else "?"
 

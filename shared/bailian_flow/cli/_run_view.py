@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from bailian_flow.cli._facts import rate_text
 from bailian_flow.cli._results import batch_results, show_results
 
 TERMINAL = frozenset({"DONE", "FAILED", "CANCELED"})
@@ -87,14 +88,17 @@ def show_run(console: Any, detail: dict[str, Any]) -> None:
         if value:
             console.print(f"  {label:<9} {value}")
     estimate = run.get("estimate") or {}
-    if estimate:
+    if estimate.get("records") is not None:  # a deploy run has no dataset: its rate alone
         tokens = estimate.get("tokens")
-        line = f"{estimate.get('records')} records"
+        line = f"{estimate['records']:,} records"
         if tokens is not None:
             line += f", {tokens:,} tokens × {estimate.get('epochs')} epoch(s)"
         cost = estimate.get("cost")
         line += f" ≈ {cost['amount']:.4f} {cost['currency']}" if cost else " (no price for this model)"
         console.print(f"  estimate  {line}")
+    for name in ("training_rate", "deployment_rate"):
+        if estimate.get(name):
+            console.print(f"  rate      {rate_text(estimate[name])}", markup=False, highlight=False)
     if (run.get("usage") or {}).get("tokens") is not None:
         console.print(f"  usage     {run['usage']['tokens']:,} tokens billed by Bailian")
     if run.get("place_in_line") is not None and run.get("waiting"):

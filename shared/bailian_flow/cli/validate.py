@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from bailian_flow.cli._app import EXIT_INVALID, EXIT_OK, json_option, make_console, print_json, verbose_option
+from bailian_flow.cli._facts import rate_text
 
 KINDS = ("sft", "dpo", "cpt", "batch")
 
@@ -291,9 +292,6 @@ def _print(path: Path, report: dict[str, Any]) -> None:
     for name in ("training_rate", "deployment_rate"):
         rate = report.get(name)
         if rate:
-            console.print(
-                f"  rate:   {rate['input_per_1k_tokens']} / {rate['output_per_1k_tokens']} {rate['currency']} per 1K "
-                f"input / output tokens ({escape(rate['basis'])})"
-            )
+            console.print(f"  rate:   {escape(rate_text(rate))}")
     for line in report["warnings"] + report["notes"]:
         console.print(f"  [yellow]note[/yellow]: {escape(line)}")

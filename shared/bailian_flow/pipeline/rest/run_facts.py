@@ -43,8 +43,8 @@ def costs(state: RunState) -> dict[str, Any] | None:
 
     estimate = state.estimate or {}
     usage = state.usage or {}
-    if not estimate and not usage:
-        return None
+    if not usage and all(estimate.get(name) is None for name in ("records", "tokens", "cost")):
+        return None  # nothing trained nor to train (a deploy run's estimate is its rate alone)
     tokens, epochs = _number(estimate.get("tokens")), _number(estimate.get("epochs"))
     cost = estimate.get("cost") if isinstance(estimate.get("cost"), dict) else None
     model = str(estimate.get("model") or state.settings.model or "")
