@@ -25,6 +25,7 @@ STRICT = {
     "serial_training_refuses_create": True,
     "native_descriptions_listed": False,
     "batch_answers_in_order": False,
+    "deployment_name_echoed": False,
 }
 DEFAULT = {
     "job_name_kept": True,
@@ -36,6 +37,7 @@ DEFAULT = {
     "serial_training_refuses_create": False,
     "native_descriptions_listed": True,
     "batch_answers_in_order": True,
+    "deployment_name_echoed": True,
 }
 
 

@@ -266,3 +266,61 @@ def test_a_batch_s_answers_in_any_order_come_back_in_input_order(pipeline: Pipel
     assert sorted(numbers + failed_numbers) == list(range(1, 61))
     assert bool(errors) is failed
     assert pipeline.object_count(f"results/documented/questions/{run_id}/_parts/") == 0
+
+
+# -- C49: a deployment echoes no name; a PTU one carries no suffix of ours either ------------------------------------
+
+PTU_MARKER = "deployments/documented/flash.deploy.yaml"
+PTU_BODY = b"deploy: {model: qwen-flash-2025-07-28, plan: ptu, ptu_capacity: {input_tpm: 10000, output_tpm: 1000}}\n"
+PTU_CREATE = {
+    "model_name": "qwen-flash-2025-07-28",
+    "plan": "ptu",
+    "ptu_capacity": {"input_tpm": 10000, "output_tpm": 1000},
+}
+
+
+def _live_deployments(pipeline: Pipeline) -> list[str]:
+    listed = pipeline.bailian("GET", "/api/v1/deployments?page_size=100")["output"]["deployments"]
+    return sorted(item["deployed_model"] for item in listed if item["status"] != "DELETING")
+
+
+def test_a_ptu_create_whose_answer_is_lost_is_never_repeated_nor_guessed_when_no_name_is_echoed(
+    pipeline: Pipeline,
+) -> None:
+    _config(pipeline, deployment_name_echoed=False)
+    pipeline.short_leases()
+    # Someone's PTU deployment of the same model, there (and listed, past any lag) before the run: never taken for
+    # the run's. One made within the lists' lag before the run's first look could not be told from it.
+    stranger = pipeline.bailian("POST", "/api/v1/deployments", PTU_CREATE)["output"]["deployed_model"]
+    http_json(f"{pipeline.url}/_emulator/clock", "POST", {"advance": 31})
+    # Processed, then the answer is lost: what appeared since may be the run's or anybody's.
+    pipeline.fault(method="POST", path="/api/v1/deployments", drop="after", times=1)
+    pipeline.put(PTU_MARKER, PTU_BODY)
+
+    pipeline.pump(raising_ok=True)
+
+    run = pipeline.run_for_key(PTU_MARKER)
+    assert run["stage"] == "FAILED" and run["error"]["code"] == "DeployOutcomeUnknown", run
+    made = [name for name in _live_deployments(pipeline) if name != stranger]
+    assert len(made) == 1, "a second PTU deployment (billed by the hour) for one marker"
+    assert made[0] in run["error"]["reason"] and stranger not in run["error"]["reason"], run["error"]
+    assert _live_deployments(pipeline) == sorted([stranger, made[0]]), "nothing not provably the run's is deleted"
+    assert pipeline.created()["deployments"] == 2
+
+
+def test_a_ptu_create_refused_before_it_was_processed_is_made_once_when_no_name_is_echoed(
+    pipeline: Pipeline,
+) -> None:
+    _config(pipeline, deployment_name_echoed=False)
+    pipeline.short_leases()
+    stranger = pipeline.bailian("POST", "/api/v1/deployments", PTU_CREATE)["output"]["deployed_model"]
+    http_json(f"{pipeline.url}/_emulator/clock", "POST", {"advance": 31})
+    pipeline.fault(method="POST", path="/api/v1/deployments", drop="before", times=1)
+    pipeline.put(PTU_MARKER, PTU_BODY)
+
+    pipeline.pump(raising_ok=True)
+
+    run = pipeline.run_for_key(PTU_MARKER)
+    assert run["stage"] == "DONE", run
+    assert _live_deployments(pipeline) == sorted([stranger, run["deployed_model"]])
+    assert "name" not in pipeline.bailian("GET", f"/api/v1/deployments/{run['deployed_model']}")["output"]

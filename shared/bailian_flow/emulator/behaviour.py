@@ -27,6 +27,8 @@ Each switch, its default, its strict value and why:
 - ``batch_answers_in_order`` (true / false): the batch pages say each answer carries its request's
   ``custom_id``; in what order a result file lists them is undocumented. Off: each result file lists its lines in
   a shuffled order (seeded by the batch id, so a rerun agrees).
+- ``deployment_name_echoed`` (true / false): the create takes a display ``name``; the deployment object's documented
+  fields ("部署對象", 響應參數) carry none. Off: a deployment created from then on answers without ``name``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Behaviour:
     serial_training_refuses_create: bool = False
     native_descriptions_listed: bool = True
     batch_answers_in_order: bool = True
+    deployment_name_echoed: bool = True
 
     @classmethod
     def profile(cls, name: str) -> Behaviour:
@@ -67,6 +70,7 @@ class Behaviour:
                 serial_training_refuses_create=True,
                 native_descriptions_listed=False,
                 batch_answers_in_order=False,
+                deployment_name_echoed=False,
             )
         if name == "default":
             return cls()

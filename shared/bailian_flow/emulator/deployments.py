@@ -210,6 +210,8 @@ async def create(request: web.Request) -> web.Response:
     if suffix is not None and (not isinstance(suffix, str) or not SUFFIX_PATTERN.match(suffix)):
         raise ApiError(400, "InvalidParameter", f"Invalid suffix {suffix!r}: 1-8 lowercase letters or digits.")
     options = _plan_options(body)
+    if not state.behaviour.deployment_name_echoed:
+        options.pop("name", None)  # taken, never answered (service-contract.md#C49)
     plan = options.get("plan")
     _check_plan(info, plan)
     now = state.clock.now()

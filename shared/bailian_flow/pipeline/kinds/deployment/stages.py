@@ -3,7 +3,9 @@
 Exactly once, even where the service names the deployment itself: a PTU deployment takes no suffix
 (service-contract.md#C21; "Create deployment", https://help.aliyun.com/en/model-studio/create-deployment-api, PTU
 request example), so ours is recognised by what the service echoes: the model and the display name the create sent,
-`bf-<run>-<attempt>` unless the marker names one. Other plans carry a suffix (the marker's, or one derived from the
+`bf-<run>-<attempt>` unless the marker names one. Where no name is echoed (the documented object has none,
+service-contract.md#C49), a create whose answer was lost is never repeated nor guessed: what appeared since the
+attempt's first look fails the run, named. Other plans carry a suffix (the marker's, or one derived from the
 run and attempt, reconcile.deploy_suffix), which Bailian keeps unique (service-contract.md#C23).
 
 Following to RUNNING, the TTL and teardown are the delivery leg's (`delivery/stages.poll_deployment`,
@@ -24,8 +26,8 @@ from bailian_flow.pipeline.protocol.cleanup import Kind, Made, note_deployment_o
 from bailian_flow.pipeline.protocol.kinds import HookRefused
 from bailian_flow.pipeline.protocol.runtime import Flow
 from bailian_flow.pipeline.protocol.settings import SettingsError
-from bailian_flow.pipeline.protocol.state import RunState
-from bailian_flow.pipeline.protocol.transitions import Current, Outcome, claim, commit, record
+from bailian_flow.pipeline.protocol.state import RunError, RunState
+from bailian_flow.pipeline.protocol.transitions import Current, Outcome, claim, commit, fail, record
 
 from .state import DeployState
 
@@ -62,20 +64,58 @@ def _ours(state: RunState, deployment: Deployment) -> bool:
     return deployment.model_name == state.settings.model and echoed == _name(state)
 
 
+class OutcomeUnknown(Exception):
+    """A PTU create may have been processed, and what appeared since cannot be told ours (no name echoed)."""
+
+    def __init__(self, candidates: list[str]) -> None:
+        super().__init__(", ".join(candidates))
+        self.candidates = candidates
+
+
+def _maybe_ours(state: RunState, deployment: Deployment) -> bool:
+    """A PTU deployment of the model that answers no name and was not there before this attempt's first create."""
+    before = state.ptu_before if isinstance(state, DeployState) else None
+    return (
+        _plan(state) == "ptu"
+        and "name" not in (deployment.model_extra or {})
+        and deployment.model_name == state.settings.model
+        and deployment.deployed_model not in (before or ())
+    )
+
+
 async def _find(flow: Flow, state: RunState) -> Deployment | None:
     """This attempt's deployment, if a create of it was processed. A marker's own name is the same in every
-    attempt: an earlier attempt's deployment that failed or is going away is not adopted."""
+    attempt: an earlier attempt's deployment that failed or is going away is not adopted. Where the service echoes
+    no name (C49), a PTU deployment that appeared since the attempt's first look may be ours or anybody's:
+    OutcomeUnknown, never a guess."""
+    unsure: list[str] = []
     async for deployment in flow.client.deployments.list():
-        if _ours(state, deployment) and deployment.status not in ("FAILED", "DELETING", "STOPPED"):
+        if deployment.status in ("FAILED", "DELETING", "STOPPED"):
+            continue
+        if _ours(state, deployment):
             return deployment
+        if _maybe_ours(state, deployment):
+            unsure.append(deployment.deployed_model)
+    if unsure:
+        raise OutcomeUnknown(unsure)
     return None
+
+
+async def _ptu_look(flow: Flow, state: RunState) -> dict[str, Any]:
+    """What a PTU attempt records before its first create: the model's deployments already there (once an attempt)."""
+    if _plan(state) != "ptu" or not isinstance(state, DeployState) or state.ptu_before_attempt == state.attempt:
+        return {}
+    model = state.settings.model
+    seen = [item.deployed_model async for item in flow.client.deployments.list() if item.model_name == model]
+    return {"ptu_before": seen, "ptu_before_attempt": state.attempt}
 
 
 async def step_requested(flow: Flow, current: Current) -> Outcome:
     state = current.state
     name, suffix = _name(state), _suffix(state)
     changed = f"deploying {state.settings.model} on plan {_plan(state) or '(capacity only)'} as {name}"
-    claimed = await claim(flow, current, "deploying", changed, deploy_name=name, deploy_suffix=suffix)
+    look = await _ptu_look(flow, state)
+    claimed = await claim(flow, current, "deploying", changed, deploy_name=name, deploy_suffix=suffix, **look)
     if claimed is not None:
         await act_deploy(flow, claimed)
     return "again"
@@ -83,11 +123,35 @@ async def step_requested(flow: Flow, current: Current) -> Outcome:
 
 async def act_deploy(flow: Flow, current: Current) -> None:
     state = current.state
-    plan = state.settings.on_success
     name, suffix = _name(state), _suffix(state)
     if suffix is not None:
         await note_deployment_owner(flow, suffix, state.run_id, state.attempt)
-    deployment = await create_or_find(
+    try:
+        deployment = await _create_or_find(flow, current, name, suffix)
+    except OutcomeUnknown as exc:
+        reason = (
+            f"the answer to a PTU create of {state.settings.model} was lost and the service echoes no name: "
+            f"{', '.join(exc.candidates)} appeared since, which may be this run's; nothing was adopted or deleted "
+            "(delete it by hand if it is)"
+        )
+        await fail(flow, current, RunError(reason=reason, code="DeployOutcomeUnknown", retryable=True))
+        return
+    if deployment is not None:
+        await record(
+            flow,
+            current,
+            [Made(RESOURCE, deployment.deployed_model)],
+            "deployment-pending",
+            f"deployment {deployment.deployed_model} {deployment.status}",
+            deployed_model=deployment.deployed_model,
+            deployment_status=deployment.status,
+        )
+
+
+async def _create_or_find(flow: Flow, current: Current, name: str, suffix: str | None) -> Deployment | None:
+    state = current.state
+    plan = state.settings.on_success
+    return await create_or_find(
         flow,
         current,
         create=lambda: flow.client.deployments.create(
@@ -106,16 +170,6 @@ async def act_deploy(flow: Flow, current: Current) -> None:
         # A 409 on a suffix of this run alone most likely means an earlier try made it: the look-up tells.
         conflict_may_be_ours=suffix is not None and not (isinstance(state, DeployState) and state.deploy.get("suffix")),
     )
-    if deployment is not None:
-        await record(
-            flow,
-            current,
-            [Made(RESOURCE, deployment.deployed_model)],
-            "deployment-pending",
-            f"deployment {deployment.deployed_model} {deployment.status}",
-            deployed_model=deployment.deployed_model,
-            deployment_status=deployment.status,
-        )
 
 
 # -- hooks: cancel's sweep, compensation, scale ------------------------------------------------------------------

@@ -15,6 +15,10 @@ class DeployState(RunState):
     deploy: dict[str, Any] = Field(default_factory=dict)
     # The display name sent with the create: ours (`bf-<run>-<attempt>`) unless the marker names one.
     deploy_name: str | None = None
+    # A PTU attempt's look before its first create: the model's deployments that existed then (service-contract
+    # C49: no name of ours is echoed, so after a lost answer any other one may be this attempt's).
+    ptu_before: list[str] | None = None
+    ptu_before_attempt: int = 0
     # The capacity the deployment was last scaled to (`capacity` or `ptu_capacity`), when it was.
     scaled_to: dict[str, Any] | None = None
 
