@@ -284,22 +284,28 @@ def _live_deployments(pipeline: Pipeline) -> list[str]:
     return sorted(item["deployed_model"] for item in listed if item["status"] != "DELETING")
 
 
+def _ptu_run_beside_a_stranger(pipeline: Pipeline, drop: str) -> tuple[str, dict[str, Any]]:
+    """A PTU marker's run where no name is echoed and its first create is dropped `drop` Bailian processed it, with
+    someone's PTU deployment of the same model there (and listed, past any lag) before the run: the stranger's
+    deployed model, and the run once it settled. One made within the lists' lag before the run's first look could
+    not be told from the run's."""
+    _config(pipeline, deployment_name_echoed=False)
+    pipeline.short_leases()
+    stranger = pipeline.bailian("POST", "/api/v1/deployments", PTU_CREATE)["output"]["deployed_model"]
+    http_json(f"{pipeline.url}/_emulator/clock", "POST", {"advance": 31})
+    pipeline.fault(method="POST", path="/api/v1/deployments", drop=drop, times=1)
+    pipeline.put(PTU_MARKER, PTU_BODY)
+    pipeline.pump(raising_ok=True)
+    return str(stranger), pipeline.run_for_key(PTU_MARKER)
+
+
 def test_a_ptu_create_whose_answer_is_lost_is_never_repeated_nor_guessed_when_no_name_is_echoed(
     pipeline: Pipeline,
 ) -> None:
-    _config(pipeline, deployment_name_echoed=False)
-    pipeline.short_leases()
-    # Someone's PTU deployment of the same model, there (and listed, past any lag) before the run: never taken for
-    # the run's. One made within the lists' lag before the run's first look could not be told from it.
-    stranger = pipeline.bailian("POST", "/api/v1/deployments", PTU_CREATE)["output"]["deployed_model"]
-    http_json(f"{pipeline.url}/_emulator/clock", "POST", {"advance": 31})
-    # Processed, then the answer is lost: what appeared since may be the run's or anybody's.
-    pipeline.fault(method="POST", path="/api/v1/deployments", drop="after", times=1)
-    pipeline.put(PTU_MARKER, PTU_BODY)
+    # Processed, then the answer is lost: what appeared since may be the run's or anybody's; the stranger, there
+    # before the run, is never taken for the run's.
+    stranger, run = _ptu_run_beside_a_stranger(pipeline, "after")
 
-    pipeline.pump(raising_ok=True)
-
-    run = pipeline.run_for_key(PTU_MARKER)
     assert run["stage"] == "FAILED" and run["error"]["code"] == "DeployOutcomeUnknown", run
     made = [name for name in _live_deployments(pipeline) if name != stranger]
     assert len(made) == 1, "a second PTU deployment (billed by the hour) for one marker"
@@ -311,16 +317,8 @@ def test_a_ptu_create_whose_answer_is_lost_is_never_repeated_nor_guessed_when_no
 def test_a_ptu_create_refused_before_it_was_processed_is_made_once_when_no_name_is_echoed(
     pipeline: Pipeline,
 ) -> None:
-    _config(pipeline, deployment_name_echoed=False)
-    pipeline.short_leases()
-    stranger = pipeline.bailian("POST", "/api/v1/deployments", PTU_CREATE)["output"]["deployed_model"]
-    http_json(f"{pipeline.url}/_emulator/clock", "POST", {"advance": 31})
-    pipeline.fault(method="POST", path="/api/v1/deployments", drop="before", times=1)
-    pipeline.put(PTU_MARKER, PTU_BODY)
+    stranger, run = _ptu_run_beside_a_stranger(pipeline, "before")
 
-    pipeline.pump(raising_ok=True)
-
-    run = pipeline.run_for_key(PTU_MARKER)
     assert run["stage"] == "DONE", run
     assert _live_deployments(pipeline) == sorted([stranger, run["deployed_model"]])
     assert "name" not in pipeline.bailian("GET", f"/api/v1/deployments/{run['deployed_model']}")["output"]
