@@ -73,14 +73,20 @@ async def undeploy(flow: Flow, deployed_model: str) -> None:
     """Start deleting a deployment (it goes DELETING, then away); one already gone is fine."""
     with contextlib.suppress(NotFoundError):
         await flow.client.deployments.delete(deployed_model)
-    suffix = deployed_model.rpartition("-")[2]
-    if _SUFFIX.fullmatch(suffix):
+    suffix = _suffix_of(deployed_model)
+    if suffix is not None:
         async for info in flow.store.list(f"{SUFFIXES_PREFIX}{suffix}/"):
             await flow.store.delete(info.key)
 
 
 # A suffix Bailian takes (service-contract.md#C23): only such a one is ever noted, so a key never holds anything else.
 _SUFFIX = re.compile(r"[a-z0-9]{1,8}")
+
+
+def _suffix_of(deployed_model: str) -> str | None:
+    """The suffix a deployed model ends with (`<model>-…-<suffix>`), if it is one Bailian takes."""
+    suffix = deployed_model.rpartition("-")[2]
+    return suffix if _SUFFIX.fullmatch(suffix) else None
 
 
 async def note_deployment_owner(flow: Flow, suffix: str, run_id: str, attempt: int) -> None:
@@ -94,8 +100,8 @@ async def note_deployment_owner(flow: Flow, suffix: str, run_id: str, attempt: i
 async def deployment_owner(flow: Flow, deployed_model: str) -> tuple[str, int] | None:
     """The run (and its newest attempt) that noted the deployment's suffix; None when no run or several did (a
     marker's own suffix reused by another run: which one made this deployment is not known, so it is left)."""
-    suffix = deployed_model.rpartition("-")[2]
-    if not _SUFFIX.fullmatch(suffix):
+    suffix = _suffix_of(deployed_model)
+    if suffix is None:
         return None
     notes: dict[str, int] = {}
     async for info in flow.store.list(f"{SUFFIXES_PREFIX}{suffix}/"):
