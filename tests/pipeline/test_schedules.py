@@ -245,7 +245,11 @@ def check_orphans(pipeline: Pipeline, runs: list[dict[str, Any]]) -> None:
     ]
     # A deployment by its suffix: a hash of one run and attempt.
     live += [
-        (f"deployment:{item['deployed_model']}", item["deployed_model"], _deployment_owner(item, by_id))
+        (
+            f"deployment:{item['deployed_model']}",
+            item["deployed_model"],
+            next(iter(_deployment_owners(item["deployed_model"], by_id)), None),
+        )
         for item in pipeline.bailian("GET", "/api/v1/deployments?page_size=100")["output"]["deployments"]
         if item["status"] != "DELETING"
     ]
@@ -280,12 +284,13 @@ def _owner(name: str | None, runs: dict[str, dict[str, Any]]) -> str | None:
     return None
 
 
-def _deployment_owner(item: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str | None:
-    for run_id, run in runs.items():
-        suffixes = {reconcile.deploy_suffix(run_id, attempt) for attempt in range(1, run["attempt"] + 1)}
-        if item["deployed_model"].rpartition("-")[2] in suffixes:
-            return run_id
-    return None
+def _deployment_owners(name: str, runs: dict[str, dict[str, Any]]) -> list[str]:
+    """The runs whose suffix (one per attempt) the deployed model ends with: one, or the promise is broken."""
+    return [
+        run_id
+        for run_id, run in runs.items()
+        if any(name.endswith(f"-{reconcile.deploy_suffix(run_id, n)}") for n in range(1, run["attempt"] + 1))
+    ]
 
 
 def _job_owner(job: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str | None:
@@ -317,11 +322,7 @@ def check_promises(pipeline: Pipeline, runs: list[dict[str, Any]]) -> None:
             assert by_id[owner]["stage"] != "CANCELED", f"a canceled run left {job}"
     for deployment in deployments:
         name = deployment["deployed_model"]
-        owners = [
-            run_id
-            for run_id, run in by_id.items()
-            if any(name.endswith(f"-{reconcile.deploy_suffix(run_id, n)}") for n in range(1, run["attempt"] + 1))
-        ]
+        owners = _deployment_owners(name, by_id)
         assert len(owners) == 1, f"deployment {name} belongs to {owners}"
         run = by_id[owners[0]]
         assert name == run["deployed_model"] and run["stage"] != "CANCELED", (deployment, run)
