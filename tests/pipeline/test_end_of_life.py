@@ -124,6 +124,25 @@ def test_a_cancel_whose_sweep_failed_is_finished_though_the_jobs_status_never_mo
     assert gone(frozen, f"/api/v1/files/{training['file_id']}")
 
 
+def test_a_fine_tune_canceled_by_a_try_that_did_not_finish_is_not_owned_once_the_run_ends(frozen: Pipeline) -> None:
+    run_id = frozen.upload(KEY, SFT_SAMPLE)
+    training = drive_to(frozen, run_id, "training")
+    # The first try cancels the fine-tune but its file's delete is refused: the run stays canceling. The next try
+    # finds the job listed as canceled (nothing left to undo) and must still count it among what the run undid.
+    frozen.fault(method="DELETE", path="/api/v1/files/*", status=400, code="OperationDenied", times=1)
+
+    status, body = frozen.api("POST", f"/runs/{run_id}/cancel")
+    assert status == 200 and body["run"]["stage"] == "canceling", body
+    assert frozen.fine_tune(training["job_id"])["status"] in ("CANCELING", "CANCELED")
+
+    frozen.tick()
+
+    run = frozen.run(run_id)["run"]
+    assert run["stage"] == "CANCELED", run
+    assert gone(frozen, f"/api/v1/files/{training['file_id']}")
+    assert run["owns"] == [], "the job the first try canceled is still named as the run's"
+
+
 # --- case 3: files go by the ids the run records, whatever the list shows ---------------------------------------
 
 

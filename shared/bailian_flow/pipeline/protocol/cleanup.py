@@ -335,6 +335,11 @@ async def undo_all(
         return Swept(acts, [], True)
     order = _sweep_order()
     undone: list[Made] = []
+    recorded_job = Made("job", state.job_id) if state.job_id and "job" in kinds else None
+    if recorded_job is not None and recorded_job not in found and recorded_job not in keep:
+        # `made_by` leaves out a job listed as ended (canceled, canceling, failed): an earlier try may have
+        # canceled it without living to record that, so it counts as undone, or the run would name it forever.
+        undone.append(recorded_job)
     for made in sorted((m for m in found if m not in keep), key=lambda m: order[m.kind]):
         phrase, done = await try_undo(flow, made)
         acts.append(phrase)
